@@ -1,0 +1,94 @@
+"""Weights & Biases for Flyte 2.
+
+Typed, layered W&B configuration for Flyte tasks: links that always point at the run a task
+writes to, runs shared between parent and child tasks, distributed training, sweeps.
+See the documentation site for guides; every public name below has its own docstring.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._config import (
+    WandbConfig,
+    WandbSweepConfig,
+    get_wandb_context,
+    get_wandb_sweep_context,
+    wandb_config,
+    wandb_sweep_config,
+)
+from ._errors import WandbConfigError, WandbRunError
+from ._layers import Explanation, explain, reload_settings
+from ._link import Wandb, WandbSweep
+from ._types import RankScope, RunMode
+
+if TYPE_CHECKING:
+    from ._decorators import wandb_init, wandb_sweep
+    from ._distributed import DistributedInfo, get_distributed_info
+    from ._download import (
+        download_wandb_run_dir,
+        download_wandb_run_logs,
+        download_wandb_sweep_dirs,
+        download_wandb_sweep_logs,
+    )
+    from ._run import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
+
+__all__ = [
+    "DistributedInfo",
+    "Explanation",
+    "RankScope",
+    "RunMode",
+    "Wandb",
+    "WandbConfig",
+    "WandbConfigError",
+    "WandbRunError",
+    "WandbSweep",
+    "WandbSweepConfig",
+    "download_wandb_run_dir",
+    "download_wandb_run_logs",
+    "download_wandb_sweep_dirs",
+    "download_wandb_sweep_logs",
+    "explain",
+    "get_distributed_info",
+    "get_wandb_context",
+    "get_wandb_run",
+    "get_wandb_run_dir",
+    "get_wandb_sweep_context",
+    "get_wandb_sweep_id",
+    "reload_settings",
+    "wandb_config",
+    "wandb_init",
+    "wandb_sweep",
+    "wandb_sweep_config",
+]
+
+# Names served from modules that are imported on first use, to keep `import flyteplugins.wandb`
+# cheap (none of them imports wandb at import time either).
+_LAZY = {
+    "wandb_init": "._decorators",
+    "wandb_sweep": "._decorators",
+    "DistributedInfo": "._distributed",
+    "get_distributed_info": "._distributed",
+    "download_wandb_run_dir": "._download",
+    "download_wandb_run_logs": "._download",
+    "download_wandb_sweep_dirs": "._download",
+    "download_wandb_sweep_logs": "._download",
+    "get_wandb_run": "._run",
+    "get_wandb_run_dir": "._run",
+    "get_wandb_sweep_id": "._run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

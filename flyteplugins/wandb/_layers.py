@@ -1,0 +1,400 @@
+"""The configuration layers, their one resolution, and ``explain``.
+
+Lowest to highest precedence: defaults, file, environment, the parent task (Flyte's
+``custom_context``), ``wandb_config`` blocks, the task itself (decorator arguments, explicitly-set
+link fields). The host is the one exception: a host from the context (parent or block) beats the
+task's, as in the reference plugin, so a workflow can point every link at a self-hosted server.
+
+Every layer is an immutable value; blocks live in a ``contextvars`` stack that is a tuple of
+layers, reset by token. :func:`resolve` is the only place where layers are merged: links, run
+start, sweep creation and :func:`explain` all call it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ._codec import DecodedContext, RunIdentity, SweepIdentity, decode_context
+from ._settings import RUN, SWEEP, WATCHED_ENV_VARS, Schema, read_env, read_file
+from ._urls import DEFAULT_HOST
+
+__all__ = [
+    "Explanation",
+    "Layer",
+    "LayerKind",
+    "Resolved",
+    "blocks",
+    "current_context",
+    "explain",
+    "layer",
+    "push_block",
+    "reload_settings",
+    "reset_block",
+    "resolve",
+]
+
+LayerKind = Literal["default", "file", "env", "parent", "block", "task"]
+_ORDER: tuple[LayerKind, ...] = ("default", "file", "env", "parent", "block", "task")
+_HOST_ORDER: tuple[LayerKind, ...] = ("default", "file", "env", "task", "parent", "block")
+# Dict-valued fields merge key by key across layers; every other field is replaced whole.
+_MERGED_FIELDS = frozenset({"config", "kwargs"})
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Layer:
+    """One immutable layer of settings for one schema (``run`` or ``sweep``).
+
+    ``values`` holds only the fields this layer sets; ``origins`` says where each came from, e.g.
+    ``env WANDB_PROJECT`` or ``wandb_config()``.
+    """
+
+    kind: LayerKind
+    schema: Literal["run", "sweep"]
+    values: Mapping[str, Any]
+    origins: Mapping[str, str]
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def layer(kind: LayerKind, schema: Schema, values: Mapping[str, Any], origins: Mapping[str, str] | str) -> Layer:
+    """Build a layer from already validated values.
+
+    Example:
+        >>> layer("block", RUN, {"project": "p"}, "wandb_config()").origins["project"]
+        'wandb_config()'
+    """
+    if isinstance(origins, str):
+        origins = dict.fromkeys(values, origins)
+    return Layer(kind, schema.kind, MappingProxyType(dict(values)), MappingProxyType(dict(origins)))
+
+
+# --- defaults, file and environment: built rarely ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    run: tuple[Layer, ...]
+    sweep: tuple[Layer, ...]
+
+
+_base_cache: tuple[tuple[str | None, ...], _Base] | None = None
+_ENV_DATA: Any = getattr(os.environ, "_data", None)
+_ENCODED_VARS = tuple(os.environ.encodekey(v) for v in WATCHED_ENV_VARS) if _ENV_DATA is not None else ()
+
+
+def _env_snapshot() -> tuple[Any, ...]:
+    # Links are rendered often and must stay cheap: look the watched variables up in os.environ's
+    # own dict with pre-encoded keys (one dict lookup each) instead of os.environ.get, which
+    # re-encodes every key; the snapshot tells when the settings must be read again.
+    if _ENV_DATA is not None:
+        return tuple(map(_ENV_DATA.get, _ENCODED_VARS))
+    return tuple(map(os.environ.get, WATCHED_ENV_VARS))
+
+
+def _base() -> _Base:
+    global _base_cache
+    snapshot = _env_snapshot()
+    cached = _base_cache
+    if cached is not None and cached[0] == snapshot:
+        return cached[1]
+    env_values, env_origins, config_path = read_env()
+    file_values = read_file(config_path)
+    file_origin = f"file {file_values.path}"
+    base = _Base(
+        run=(
+            layer("default", RUN, {**RUN.defaults, "host": DEFAULT_HOST}, "default"),
+            layer("file", RUN, file_values.run, file_origin),
+            layer("env", RUN, env_values, env_origins),
+        ),
+        sweep=(
+            layer("default", SWEEP, SWEEP.defaults, "default"),
+            layer("file", SWEEP, file_values.sweep, f"{file_origin} [sweep]"),
+        ),
+    )
+    _base_cache = (snapshot, base)
+    return base
+
+
+def reload_settings() -> None:
+    """Forget the cached file and environment layers; the next resolution reads them again.
+
+    Environment changes are noticed on their own; call this after editing the configuration file
+    or changing the working directory in a long-lived process.
+
+    Example:
+        >>> reload_settings()
+    """
+    global _base_cache
+    _base_cache = None
+    _parent_cache.clear()
+    _resolved_cache.clear()
+
+
+# --- parent: what the enclosing task put in custom_context ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    run: Layer | None
+    sweep: Layer | None
+    run_identity: RunIdentity | None
+    sweep_identity: SweepIdentity | None
+
+
+_parent_cache: dict[tuple[tuple[str, str], ...], _Parent] = {}
+_NO_PARENT = _Parent(None, None, None, None)
+
+
+def _parent(context: Mapping[str, str] | None) -> _Parent:
+    if not context:
+        return _NO_PARENT
+    key = tuple(context.items())
+    found = _parent_cache.get(key)
+    if found is not None:
+        return found
+    decoded: DecodedContext = decode_context(context)
+    parent = _Parent(
+        run=layer("parent", RUN, decoded.run, decoded.run_origins) if decoded.run else None,
+        sweep=layer("parent", SWEEP, decoded.sweep, decoded.sweep_origins) if decoded.sweep else None,
+        run_identity=decoded.run_identity,
+        sweep_identity=decoded.sweep_identity,
+    )
+    if len(_parent_cache) > 512:
+        _parent_cache.clear()
+    _parent_cache[key] = parent
+    return parent
+
+
+def current_context() -> Mapping[str, str]:
+    """The ``custom_context`` of the Flyte task running now (empty outside a task).
+
+    Example:
+        >>> current_context()
+        {}
+    """
+    flyte = sys.modules.get("flyte")
+    if flyte is None:
+        return {}
+    ctx = flyte.ctx()
+    if not ctx:
+        return {}
+    return ctx.custom_context or {}
+
+
+# --- blocks: the contextvar stack ----------------------------------------------------------------
+
+_blocks: ContextVar[tuple[Layer, ...]] = ContextVar("flyteplugins_wandb_blocks", default=())
+
+
+def blocks() -> tuple[Layer, ...]:
+    """The ``wandb_config`` / ``wandb_sweep_config`` blocks active here, outermost first."""
+    return _blocks.get()
+
+
+def push_block(new: Layer) -> Any:
+    """Enter a block; returns the token that :func:`reset_block` takes to leave it."""
+    return _blocks.set((*_blocks.get(), new))
+
+
+def reset_block(token: Any) -> None:
+    """Leave a block entered by :func:`push_block`."""
+    _blocks.reset(token)
+
+
+# --- resolution ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The resolved settings of one schema: every field's value and the layers it came from.
+
+    ``parent_run`` / ``parent_sweep`` are the identities of the run or sweep an enclosing task
+    started, when there is one.
+    """
+
+    schema: Literal["run", "sweep"]
+    values: Mapping[str, Any]
+    layers: tuple[Layer, ...]
+    parent_run: RunIdentity | None = None
+    parent_sweep: SweepIdentity | None = None
+    _origin_cache: dict[str, tuple[tuple[Any, str, LayerKind], ...]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The value of a field, or ``default`` when no layer sets it."""
+        return self.values.get(name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def history(self, name: str) -> tuple[tuple[Any, str, LayerKind], ...]:
+        """Every value a layer gave the field, winner first: ``(value, origin, layer kind)``."""
+        cached = self._origin_cache.get(name)
+        if cached is None:
+            order = _HOST_ORDER if name == "host" else _ORDER
+            ranked = sorted(
+                (lyr for lyr in self.layers if name in lyr.values), key=lambda lyr: order.index(lyr.kind)
+            )
+            cached = tuple((lyr.values[name], lyr.origins[name], lyr.kind) for lyr in reversed(ranked))
+            self._origin_cache[name] = cached
+        return cached
+
+    def origin(self, name: str) -> str | None:
+        """Where the winning value of a field came from (``None`` if no layer sets it)."""
+        history = self.history(name)
+        return history[0][1] if history else None
+
+    def kind_of(self, name: str) -> LayerKind | None:
+        """Which kind of layer the winning value of a field came from."""
+        history = self.history(name)
+        return history[0][2] if history else None
+
+
+_resolved_cache: dict[tuple[Any, ...], Resolved] = {}
+
+
+def resolve(
+    schema: Literal["run", "sweep"] = "run",
+    *,
+    task: Layer | None = None,
+    context: Mapping[str, str] | None = None,
+    use_current_context: bool = True,
+) -> Resolved:
+    """Merge every layer for ``schema`` into one :class:`Resolved`.
+
+    ``task`` is the task-level layer (decorator arguments or explicitly-set link fields);
+    ``context`` is the ``custom_context`` handed down by the parent, and defaults to the context
+    of the Flyte task running now.
+
+    Example:
+        >>> from flyteplugins.wandb import wandb_config
+        >>> with wandb_config(project="demo"):
+        ...     resolve().get("project")
+        'demo'
+    """
+    base = _base()
+    if context is None and use_current_context:
+        context = current_context()
+    parent = _parent(context)
+    active = _blocks.get()
+    key = (schema, base, parent, active, task)
+    found = _resolved_cache.get(key)
+    if found is not None:
+        return found
+    if schema == "run":
+        layers = [*base.run, *((parent.run,) if parent.run else ())]
+    else:
+        layers = [*base.sweep, *((parent.sweep,) if parent.sweep else ())]
+    layers.extend(lyr for lyr in active if lyr.schema == schema)
+    if task is not None:
+        layers.append(task)
+    values: dict[str, Any] = {}
+    for lyr in layers:
+        for name, value in lyr.values.items():
+            if name in _MERGED_FIELDS and name in values:
+                values[name] = {**values[name], **value}
+            else:
+                values[name] = value
+    if schema == "run":
+        host_layers = sorted((lyr for lyr in layers if "host" in lyr.values), key=lambda lyr: _HOST_ORDER.index(lyr.kind))
+        values["host"] = host_layers[-1].values["host"]
+    resolved = Resolved(schema, MappingProxyType(values), tuple(layers), parent.run_identity, parent.sweep_identity)
+    if len(_resolved_cache) > 1024:
+        _resolved_cache.clear()
+    _resolved_cache[key] = resolved
+    return resolved
+
+
+# --- explain -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedField:
+    """One row of :func:`explain`: a field, its value, where it came from, what it overrode."""
+
+    name: str
+    value: Any
+    origin: str | None
+    overridden: tuple[tuple[Any, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The resolved settings with their provenance; ``str()`` renders a table.
+
+    Example:
+        >>> from flyteplugins.wandb import explain
+        >>> "run_mode" in str(explain())
+        True
+    """
+
+    schema: Literal["run", "sweep"]
+    fields: tuple[ExplainedField, ...]
+    parent_run: RunIdentity | None
+
+    def __iter__(self) -> Iterator[ExplainedField]:
+        return iter(self.fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved values, by field name."""
+        return {f.name: f.value for f in self.fields if f.origin is not None}
+
+    def __str__(self) -> str:
+        rows = [("field", "value", "from", "overrides")]
+        for f in self.fields:
+            shown = "-" if f.origin is None else _show(f.value)
+            overrides = "; ".join(f"{_show(v)} ({o})" for v, o in f.overridden)
+            rows.append((f.name, shown, f.origin or "unset", overrides))
+        if self.parent_run is not None:
+            rows.append(("parent run", self.parent_run.id, "custom_context key _wandb_run_id", ""))
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip() for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 9)
+        return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def explain(
+    schema: Literal["run", "sweep"] = "run",
+    *,
+    task: Layer | None = None,
+    context: Mapping[str, str] | None = None,
+) -> Explanation:
+    """Explain where every W&B setting comes from, here and now.
+
+    Uses the same resolution as the links and the run start, so what it shows is what they use.
+
+    Example:
+        >>> from flyteplugins.wandb import explain, wandb_config
+        >>> with wandb_config(project="demo"):
+        ...     print(explain().as_dict()["project"])
+        demo
+    """
+    resolved = resolve(schema, task=task, context=context)
+    model = RUN if schema == "run" else SWEEP
+    rows = []
+    for name in model.fields:
+        history = resolved.history(name)
+        if history:
+            rows.append(
+                ExplainedField(name, resolved.values[name], history[0][1], tuple((v, o) for v, o, _ in history[1:]))
+            )
+        else:
+            rows.append(ExplainedField(name, None, None, ()))
+    return Explanation(schema, tuple(rows), resolved.parent_run)

@@ -1,0 +1,92 @@
+"""Pure decisions: which W&B run a task writes to. No I/O, no wandb: easy to test, shared by the
+link and the run start so that they can never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ._layers import Resolved
+
+__all__ = ["RunTarget", "default_run_id", "own_run_id", "task_run_target"]
+
+
+def default_run_id(run_name: str, action_name: str) -> str:
+    """The id of a task's own run when the user gives none: ``{run_name}-{action_name}``.
+
+    Example:
+        >>> default_run_id("r123", "a0")
+        'r123-a0'
+    """
+    return f"{run_name}-{action_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunTarget:
+    """The run a task writes to: its parent's (``attach``) or its own."""
+
+    attach: bool
+    id: str
+    entity: str | None
+    project: str | None
+    host: str
+    group: str | None
+
+
+def own_run_id(resolved: Resolved, run_name: str, action_name: str) -> str:
+    """The id of the run a task starts for itself.
+
+    A user-given id wins, except one inherited from the parent that the parent's own run already
+    uses: a new run with that id would silently be the parent's run again.
+
+    Example:
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> own_run_id(resolve(context={}, use_current_context=False), "r1", "a2")
+        'r1-a2'
+    """
+    user_id = resolved.get("id")
+    parent = resolved.parent_run
+    if user_id and not (parent is not None and user_id == parent.id and resolved.kind_of("id") == "parent"):
+        return str(user_id)
+    return default_run_id(run_name, action_name)
+
+
+def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunTarget | None:
+    """Decide the run a (non-distributed) task writes to; ``None`` for ``shared`` without a parent run.
+
+    ``auto`` attaches to the parent's run when there is one, unless the task itself names another
+    run id; ``new`` always starts its own run; ``shared`` always attaches. An attached run keeps
+    the identity its parent recorded (entity, project, host), so the link points where the run is.
+
+    Example:
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> target = task_run_target(resolve(context={"_wandb_run_id": "p1"}, use_current_context=False), "r", "a")
+        >>> target.attach, target.id
+        (True, 'p1')
+    """
+    run_mode = resolved.get("run_mode", "auto")
+    parent = resolved.parent_run
+    entity = resolved.get("entity")
+    project = resolved.get("project")
+    host = str(resolved.get("host"))
+    group = resolved.get("group")
+    if parent is not None and run_mode != "new":
+        task_id = resolved.get("id") if resolved.kind_of("id") == "task" else None
+        if run_mode == "shared" or not task_id or task_id == parent.id:
+            return RunTarget(
+                attach=True,
+                id=parent.id,
+                entity=parent.entity or entity,
+                project=parent.project or project,
+                host=parent.host or host,
+                group=group,
+            )
+    if run_mode == "shared":
+        return None
+    return RunTarget(
+        attach=False,
+        id=own_run_id(resolved, run_name, action_name),
+        entity=entity,
+        project=project,
+        host=host,
+        group=group,
+    )

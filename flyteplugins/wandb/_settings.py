@@ -1,0 +1,432 @@
+"""Typed W&B settings: the fields, their validation, and the environment and file sources.
+
+Two schemas describe what can be configured: :data:`RUN` (what ``wandb.init`` and the run link
+need) and :data:`SWEEP` (what ``wandb.sweep`` and the sweep link need). Every value that enters
+the plugin, from whatever layer, is validated here, and a bad one becomes a
+:class:`~flyteplugins.wandb.WandbConfigError` naming the field, the value, the layer and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ._errors import WandbConfigError
+from ._urls import app_url_from_api_url, normalize_host
+
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "RUN",
+    "SWEEP",
+    "RunSettings",
+    "Schema",
+    "SweepSettings",
+    "check_no_credentials",
+    "ensure_json",
+    "read_env",
+    "read_file",
+]
+
+CONFIG_FILE_ENV = "FLYTEPLUGINS_WANDB_CONFIG"
+
+# Characters the W&B backend rejects in run ids, project and entity names (wandb_settings.py).
+_RESERVED = {"id": ":;,#?/'\\%", "project": "/\\#?%:", "entity": "/\\#?%:"}
+_CREDENTIAL_NAME = re.compile(r"(?i)(api[_-]?key|(^|_)key$|token|passw(or)?d|secret|credential)")
+
+
+def check_no_credentials(value: Any, origin: str, path: str) -> None:
+    """Refuse credentials in configuration that may travel (context, links, logs).
+
+    The W&B API key belongs in the environment (``WANDB_API_KEY``, e.g. from a ``flyte.Secret``).
+
+    Example:
+        >>> check_no_credentials({"notes": "ok"}, "wandb_config()", "kwargs")
+    """
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            name = str(key)
+            if _CREDENTIAL_NAME.search(name):
+                raise WandbConfigError(
+                    f"{path}.{name}" if path else name,
+                    "<hidden>",
+                    origin,
+                    "no credentials here: give the W&B API key as the WANDB_API_KEY environment "
+                    "variable, e.g. flyte.Secret(key=..., as_env_var='WANDB_API_KEY')",
+                )
+            check_no_credentials(item, origin, f"{path}.{name}" if path else name)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_no_credentials(item, origin, path)
+
+
+def ensure_json(field: str, value: Any, origin: str) -> Any:
+    """Return a deep copy of ``value`` made of plain JSON types, or raise a clear error.
+
+    Example:
+        >>> ensure_json("config", {"lr": 0.1}, "wandb_config()")
+        {'lr': 0.1}
+    """
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise WandbConfigError(
+            field, value, origin, f"JSON-serialisable values (str, int, float, bool, None, list, dict): {exc}"
+        ) from None
+
+
+def _wandb_name(field: str) -> Any:
+    reserved = _RESERVED[field]
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or value != value.strip():
+            raise ValueError("empty or surrounded by whitespace")
+        if len(value) > 128:
+            raise ValueError("longer than 128 characters")
+        bad = sorted({ch for ch in value if ch in reserved})
+        if bad:
+            raise ValueError(f"contains {''.join(bad)!r}")
+        return value
+
+    return check
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class RunSettings(_Strict):
+    """The settings of one W&B run, every field optional (unset fields come from lower layers)."""
+
+    project: str | None = None
+    entity: str | None = None
+    host: str | None = None
+    id: str | None = None
+    name: str | None = None
+    tags: tuple[str, ...] | None = None
+    config: dict[str, Any] | None = None
+    mode: Literal["online", "offline", "disabled", "shared"] | None = None
+    group: str | None = None
+    notes: str | None = None
+    job_type: str | None = None
+    run_mode: Literal["auto", "new", "shared"] | None = None
+    rank_scope: Literal["global", "worker"] | None = None
+    download_logs: bool | None = None
+    kwargs: dict[str, Any] | None = None
+
+    _check_project = field_validator("project")(_wandb_name("project"))
+    _check_entity = field_validator("entity")(_wandb_name("entity"))
+    _check_id = field_validator("id")(_wandb_name("id"))
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _legacy_modes(cls, value: Any) -> Any:
+        # The W&B SDK still accepts its old names for these modes.
+        return {"dryrun": "offline", "run": "online"}.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError("a list of strings, not one string")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tag_length(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for tag in value:
+                if not tag or len(tag) > 64:
+                    raise ValueError("each tag must be 1 to 64 characters")
+        return value
+
+
+_METHODS = ("grid", "random", "bayes")
+_PARAM_KEYS = frozenset(
+    {"value", "values", "distribution", "min", "max", "mu", "sigma", "q", "probabilities", "parameters", "a", "b"}
+)
+
+
+class SweepMetric(_Strict):
+    """The metric a sweep optimises."""
+
+    name: str = Field(min_length=1)
+    goal: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = None
+
+    @field_validator("target")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("a finite number")
+        return value
+
+
+class SweepSettings(_Strict):
+    """The settings of one W&B sweep, every field optional."""
+
+    method: Literal["grid", "random", "bayes"] | None = None
+    metric: SweepMetric | None = None
+    parameters: dict[str, dict[str, Any]] | None = None
+    project: str | None = None
+    entity: str | None = None
+    prior_runs: tuple[str, ...] | None = None
+    name: str | None = None
+    download_logs: bool | None = None
+    kwargs: dict[str, Any] | None = None
+
+    _check_project = field_validator("project")(_wandb_name("project"))
+    _check_entity = field_validator("entity")(_wandb_name("entity"))
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_specs(cls, value: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
+        for name, spec in (value or {}).items():
+            unknown = set(spec) - _PARAM_KEYS
+            if not spec or unknown:
+                raise ValueError(
+                    f"parameter {name!r} needs a spec with keys from {sorted(_PARAM_KEYS)}"
+                    + (f", got unknown {sorted(unknown)}" if unknown else "")
+                )
+        return value
+
+
+_RUN_ALLOWED = {
+    "project": "a W&B project name: 1-128 characters, none of / \\ # ? % :",
+    "entity": "a W&B entity name: 1-128 characters, none of / \\ # ? % :",
+    "host": "an http(s) URL such as https://wandb.ai",
+    "id": "a W&B run id: 1-128 characters, none of : ; , # ? / ' \\ %",
+    "name": "a string",
+    "tags": "a list of strings, each 1-64 characters",
+    "config": "a dict of JSON-serialisable values",
+    "mode": "one of 'online', 'offline', 'disabled', 'shared'",
+    "group": "a string",
+    "notes": "a string",
+    "job_type": "a string",
+    "run_mode": "one of 'auto', 'new', 'shared'",
+    "rank_scope": "one of 'global', 'worker'",
+    "download_logs": "a boolean (true/false)",
+    "kwargs": "a dict of extra wandb.init() arguments",
+}
+_SWEEP_ALLOWED = {
+    "method": f"one of {', '.join(repr(m) for m in _METHODS)}",
+    "metric": "a mapping with 'name' (str) and 'goal' ('minimize' or 'maximize')",
+    "parameters": "a mapping of parameter name to spec, e.g. {'lr': {'min': 0.001, 'max': 0.1}}",
+    "project": _RUN_ALLOWED["project"],
+    "entity": _RUN_ALLOWED["entity"],
+    "prior_runs": "a list of run ids",
+    "name": "a string",
+    "download_logs": "a boolean (true/false)",
+    "kwargs": "a dict of extra sweep configuration keys",
+}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What one kind of configuration (run or sweep) consists of."""
+
+    kind: Literal["run", "sweep"]
+    model: type[_Strict]
+    prefix: str
+    allowed: Mapping[str, str]
+    string_fields: frozenset[str]
+    defaults: Mapping[str, Any]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self.model.model_fields)
+
+    def validate(self, values: Mapping[str, Any], origins: Mapping[str, str] | str) -> dict[str, Any]:
+        """Validate a partial set of fields; return them as plain Python values (only those given).
+
+        Example:
+            >>> RUN.validate({"run_mode": "new"}, "wandb_config()")
+            {'run_mode': 'new'}
+        """
+
+        def origin_of(name: str) -> str:
+            return origins if isinstance(origins, str) else origins.get(name, "configuration")
+
+        unknown = [key for key in values if key not in self.model.model_fields]
+        if unknown:
+            raise WandbConfigError(
+                unknown[0], values[unknown[0]], origin_of(unknown[0]), f"one of the fields {', '.join(self.fields)}"
+            )
+        data = {k: v for k, v in values.items() if v is not None}
+        if "host" in data:
+            data["host"] = normalize_host(data["host"], origin_of("host"))
+        try:
+            model = self.model.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else "configuration"
+            detail = self.allowed.get(name, "a valid value")
+            if error.get("type") == "value_error":
+                detail = f"{detail} ({error['msg'].removeprefix('Value error, ')})"
+            raise WandbConfigError(name, data.get(name), origin_of(name), detail) from None
+        dumped = model.model_dump(exclude_unset=True, exclude_none=True)
+        for key in ("tags", "prior_runs"):
+            if key in dumped:
+                dumped[key] = tuple(dumped[key])
+        return dumped
+
+
+RUN = Schema(
+    kind="run",
+    model=RunSettings,
+    prefix="wandb_",
+    allowed=_RUN_ALLOWED,
+    string_fields=frozenset({"project", "entity", "host", "id", "name", "mode", "group", "notes", "job_type",
+                             "run_mode", "rank_scope"}),
+    defaults={"run_mode": "auto", "rank_scope": "global", "download_logs": False},
+)
+SWEEP = Schema(
+    kind="sweep",
+    model=SweepSettings,
+    prefix="wandb_sweep_",
+    allowed=_SWEEP_ALLOWED,
+    string_fields=frozenset({"method", "project", "entity", "name"}),
+    defaults={"download_logs": False},
+)
+
+
+# --- environment -------------------------------------------------------------------------------
+
+# Which environment variable feeds which run field: the W&B SDK's own variables, plus ours for the
+# fields the SDK does not know.
+ENV_VARS: dict[str, str] = {
+    "WANDB_PROJECT": "project",
+    "WANDB_ENTITY": "entity",
+    "WANDB_RUN_ID": "id",
+    "WANDB_NAME": "name",
+    "WANDB_TAGS": "tags",
+    "WANDB_RUN_GROUP": "group",
+    "WANDB_NOTES": "notes",
+    "WANDB_JOB_TYPE": "job_type",
+    "WANDB_MODE": "mode",
+    "FLYTEPLUGINS_WANDB_RUN_MODE": "run_mode",
+    "FLYTEPLUGINS_WANDB_RANK_SCOPE": "rank_scope",
+    "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "download_logs",
+}
+HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
+WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
+
+
+class _EnvSource(BaseSettings):
+    """Reads the watched variables, verbatim, through pydantic-settings' environment source."""
+
+    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_ignore_empty=True)
+
+    WANDB_PROJECT: str | None = None
+    WANDB_ENTITY: str | None = None
+    WANDB_RUN_ID: str | None = None
+    WANDB_NAME: str | None = None
+    WANDB_TAGS: str | None = None
+    WANDB_RUN_GROUP: str | None = None
+    WANDB_NOTES: str | None = None
+    WANDB_JOB_TYPE: str | None = None
+    WANDB_MODE: str | None = None
+    WANDB_APP_URL: str | None = None
+    WANDB_BASE_URL: str | None = None
+    FLYTEPLUGINS_WANDB_RUN_MODE: str | None = None
+    FLYTEPLUGINS_WANDB_RANK_SCOPE: str | None = None
+    FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS: str | None = None
+    FLYTEPLUGINS_WANDB_CONFIG: Annotated[str | None, Field()] = None
+
+
+def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
+    """Read the run fields set in the environment.
+
+    Returns the validated values, the variable each came from (``env WANDB_PROJECT``), and the
+    config file named by ``FLYTEPLUGINS_WANDB_CONFIG`` if any.
+    """
+    raw = _EnvSource().model_dump(exclude_none=True)
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for var, field in ENV_VARS.items():
+        if var in raw:
+            text = raw[var].strip()
+            # The W&B SDK reads WANDB_TAGS as a comma-separated list.
+            values[field] = tuple(t.strip() for t in text.split(",") if t.strip()) if field == "tags" else text
+            origins[field] = f"env {var}"
+    if "WANDB_APP_URL" in raw:
+        values["host"] = raw["WANDB_APP_URL"]
+        origins["host"] = "env WANDB_APP_URL"
+    elif "WANDB_BASE_URL" in raw:
+        base = normalize_host(raw["WANDB_BASE_URL"], "env WANDB_BASE_URL", field="WANDB_BASE_URL")
+        values["host"] = app_url_from_api_url(base)
+        origins["host"] = "env WANDB_BASE_URL (web address derived from it)"
+    return RUN.validate(values, origins), origins, raw.get(CONFIG_FILE_ENV)
+
+
+# --- configuration file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileValues:
+    """The run and sweep fields a configuration file sets."""
+
+    path: str | None
+    run: dict[str, Any]
+    sweep: dict[str, Any]
+
+
+def _toml_table(path: Path, header: tuple[str, ...]) -> dict[str, Any]:
+    from pydantic_settings import PyprojectTomlConfigSettingsSource, TomlConfigSettingsSource
+
+    source: TomlConfigSettingsSource
+    if header:
+        source = PyprojectTomlConfigSettingsSource(_EnvSource, path)
+        data: Any = source.toml_data
+        for key in header:
+            data = data.get(key, {}) if isinstance(data, dict) else {}
+        return dict(data) if isinstance(data, dict) else {}
+    source = TomlConfigSettingsSource(_EnvSource, toml_file=path)
+    return dict(source.toml_data)
+
+
+def read_file(explicit: str | None, cwd: str | None = None) -> FileValues:
+    """Read the file layer: the TOML file named by ``FLYTEPLUGINS_WANDB_CONFIG``, else the
+    ``[tool.flyteplugins.wandb]`` table of ``pyproject.toml`` in the working directory.
+
+    Run fields sit at the top of the table, sweep fields in its ``sweep`` sub-table.
+
+    Example:
+        >>> read_file(None, cwd="/nonexistent").path is None
+        True
+    """
+    if explicit:
+        path = Path(explicit).expanduser()
+        origin = f"file {path}"
+        if not path.is_file():
+            raise WandbConfigError(CONFIG_FILE_ENV, explicit, f"env {CONFIG_FILE_ENV}", "the path of a TOML file")
+        header: tuple[str, ...] = ()
+    else:
+        path = Path(cwd or os.getcwd()) / "pyproject.toml"
+        if not path.is_file():
+            return FileValues(None, {}, {})
+        header = ("tool", "flyteplugins", "wandb")
+        origin = f"file {path} [tool.flyteplugins.wandb]"
+    try:
+        table = _toml_table(path, header)
+    except Exception as exc:  # a TOML syntax error, reported with the file's name
+        raise WandbConfigError("configuration file", str(path), origin, f"valid TOML ({exc})") from None
+    if not table:
+        return FileValues(str(path), {}, {})
+    sweep_table = table.pop("sweep", {})
+    if not isinstance(sweep_table, dict):
+        raise WandbConfigError("sweep", sweep_table, origin, "a TOML table [sweep] of sweep fields")
+    check_no_credentials(table, origin, "")
+    check_no_credentials(sweep_table, origin, "sweep")
+    return FileValues(str(path), RUN.validate(table, origin), SWEEP.validate(sweep_table, f"{origin} [sweep]"))
