@@ -23,7 +23,8 @@ from ._link import Wandb, WandbSweep
 from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
-    from ._decorators import wandb_init, wandb_sweep
+    from ._decorators import wandb_init
+    from ._sweep import wandb_sweep
     from ._distributed import DistributedInfo, get_distributed_info
     from ._download import (
         download_wandb_run_dir,
@@ -66,7 +67,7 @@ __all__ = [
 # cheap (none of them imports wandb at import time either).
 _LAZY = {
     "wandb_init": "._decorators",
-    "wandb_sweep": "._decorators",
+    "wandb_sweep": "._sweep",
     "DistributedInfo": "._distributed",
     "get_distributed_info": "._distributed",
     "download_wandb_run_dir": "._download",

@@ -82,11 +82,13 @@ def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunT
             )
     if run_mode == "shared":
         return None
+    # A run of its own still lands beside the parent's run unless configured otherwise: the parent
+    # may have had its project only from its own decorator, which children do not inherit.
     return RunTarget(
         attach=False,
         id=own_run_id(resolved, run_name, action_name),
-        entity=entity,
-        project=project,
+        entity=entity or (parent.entity if parent else None),
+        project=project or (parent.project if parent else None),
         host=host,
         group=group,
     )

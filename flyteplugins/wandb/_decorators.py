@@ -1,0 +1,257 @@
+"""``@wandb_init``: a W&B run around a Flyte task or a plain function, plus the task's link."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar, cast, overload
+
+from ._distributed import distributed_links_spec, elastic_topology
+from ._layers import Layer, layer, resolve
+from ._link import Wandb
+from ._run import RunScope, scope_for_function, scope_for_task
+from ._settings import RUN, check_no_credentials
+from ._types import RankScope, RunMode
+
+__all__ = ["is_flyte_task", "task_layer_from_arguments", "wandb_init"]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# wandb.init() arguments that are first-class fields of the configuration (and of the link).
+_FIRST_CLASS = ("id", "name", "tags", "config", "mode", "group", "notes", "job_type", "host")
+
+
+def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
+    """The task layer of a decorator's arguments: first-class fields, the rest as extra kwargs.
+
+    Example:
+        >>> task_layer_from_arguments("@wandb_init(...)", project="p", save_code=True).values["kwargs"]
+        {'save_code': True}
+    """
+    values = {k: v for k, v in arguments.items() if v is not None}
+    extra = {k: values.pop(k) for k in list(values) if k not in RUN.model.model_fields or k == "kwargs"}
+    if "kwargs" in extra:
+        extra.update(extra.pop("kwargs") or {})
+    check_no_credentials(values, origin, "")
+    check_no_credentials({k: v for k, v in extra.items() if k != "settings"}, origin, "")
+    if extra:
+        values["kwargs"] = extra
+    return layer("task", RUN, RUN.validate(values, origin), origin)
+
+
+def is_flyte_task(obj: object) -> bool:
+    """Whether ``obj`` is a Flyte function task (what ``@env.task`` returns)."""
+    from flyte._task import AsyncFunctionTaskTemplate
+
+    return isinstance(obj, AsyncFunctionTaskTemplate)
+
+
+async def _after_async(scope: RunScope, failed: bool, download: bool) -> None:
+    if scope.plan.action in ("reuse", "skip"):
+        scope.finish(failed)
+    else:
+        await asyncio.to_thread(scope.finish, failed)
+    if download and not failed and scope.active is not None and scope.active.owner:
+        from ._download import download_after_task
+
+        await download_after_task(scope.active.identity)
+
+
+def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
+    scope.finish(failed)
+    if download and not failed and scope.active is not None and scope.active.owner:
+        from ._download import download_after_task_sync
+
+        download_after_task_sync(scope.active.identity)
+
+
+def _wrap_task_function(fn: Callable[..., Any], task_layer: Layer, download_logs: bool | None) -> Callable[..., Any]:
+    def wants_download(scope: RunScope) -> bool:
+        return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_task(*args: Any, **kwargs: Any) -> Any:
+            scope = scope_for_task(task_layer)
+            if scope.plan.action == "init":
+                # wandb.init blocks for tens of milliseconds: keep the event loop free so that
+                # concurrent sibling tasks start their runs side by side.
+                await asyncio.to_thread(scope.start)
+            else:
+                scope.start()
+            scope.activate()
+            failed = True
+            try:
+                result = await fn(*args, **kwargs)
+                failed = False
+            finally:
+                scope.deactivate()
+                await _after_async(scope, failed, wants_download(scope))
+            return result
+
+        return async_task
+
+    @functools.wraps(fn)
+    def sync_task(*args: Any, **kwargs: Any) -> Any:
+        scope = scope_for_task(task_layer)
+        scope.start()
+        scope.activate()
+        failed = True
+        try:
+            result = fn(*args, **kwargs)
+            failed = False
+        finally:
+            scope.deactivate()
+            _after_sync(scope, failed, wants_download(scope))
+        return result
+
+    return sync_task
+
+
+def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_function(*args: Any, **kwargs: Any) -> Any:
+            scope = scope_for_function(task_layer)
+            await asyncio.to_thread(scope.start)
+            scope.activate()
+            failed = True
+            try:
+                result = await fn(*args, **kwargs)
+                failed = False
+            finally:
+                scope.deactivate()
+                await asyncio.to_thread(scope.finish, failed)
+            return result
+
+        return async_function
+
+    @functools.wraps(fn)
+    def sync_function(*args: Any, **kwargs: Any) -> Any:
+        scope = scope_for_function(task_layer)
+        scope.start()
+        scope.activate()
+        failed = True
+        try:
+            result = fn(*args, **kwargs)
+            failed = False
+        finally:
+            scope.deactivate()
+            scope.finish(failed)
+        return result
+
+    return sync_function
+
+
+def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
+    topology = elastic_topology(getattr(task, "plugin_config", None))
+    at_decoration = resolve("run", task=task_layer, context={}, use_current_context=False)
+    specs = distributed_links_spec(
+        at_decoration.get("run_mode", "auto"), at_decoration.get("rank_scope", "global"), topology
+    )
+    values = task_layer.values
+    links = tuple(
+        Wandb(
+            project=values.get("project"),
+            entity=values.get("entity"),
+            id=values.get("id"),
+            name=link_name,
+            _is_distributed=bool(topology and topology.is_distributed),
+            _worker_index=worker_index,
+        )._with_task_layer(task_layer)
+        for link_name, worker_index in specs
+    )
+    decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
+    # Wrapping the task's function (a field of the task) rather than its execute method means
+    # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
+    decorated.func = _wrap_task_function(task.func, task_layer, download_logs)
+    return decorated
+
+
+@overload
+def wandb_init(_func: F) -> F: ...
+
+
+@overload
+def wandb_init(
+    _func: None = None,
+    *,
+    run_mode: RunMode | None = None,
+    rank_scope: RankScope | None = None,
+    download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    **kwargs: Any,
+) -> Callable[[F], F]: ...
+
+
+def wandb_init(
+    _func: F | None = None,
+    *,
+    run_mode: RunMode | None = None,
+    rank_scope: RankScope | None = None,
+    download_logs: bool | None = None,
+    project: str | None = None,
+    entity: str | None = None,
+    **kwargs: Any,
+) -> F | Callable[[F], F]:
+    """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
+
+    Put it outside ``@env.task``. Arguments beat every other configuration layer; any other
+    keyword is a ``wandb.init()`` argument (``tags``, ``config``, ``mode``, ``group``, ...).
+
+    - ``run_mode="auto"`` (default): attach to the parent task's run if there is one, else start one.
+    - ``run_mode="new"``: always start the task's own run (id ``{run_name}-{action_name}``).
+    - ``run_mode="shared"``: always write into the parent's run (an error if there is none).
+    - ``rank_scope``: which ranks of a distributed task log (``global`` or ``worker``).
+    - ``download_logs=True``: after the task, download the run's files as a Flyte trace.
+
+    A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
+    run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
+    the call, or writes to the run of the task it is called in.
+
+    Example:
+        ```python
+        import flyte
+        from flyteplugins.wandb import get_wandb_run, wandb_init
+
+        env = flyte.TaskEnvironment(name="train")
+
+        @wandb_init(project="demo", entity="team", tags=["baseline"])
+        @env.task
+        async def train(lr: float) -> float:
+            run = get_wandb_run()
+            run.log({"loss": 0.5})
+            return 0.5
+        ```
+    """
+    origin = "@wandb_init(...)"
+    task_layer = task_layer_from_arguments(
+        origin,
+        run_mode=run_mode,
+        rank_scope=rank_scope,
+        download_logs=download_logs,
+        project=project,
+        entity=entity,
+        **kwargs,
+    )
+
+    def decorator(func: F) -> F:
+        if is_flyte_task(func):
+            return cast(F, _decorate_task(func, task_layer, download_logs))
+        if hasattr(func, "func") and hasattr(func, "override"):
+            raise TypeError("@wandb_init supports Flyte function tasks (@env.task) and plain functions")
+        if not callable(func):
+            raise TypeError(f"@wandb_init decorates a task or a function, not {type(func).__name__}")
+        return cast(F, _wrap_function(func, task_layer))
+
+    if _func is not None:
+        return decorator(_func)
+    return decorator

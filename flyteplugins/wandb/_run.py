@@ -1,0 +1,478 @@
+"""Starting, attaching to and finishing W&B runs around a task.
+
+Deciding is separate from doing: :func:`plan_task_run` is pure (which run, which ``wandb.init``
+arguments, who finishes), :class:`RunScope` carries the plan out. The values come from the one
+resolution, so the run is the one the task's link points at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._codec import RunIdentity, encode_run_identity
+from ._distributed import DistributedInfo, plan_distributed_run, read_distributed_info
+from ._errors import WandbConfigError, WandbRunError
+from ._layers import Layer, Resolved, current_context, resolve
+from ._plan import own_run_id, task_run_target
+
+__all__ = [
+    "ActiveRun",
+    "RunScope",
+    "TaskRunPlan",
+    "current_run_identity",
+    "get_wandb_run",
+    "get_wandb_run_dir",
+    "get_wandb_sweep_id",
+    "plan_task_run",
+]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+# wandb.init() arguments that come from first-class fields; everything else passes through kwargs.
+_INIT_FIELDS = ("project", "entity", "id", "name", "tags", "config", "mode", "group", "notes", "job_type")
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRun:
+    """The W&B run the code running here writes to."""
+
+    run: Any
+    identity: RunIdentity
+    owner: bool
+
+
+_current: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_run", default=None)
+_live_lock = threading.Lock()
+# Runs started by this process and not finished yet, by id: a child task in the same process
+# (local runs) that shares its parent's run reuses the object instead of a second wandb.init.
+_live: dict[str, ActiveRun] = {}
+
+
+def get_wandb_run() -> Any | None:
+    """The W&B run of the task (or ``@wandb_init`` function) running here, or ``None``.
+
+    Works in the task body, in ``flyte.trace`` functions, in asyncio tasks and in threads started
+    with a copied context; in a plain thread it falls back to the only run alive in the process.
+
+    Example:
+        ```python
+        @wandb_init(project="demo")
+        @env.task
+        async def train() -> float:
+            run = get_wandb_run()
+            run.log({"loss": 0.1})
+            return 0.1
+        ```
+    """
+    active = _current.get()
+    if active is not None:
+        return active.run
+    with _live_lock:
+        runs = list(_live.values())
+    if len(runs) == 1:
+        return runs[0].run
+    return None
+
+
+def get_wandb_run_dir() -> str | None:
+    """The local directory of the current run's files (``run.dir``), or ``None`` without a run.
+
+    Example:
+        ```python
+        path = get_wandb_run_dir()
+        if path:
+            print(open(os.path.join(path, "requirements.txt")).read())
+        ```
+    """
+    run = get_wandb_run()
+    if run is None:
+        return None
+    return str(run.dir)
+
+
+def current_run_identity() -> RunIdentity | None:
+    """Where the current run lives: the run active here, else the parent's published run."""
+    active = _current.get()
+    if active is not None:
+        return active.identity
+    return resolve("run").parent_run
+
+
+_sweep_id: ContextVar[str | None] = ContextVar("flyteplugins_wandb_sweep_id", default=None)
+
+
+def get_wandb_sweep_id() -> str | None:
+    """The id of the sweep created by the enclosing ``@wandb_sweep`` task (or its parent), or ``None``.
+
+    Example:
+        ```python
+        @wandb_sweep
+        @env.task
+        async def tune() -> str:
+            sweep_id = get_wandb_sweep_id()
+            ...
+        ```
+    """
+    found = _sweep_id.get()
+    if found:
+        return found
+    return current_context().get("_wandb_sweep_id") or None
+
+
+def set_sweep_id(sweep_id: str | None) -> Token[str | None]:
+    """Make ``sweep_id`` the current sweep (used by ``@wandb_sweep``)."""
+    return _sweep_id.set(sweep_id)
+
+
+def reset_sweep_id(token: Token[str | None]) -> None:
+    """Undo :func:`set_sweep_id`."""
+    _sweep_id.reset(token)
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunPlan:
+    """What a task does about W&B: reuse a live run, ``init`` one, or skip (a silent rank)."""
+
+    action: Literal["reuse", "init", "skip"]
+    identity: RunIdentity | None
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] | None = None
+    owner: bool = False
+    finishes: bool = False
+
+
+def _init_kwargs(resolved: Resolved, run_id: str, entity: str | None, project: str | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(resolved.get("kwargs") or {})
+    for name in _INIT_FIELDS:
+        value = resolved.get(name)
+        if value is not None:
+            kwargs[name] = list(value) if isinstance(value, tuple) else value
+    kwargs["id"] = run_id
+    if entity:
+        kwargs["entity"] = entity
+    if project:
+        kwargs["project"] = project
+    return kwargs
+
+
+def plan_task_run(
+    resolved: Resolved,
+    *,
+    run_name: str,
+    action_name: str,
+    remote: bool,
+    distributed: DistributedInfo | None = None,
+    live_ids: frozenset[str] | set[str] = frozenset(),
+) -> TaskRunPlan:
+    """Decide what a task does about W&B. Pure: no wandb, no I/O.
+
+    Example:
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> plan = plan_task_run(resolve(context={}, use_current_context=False), run_name="r", action_name="a",
+        ...                      remote=False)
+        >>> plan.action, plan.identity.id, plan.owner
+        ('init', 'r-a', True)
+    """
+    host = str(resolved.get("host"))
+    if distributed is not None:
+        dist = plan_distributed_run(
+            resolved.get("run_mode", "auto"),
+            resolved.get("rank_scope", "global"),
+            distributed,
+            own_run_id(resolved, run_name, action_name),
+            resolved.get("group"),
+        )
+        if not dist.initializes or dist.run_id is None:
+            return TaskRunPlan("skip", None)
+        entity, project = resolved.get("entity"), resolved.get("project")
+        kwargs = _init_kwargs(resolved, dist.run_id, entity, project)
+        if dist.group:
+            kwargs["group"] = dist.group
+        shared = None
+        if dist.shared is not None:
+            shared = {
+                "mode": "shared",
+                "x_primary": dist.shared.primary,
+                "x_label": dist.shared.label,
+                "x_update_finish_state": dist.shared.primary,
+            }
+        return TaskRunPlan(
+            "init",
+            RunIdentity(dist.run_id, entity, project, host),
+            kwargs,
+            shared,
+            owner=dist.shared is None or dist.shared.primary,
+            finishes=dist.finishes,
+        )
+    target = task_run_target(resolved, run_name, action_name)
+    if target is None:
+        raise WandbRunError(
+            f"run_mode='shared' (from {resolved.origin('run_mode')}) needs a parent task with a W&B run, "
+            "and there is none: start a run in the parent (@wandb_init) or use run_mode='auto'"
+        )
+    identity = RunIdentity(target.id, target.entity, target.project, target.host)
+    if target.attach:
+        if target.id in live_ids:
+            return TaskRunPlan("reuse", identity)
+        # The parent's run lives in another process: write into it in W&B shared mode, without
+        # marking it finished (the parent owns it).
+        kwargs = _init_kwargs(resolved, target.id, target.entity, target.project)
+        kwargs.pop("group", None)
+        return TaskRunPlan(
+            "init",
+            identity,
+            kwargs,
+            {"mode": "shared", "x_primary": False, "x_label": action_name, "x_update_finish_state": False},
+            owner=False,
+            finishes=True,
+        )
+    kwargs = _init_kwargs(resolved, target.id, target.entity, target.project)
+    # A retried task starts again with the same id: resume it rather than make a second run.
+    kwargs.setdefault("resume", "allow")
+    shared = {"mode": "shared", "x_primary": True, "x_label": action_name} if remote else None
+    return TaskRunPlan("init", identity, kwargs, shared, owner=True, finishes=True)
+
+
+# --- carrying the plan out -----------------------------------------------------------------------
+
+
+def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
+    import inspect
+
+    import wandb
+
+    accepted = inspect.signature(wandb.init).parameters
+    for name in kwargs:
+        if name not in accepted:
+            raise WandbConfigError(
+                name,
+                kwargs[name],
+                resolved.origin("kwargs") or "wandb.init arguments",
+                f"a wandb.init() argument: one of {', '.join(sorted(accepted))}",
+            )
+
+
+def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) -> None:
+    import wandb
+
+    existing = kwargs.pop("settings", None)
+    if existing is None and not shared:
+        return
+    if existing is None:
+        merged: dict[str, Any] = {}
+    elif isinstance(existing, Mapping):
+        merged = dict(existing)
+    else:
+        merged = {k: v for k, v in existing.model_dump().items() if k in existing.model_fields_set}
+    merged.update(shared or {})
+    kwargs["settings"] = wandb.Settings(**merged)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    import wandb
+
+    if isinstance(exc, (wandb.errors.CommError, TimeoutError, ConnectionError)):
+        return not isinstance(exc, wandb.errors.AuthenticationError)
+    text = str(exc).lower()
+    return any(m in text for m in ("timed out", "connection refused", "name resolution", "failed to connect"))
+
+
+def _wandb_init(kwargs: dict[str, Any]) -> Any:
+    """``wandb.init`` that does not kill the task when the W&B server cannot be reached."""
+    import wandb
+
+    from ._requirements import after_init, settings_overrides
+
+    kwargs = dict(kwargs)
+    settings = dict(settings_overrides())
+    _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
+    kwargs.setdefault("reinit", "create_new")
+    try:
+        run = wandb.init(**kwargs)
+    except Exception as exc:
+        if kwargs.get("mode") in ("offline", "disabled") or not _is_unreachable(exc):
+            raise
+        offline = dict(kwargs, mode="offline")
+        settings_obj = offline.get("settings")
+        if settings_obj is not None and getattr(settings_obj, "mode", None) == "shared":
+            offline["settings"] = wandb.Settings(**{**settings_obj.model_dump(exclude_unset=True), "mode": "offline"})
+        run = wandb.init(**offline)
+        logger.warning(
+            "W&B server unreachable (%s): run %s continues offline in %s; upload it later with: wandb sync %s",
+            type(exc).__name__,
+            run.id,
+            os.path.dirname(run.dir),
+            os.path.dirname(run.dir),
+        )
+    after_init(run)
+    return run
+
+
+def _set_globals(run: Any) -> None:
+    # With reinit="create_new" wandb leaves wandb.run / wandb.log alone; point them at the task's
+    # run so that plain wandb.log(...) in a task body works.
+    try:
+        from wandb.sdk.wandb_init import _set_global_run
+
+        _set_global_run(run)
+    except Exception:  # pragma: no cover - a wandb without this private helper
+        logger.debug("could not set wandb.run", exc_info=True)
+
+
+def _unset_globals(run: Any, previous: Any) -> None:
+    try:
+        import wandb
+        from wandb.sdk.lib import module
+
+        if wandb.run is run:
+            if previous is not None and getattr(previous, "_is_finished", False) is False:
+                _set_globals(previous)
+            else:
+                module.unset_globals()
+    except Exception:  # pragma: no cover
+        logger.debug("could not reset wandb.run", exc_info=True)
+
+
+class RunScope:
+    """One task's (or function's) W&B run from start to finish.
+
+    ``start()`` may run in a worker thread (it blocks on ``wandb.init``); ``activate()`` and
+    ``deactivate()`` must run in the task's own context (they set context variables); ``finish()``
+    may run anywhere.
+    """
+
+    def __init__(self, plan: TaskRunPlan, resolved: Resolved) -> None:
+        self.plan = plan
+        self.resolved = resolved
+        self.active: ActiveRun | None = None
+        self._token: Token[ActiveRun | None] | None = None
+        self._publish: AbstractContextManager[Any] | None = None
+        self._previous_global: Any = None
+
+    @property
+    def run(self) -> Any | None:
+        """The W&B run, once started."""
+        return self.active.run if self.active else None
+
+    def start(self) -> None:
+        plan = self.plan
+        if plan.action == "skip" or plan.identity is None:
+            return
+        if plan.action == "reuse":
+            if self.active is not None:
+                return
+            with _live_lock:
+                live = _live.get(plan.identity.id)
+            if live is not None:
+                self.active = ActiveRun(live.run, live.identity, owner=False)
+                return
+            # The parent's run finished in between: attach like a remote child would.
+        _check_init_kwargs(plan.init_kwargs, self.resolved)
+        kwargs = dict(plan.init_kwargs)
+        _merge_settings(kwargs, plan.shared)
+        run = _wandb_init(kwargs)
+        identity = RunIdentity(
+            id=str(run.id),
+            entity=plan.identity.entity or (getattr(run, "entity", None) or None),
+            project=plan.identity.project or (getattr(run, "project", None) or None),
+            host=plan.identity.host,
+        )
+        self.active = ActiveRun(run, identity, owner=plan.owner)
+        if plan.owner:
+            with _live_lock:
+                _live[identity.id] = self.active
+
+    def activate(self) -> None:
+        if self.active is None:
+            return
+        self._token = _current.set(self.active)
+        if self.active.owner:
+            import wandb
+
+            self._previous_global = wandb.run
+            _set_globals(self.active.run)
+        flyte = sys.modules.get("flyte")
+        if flyte is not None and flyte.ctx():
+            # Children see the run's real identity, so that they attach to this run in this project.
+            self._publish = flyte.custom_context(**encode_run_identity(self.active.identity))
+            self._publish.__enter__()
+
+    def deactivate(self) -> None:
+        if self._publish is not None:
+            self._publish.__exit__(None, None, None)
+            self._publish = None
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    def finish(self, failed: bool) -> None:
+        """Finish the run if this scope owns it (exit code 1 when the task failed).
+
+        A failure to finish is logged, never raised: it must not cost the task its result.
+        """
+        active = self.active
+        if active is None or not self.plan.finishes or self.plan.action == "reuse":
+            return
+        if active.owner:
+            with _live_lock:
+                if _live.get(active.identity.id) is active:
+                    del _live[active.identity.id]
+            _unset_globals(active.run, self._previous_global)
+        try:
+            active.run.finish(exit_code=1 if failed else 0)
+        except Exception as exc:
+            logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, exc)
+
+
+def scope_for_task(task_layer: Layer | None) -> RunScope:
+    """Plan the W&B run of the Flyte task running now."""
+    import flyte
+
+    ctx = flyte.ctx()
+    if not ctx:
+        raise WandbRunError("@wandb_init task wrapper called outside a Flyte task")
+    resolved = resolve("run", task=task_layer)
+    with _live_lock:
+        live_ids = frozenset(_live)
+    plan = plan_task_run(
+        resolved,
+        run_name=ctx.action.run_name or "local",
+        action_name=ctx.action.name,
+        remote=ctx.mode == "remote",
+        distributed=read_distributed_info(),
+        live_ids=live_ids,
+    )
+    return RunScope(plan, resolved)
+
+
+def scope_for_function(task_layer: Layer | None) -> RunScope:
+    """Plan the run of a plain ``@wandb_init`` function (e.g. a sweep objective under ``wandb.agent``).
+
+    Inside a task or another ``@wandb_init`` function it writes to that run; elsewhere it starts its
+    own run from the resolved settings (ids left to W&B unless one is configured).
+    """
+    active = _current.get()
+    resolved = resolve("run", task=task_layer)
+    if active is not None:
+        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved)
+        scope.active = ActiveRun(active.run, active.identity, owner=False)
+        return scope
+    kwargs = _init_kwargs(resolved, "", resolved.get("entity"), resolved.get("project"))
+    run_id = resolved.get("id")
+    if run_id:
+        kwargs["id"] = run_id
+    else:
+        kwargs.pop("id")
+    identity = RunIdentity(run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host")))
+    return RunScope(TaskRunPlan("init", identity, kwargs, owner=True, finishes=True), resolved)

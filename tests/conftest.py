@@ -1,0 +1,78 @@
+"""Shared fixtures: every test runs with real wandb in offline mode inside its own temporary
+directory, with the W&B and plugin environment variables cleared."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+
+from flyteplugins.wandb import reload_settings
+from flyteplugins.wandb._settings import WATCHED_ENV_VARS
+
+_CLEARED = (*WATCHED_ENV_VARS, "WANDB_API_KEY", "WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "RANK", "WORLD_SIZE",
+            "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
+
+
+@pytest.fixture(autouse=True)
+def wandb_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Offline wandb writing under tmp_path; returns the directory holding wandb's run folders."""
+    for var in _CLEARED:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    reload_settings()
+    yield tmp_path / "wandb"
+    reload_settings()
+
+
+@dataclass
+class LocalRun:
+    """What a local Flyte run returned and the links Flyte rendered for each action."""
+
+    outputs: Any
+    links: dict[str, list[tuple[str, str]]]  # task short name -> links, in start order
+    links_by_action: dict[str, list[tuple[str, str]]]
+    task_of_action: dict[str, str]
+
+
+def run_local(task: Any, *args: Any, custom_context: dict[str, str] | None = None, **kwargs: Any) -> LocalRun:
+    """Run ``task`` as a real local Flyte run, recording the links Flyte renders for each action."""
+    from flyte.cli._tui._tracker import ActionTracker
+
+    if not flyte._initialize.is_initialized():
+        flyte.init()
+    tracker = ActionTracker()
+    run = flyte.with_runcontext(mode="local", custom_context=custom_context or {}, _tracker=tracker).run(
+        task, *args, **kwargs
+    )
+    outputs = run.outputs()
+    value = outputs[0] if hasattr(outputs, "__getitem__") and not isinstance(outputs, (str, bytes)) else outputs
+    links: dict[str, list[tuple[str, str]]] = {}
+    by_action: dict[str, list[tuple[str, str]]] = {}
+    task_of: dict[str, str] = {}
+    for action_id, node in tracker._nodes.items():
+        if action_id.startswith("__group__"):
+            continue
+        name = node.task_name.split(".")[-1]
+        task_of[action_id] = name
+        by_action[action_id] = list(node.log_links or [])
+        links.setdefault(name, []).extend(node.log_links or [])
+    return LocalRun(value, links, by_action, task_of)
+
+
+@pytest.fixture
+def wandb_root(wandb_sandbox: Path) -> Path:
+    """The directory under which wandb writes this test's offline run folders."""
+    return wandb_sandbox
+
+
+os.environ.setdefault("FLYTE_LOG_LEVEL", "WARNING")
