@@ -24,7 +24,6 @@ from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
     from ._decorators import wandb_init
-    from ._sweep import wandb_sweep
     from ._distributed import DistributedInfo, get_distributed_info
     from ._download import (
         download_wandb_run_dir,
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
         download_wandb_sweep_logs,
     )
     from ._run import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
+    from ._sweep import wandb_sweep
 
 __all__ = [
     "DistributedInfo",

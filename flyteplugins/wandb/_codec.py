@@ -56,7 +56,11 @@ RUN_IDENTITY_KEYS = {
     "project": "_wandb_run_project",
     "host": "_wandb_run_host",
 }
-SWEEP_IDENTITY_KEYS = {"id": "_wandb_sweep_id", "entity": "_wandb_sweep_entity", "project": "_wandb_sweep_project"}
+SWEEP_IDENTITY_KEYS = {
+    "id": "_wandb_sweep_id",
+    "entity": "_wandb_sweep_entity",
+    "project": "_wandb_sweep_project",
+}
 
 
 def encode_fields(schema: Schema, values: Mapping[str, Any], origin: str) -> dict[str, str]:
@@ -77,7 +81,10 @@ def encode_fields(schema: Schema, values: Mapping[str, Any], origin: str) -> dic
             encoded[key] = json.dumps(list(value) if isinstance(value, tuple) else value, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise WandbConfigError(
-                field, value, origin, f"JSON-serialisable values (str, int, float, bool, None, list, dict): {exc}"
+                field,
+                value,
+                origin,
+                f"JSON-serialisable values (str, int, float, bool, None, list, dict): {exc}",
             ) from None
     return encoded
 

@@ -111,8 +111,7 @@ class _Block(Mapping[str, str]):
         token = push_block(self._layer)
         mirror: AbstractContextManager[Any] | None = None
         flyte = sys.modules.get("flyte")
-        in_task = flyte is not None and bool(flyte.ctx())
-        if in_task:
+        if flyte is not None and flyte.ctx():
             # Children of this task inherit the block through Flyte's custom_context; Flyte's own
             # context manager replaces the task context by token, never mutating a dict in place.
             mirror = flyte.custom_context(**self._encoded)

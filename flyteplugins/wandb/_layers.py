@@ -63,7 +63,9 @@ class Layer:
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
-def layer(kind: LayerKind, schema: Schema, values: Mapping[str, Any], origins: Mapping[str, str] | str) -> Layer:
+def layer(
+    kind: LayerKind, schema: Schema, values: Mapping[str, Any], origins: Mapping[str, str] | str
+) -> Layer:
     """Build a layer from already validated values.
 
     Example:
@@ -78,7 +80,7 @@ def layer(kind: LayerKind, schema: Schema, values: Mapping[str, Any], origins: M
 # --- defaults, file and environment: built rarely ------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class _Base:
     run: tuple[Layer, ...]
     sweep: tuple[Layer, ...]
@@ -140,7 +142,7 @@ def reload_settings() -> None:
 # --- parent: what the enclosing task put in custom_context ---------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False, slots=True)
 class _Parent:
     run: Layer | None
     sweep: Layer | None
@@ -227,6 +229,8 @@ class Resolved:
     _origin_cache: dict[str, tuple[tuple[Any, str, LayerKind], ...]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Scratch space for values derived from this resolution alone (e.g. a link's URL recipe)."""
 
     def get(self, name: str, default: Any = None) -> Any:
         """The value of a field, or ``default`` when no layer sets it."""
@@ -304,9 +308,13 @@ def resolve(
             else:
                 values[name] = value
     if schema == "run":
-        host_layers = sorted((lyr for lyr in layers if "host" in lyr.values), key=lambda lyr: _HOST_ORDER.index(lyr.kind))
+        host_layers = sorted(
+            (lyr for lyr in layers if "host" in lyr.values), key=lambda lyr: _HOST_ORDER.index(lyr.kind)
+        )
         values["host"] = host_layers[-1].values["host"]
-    resolved = Resolved(schema, MappingProxyType(values), tuple(layers), parent.run_identity, parent.sweep_identity)
+    resolved = Resolved(
+        schema, MappingProxyType(values), tuple(layers), parent.run_identity, parent.sweep_identity
+    )
     if len(_resolved_cache) > 1024:
         _resolved_cache.clear()
     _resolved_cache[key] = resolved
@@ -393,7 +401,9 @@ def explain(
         history = resolved.history(name)
         if history:
             rows.append(
-                ExplainedField(name, resolved.values[name], history[0][1], tuple((v, o) for v, o, _ in history[1:]))
+                ExplainedField(
+                    name, resolved.values[name], history[0][1], tuple((v, o) for v, o, _ in history[1:])
+                )
             )
         else:
             rows.append(ExplainedField(name, None, None, ()))

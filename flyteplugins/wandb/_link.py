@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from flyte import Link
 
 from ._distributed import distributed_link_target
-from ._layers import Layer, layer, resolve
+from ._layers import Layer, Resolved, layer, resolve
 from ._plan import own_run_id, task_run_target
 from ._settings import RUN, SWEEP
 from ._types import RankScope, RunMode
-from ._urls import group_url, run_url, sweep_url
+from ._urls import group_url, run_url, sweep_url, url_segment
 
 __all__ = ["Wandb", "WandbSweep"]
 
@@ -31,6 +32,9 @@ class _Default(str):
 _HOST = _Default("https://wandb.ai")
 _AUTO = _Default("auto")
 _GLOBAL = _Default("global")
+_MARK_RUN = "flyterunmark"
+_MARK_ACTION = "flyteactionmarkone"
+_MARK_ACTION2 = "flyteactionmarktwo"
 
 
 def _explicit(values: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +118,16 @@ class Wandb(Link):
             'https://wandb.ai/e/p/runs/r1-a1'
         """
         resolved = resolve("run", task=self._layer, context=context or {}, use_current_context=False)
+        key = (self._is_distributed, self._worker_index)
+        recipe = resolved.memo.get(key)
+        if recipe is None:
+            recipe = resolved.memo[key] = self._recipe(resolved)
+        if isinstance(recipe, str):
+            return recipe
+        prefix, suffix = recipe
+        return prefix + url_segment(f"{run_name}-{action_name}{suffix}")
+
+    def _url(self, resolved: Resolved, run_name: str, action_name: str) -> str:
         if resolved.get("mode") == "disabled":
             return ""
         host = str(resolved.get("host"))
@@ -138,6 +152,19 @@ class Wandb(Link):
         if not run.entity or not run.project:
             return run.host
         return run_url(run.host, run.entity, run.project, run.id)
+
+    def _recipe(self, resolved: Resolved) -> str | tuple[str, str]:
+        # Links are rendered once per action with a new action name each time: work out once per
+        # resolved configuration whether (and where) the default run id enters the URL, by asking
+        # the same decision functions with two different marker names.
+        first = self._url(resolved, _MARK_RUN, _MARK_ACTION)
+        second = self._url(resolved, _MARK_RUN, _MARK_ACTION2)
+        if first == second:
+            return first
+        marker = url_segment(f"{_MARK_RUN}-{_MARK_ACTION}")
+        cut = first.index(marker)
+        tail = first[cut + len(marker) :]
+        return first[:cut], unquote(tail)
 
 
 @dataclass
@@ -168,9 +195,13 @@ class WandbSweep(Link):
 
     def __post_init__(self) -> None:
         values = _explicit({"project": self.project, "entity": self.entity})
-        self._layer = layer("task", SWEEP, SWEEP.validate(values, "WandbSweep(...) link"), "WandbSweep(...) link")
+        self._layer = layer(
+            "task", SWEEP, SWEEP.validate(values, "WandbSweep(...) link"), "WandbSweep(...) link"
+        )
         host = _explicit({"host": self.host})
-        self._host_layer = layer("task", RUN, RUN.validate(host, "WandbSweep(...) link"), "WandbSweep(...) link")
+        self._host_layer = layer(
+            "task", RUN, RUN.validate(host, "WandbSweep(...) link"), "WandbSweep(...) link"
+        )
         if self.id is not None:
             RUN.validate({"id": self.id}, "WandbSweep(...) link")
 
@@ -196,8 +227,12 @@ class WandbSweep(Link):
         host = str(run.get("host"))
         parent = sweep.parent_sweep
         sweep_id = self.id or (parent.id if parent else None)
-        entity = (parent.entity if parent and not self.id else None) or sweep.get("entity") or run.get("entity")
-        wproject = (parent.project if parent and not self.id else None) or sweep.get("project") or run.get("project")
+        entity = (
+            (parent.entity if parent and not self.id else None) or sweep.get("entity") or run.get("entity")
+        )
+        wproject = (
+            (parent.project if parent and not self.id else None) or sweep.get("project") or run.get("project")
+        )
         if not entity or not wproject:
             return host
         return sweep_url(host, entity, wproject, sweep_id)

@@ -59,7 +59,8 @@ def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunT
 
     Example:
         >>> from flyteplugins.wandb._layers import resolve
-        >>> target = task_run_target(resolve(context={"_wandb_run_id": "p1"}, use_current_context=False), "r", "a")
+        >>> resolved = resolve(context={"_wandb_run_id": "p1"}, use_current_context=False)
+        >>> target = task_run_target(resolved, "r", "a")
         >>> target.attach, target.id
         (True, 'p1')
     """

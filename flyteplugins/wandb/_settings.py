@@ -154,7 +154,20 @@ class RunSettings(_Strict):
 
 _METHODS = ("grid", "random", "bayes")
 _PARAM_KEYS = frozenset(
-    {"value", "values", "distribution", "min", "max", "mu", "sigma", "q", "probabilities", "parameters", "a", "b"}
+    {
+        "value",
+        "values",
+        "distribution",
+        "min",
+        "max",
+        "mu",
+        "sigma",
+        "q",
+        "probabilities",
+        "parameters",
+        "a",
+        "b",
+    }
 )
 
 
@@ -261,7 +274,10 @@ class Schema:
         unknown = [key for key in values if key not in self.model.model_fields]
         if unknown:
             raise WandbConfigError(
-                unknown[0], values[unknown[0]], origin_of(unknown[0]), f"one of the fields {', '.join(self.fields)}"
+                unknown[0],
+                values[unknown[0]],
+                origin_of(unknown[0]),
+                f"one of the fields {', '.join(self.fields)}",
             )
         data = {k: v for k, v in values.items() if v is not None}
         if "host" in data:
@@ -287,8 +303,21 @@ RUN = Schema(
     model=RunSettings,
     prefix="wandb_",
     allowed=_RUN_ALLOWED,
-    string_fields=frozenset({"project", "entity", "host", "id", "name", "mode", "group", "notes", "job_type",
-                             "run_mode", "rank_scope"}),
+    string_fields=frozenset(
+        {
+            "project",
+            "entity",
+            "host",
+            "id",
+            "name",
+            "mode",
+            "group",
+            "notes",
+            "job_type",
+            "run_mode",
+            "rank_scope",
+        }
+    ),
     defaults={"run_mode": "auto", "rank_scope": "global", "download_logs": False},
 )
 SWEEP = Schema(
@@ -358,7 +387,9 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
         if var in raw:
             text = raw[var].strip()
             # The W&B SDK reads WANDB_TAGS as a comma-separated list.
-            values[field] = tuple(t.strip() for t in text.split(",") if t.strip()) if field == "tags" else text
+            values[field] = (
+                tuple(t.strip() for t in text.split(",") if t.strip()) if field == "tags" else text
+            )
             origins[field] = f"env {var}"
     if "WANDB_APP_URL" in raw:
         values["host"] = raw["WANDB_APP_URL"]
@@ -410,7 +441,9 @@ def read_file(explicit: str | None, cwd: str | None = None) -> FileValues:
         path = Path(explicit).expanduser()
         origin = f"file {path}"
         if not path.is_file():
-            raise WandbConfigError(CONFIG_FILE_ENV, explicit, f"env {CONFIG_FILE_ENV}", "the path of a TOML file")
+            raise WandbConfigError(
+                CONFIG_FILE_ENV, explicit, f"env {CONFIG_FILE_ENV}", "the path of a TOML file"
+            )
         header: tuple[str, ...] = ()
     else:
         path = Path(cwd or os.getcwd()) / "pyproject.toml"
@@ -429,4 +462,6 @@ def read_file(explicit: str | None, cwd: str | None = None) -> FileValues:
         raise WandbConfigError("sweep", sweep_table, origin, "a TOML table [sweep] of sweep fields")
     check_no_credentials(table, origin, "")
     check_no_credentials(sweep_table, origin, "sweep")
-    return FileValues(str(path), RUN.validate(table, origin), SWEEP.validate(sweep_table, f"{origin} [sweep]"))
+    return FileValues(
+        str(path), RUN.validate(table, origin), SWEEP.validate(sweep_table, f"{origin} [sweep]")
+    )

@@ -14,6 +14,7 @@ __all__ = [
     "normalize_host",
     "run_url",
     "sweep_url",
+    "url_segment",
 ]
 
 DEFAULT_HOST = "https://wandb.ai"
@@ -82,13 +83,18 @@ def normalize_host(value: object, origin: str, field: str = "host") -> str:
     return f"{parts.scheme.lower()}://{parts.netloc}{parts.path}".rstrip("/")
 
 
-def _segment(value: str) -> str:
+def url_segment(value: str) -> str:
+    """Quote one URL path segment, keeping Flyte templates such as ``{{.actionName}}`` intact.
+
+    Example:
+        >>> url_segment("a b/{{.actionName}}")
+        'a%20b%2F{{.actionName}}'
+    """
     if _SAFE_SEGMENT.fullmatch(value):
         return value
     if "{{" in value:
         return "".join(
-            piece if _TEMPLATE.fullmatch(piece) else quote(piece, safe="")
-            for piece in _TEMPLATE.split(value)
+            piece if _TEMPLATE.fullmatch(piece) else quote(piece, safe="") for piece in _TEMPLATE.split(value)
         )
     return quote(value, safe="")
 
@@ -100,7 +106,7 @@ def run_url(host: str, entity: str, project: str, run_id: str) -> str:
         >>> run_url("https://wandb.ai", "team", "my project", "r1")
         'https://wandb.ai/team/my%20project/runs/r1'
     """
-    return f"{host}/{_segment(entity)}/{_segment(project)}/runs/{_segment(run_id)}"
+    return f"{host}/{url_segment(entity)}/{url_segment(project)}/runs/{url_segment(run_id)}"
 
 
 def group_url(host: str, entity: str, project: str, group: str) -> str:
@@ -110,7 +116,7 @@ def group_url(host: str, entity: str, project: str, group: str) -> str:
         >>> group_url("https://wandb.ai", "team", "proj", "job-a0")
         'https://wandb.ai/team/proj/groups/job-a0'
     """
-    return f"{host}/{_segment(entity)}/{_segment(project)}/groups/{_segment(group)}"
+    return f"{host}/{url_segment(entity)}/{url_segment(project)}/groups/{url_segment(group)}"
 
 
 def sweep_url(host: str, entity: str, project: str, sweep_id: str | None) -> str:
@@ -120,5 +126,5 @@ def sweep_url(host: str, entity: str, project: str, sweep_id: str | None) -> str
         >>> sweep_url("https://wandb.ai", "team", "proj", None)
         'https://wandb.ai/team/proj/sweeps'
     """
-    base = f"{host}/{_segment(entity)}/{_segment(project)}/sweeps"
-    return f"{base}/{_segment(sweep_id)}" if sweep_id else base
+    base = f"{host}/{url_segment(entity)}/{url_segment(project)}/sweeps"
+    return f"{base}/{url_segment(sweep_id)}" if sweep_id else base
