@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._config import (
-    WandbConfig,
-    WandbSweepConfig,
-    get_wandb_context,
-    get_wandb_sweep_context,
-    wandb_config,
-    wandb_sweep_config,
-)
 from ._errors import WandbConfigError, WandbRunError
-from ._layers import Explanation, explain, reload_settings
-from ._link import Wandb, WandbSweep
 from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
+    from ._config import (
+        WandbConfig,
+        WandbSweepConfig,
+        get_wandb_context,
+        get_wandb_sweep_context,
+        wandb_config,
+        wandb_sweep_config,
+    )
     from ._decorators import wandb_init
     from ._distributed import DistributedInfo, get_distributed_info
     from ._download import (
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
         download_wandb_sweep_dirs,
         download_wandb_sweep_logs,
     )
+    from ._layers import Explanation, explain, reload_settings
+    from ._link import Wandb, WandbSweep
     from ._run import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
     from ._sweep import wandb_sweep
 
@@ -63,9 +63,20 @@ __all__ = [
     "wandb_sweep_config",
 ]
 
-# Names served from modules that are imported on first use, to keep `import flyteplugins.wandb`
-# cheap (none of them imports wandb at import time either).
+# Every name is served from a module imported on first use, so that `import flyteplugins.wandb`
+# costs next to nothing; pydantic is loaded with the first configuration, wandb with the first run.
 _LAZY = {
+    "WandbConfig": "._config",
+    "WandbSweepConfig": "._config",
+    "get_wandb_context": "._config",
+    "get_wandb_sweep_context": "._config",
+    "wandb_config": "._config",
+    "wandb_sweep_config": "._config",
+    "Explanation": "._layers",
+    "explain": "._layers",
+    "reload_settings": "._layers",
+    "Wandb": "._link",
+    "WandbSweep": "._link",
     "wandb_init": "._decorators",
     "wandb_sweep": "._sweep",
     "DistributedInfo": "._distributed",

@@ -9,6 +9,7 @@ allowed.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -16,10 +17,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ._errors import WandbConfigError
 from ._urls import app_url_from_api_url, normalize_host
@@ -352,26 +352,20 @@ HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
 WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
 
 
-class _EnvSource(BaseSettings):
-    """Reads the watched variables, verbatim, through pydantic-settings' environment source."""
+@functools.cache
+def _env_source() -> type[Any]:
+    """The pydantic-settings class that reads the watched variables verbatim.
 
-    model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_ignore_empty=True)
+    Built on first use: pydantic-settings is needed only once the environment is first read.
+    """
+    from pydantic import create_model
+    from pydantic_settings import BaseSettings, SettingsConfigDict
 
-    WANDB_PROJECT: str | None = None
-    WANDB_ENTITY: str | None = None
-    WANDB_RUN_ID: str | None = None
-    WANDB_NAME: str | None = None
-    WANDB_TAGS: str | None = None
-    WANDB_RUN_GROUP: str | None = None
-    WANDB_NOTES: str | None = None
-    WANDB_JOB_TYPE: str | None = None
-    WANDB_MODE: str | None = None
-    WANDB_APP_URL: str | None = None
-    WANDB_BASE_URL: str | None = None
-    FLYTEPLUGINS_WANDB_RUN_MODE: str | None = None
-    FLYTEPLUGINS_WANDB_RANK_SCOPE: str | None = None
-    FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS: str | None = None
-    FLYTEPLUGINS_WANDB_CONFIG: Annotated[str | None, Field()] = None
+    class _EnvBase(BaseSettings):
+        model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", env_ignore_empty=True)
+
+    fields: dict[str, Any] = {var: (str | None, None) for var in WATCHED_ENV_VARS}
+    return create_model("_EnvSource", __base__=_EnvBase, **fields)
 
 
 def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
@@ -380,7 +374,7 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
     Returns the validated values, the variable each came from (``env WANDB_PROJECT``), and the
     config file named by ``FLYTEPLUGINS_WANDB_CONFIG`` if any.
     """
-    raw = _EnvSource().model_dump(exclude_none=True)
+    raw = _env_source()().model_dump(exclude_none=True)
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for var, field in ENV_VARS.items():
@@ -418,12 +412,12 @@ def _toml_table(path: Path, header: tuple[str, ...]) -> dict[str, Any]:
 
     source: TomlConfigSettingsSource
     if header:
-        source = PyprojectTomlConfigSettingsSource(_EnvSource, path)
+        source = PyprojectTomlConfigSettingsSource(_env_source(), path)
         data: Any = source.toml_data
         for key in header:
             data = data.get(key, {}) if isinstance(data, dict) else {}
         return dict(data) if isinstance(data, dict) else {}
-    source = TomlConfigSettingsSource(_EnvSource, toml_file=path)
+    source = TomlConfigSettingsSource(_env_source(), toml_file=path)
     return dict(source.toml_data)
 
 
