@@ -4,6 +4,7 @@ directory, with the W&B and plugin environment variables cleared."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,18 @@ import pytest
 from flyteplugins.wandb import reload_settings
 from flyteplugins.wandb._settings import WATCHED_ENV_VARS
 
-_CLEARED = (*WATCHED_ENV_VARS, "WANDB_API_KEY", "WANDB_DIR", "WANDB_SILENT", "WANDB_CONSOLE", "RANK", "WORLD_SIZE",
-            "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")
+_CLEARED = (
+    *WATCHED_ENV_VARS,
+    "WANDB_API_KEY",
+    "WANDB_DIR",
+    "WANDB_SILENT",
+    "WANDB_CONSOLE",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +43,17 @@ def wandb_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     reload_settings()
     yield tmp_path / "wandb"
     reload_settings()
+    _forget_wandb_settings()
+
+
+def _forget_wandb_settings() -> None:
+    # wandb reads WANDB_DIR and friends once per process, into its setup singleton: drop it after
+    # a test that used wandb, so that the next test's runs land in that test's own directory.
+    setup = sys.modules.get("wandb.sdk.wandb_setup")
+    if setup is not None and getattr(setup, "_singleton", None) is not None:
+        import wandb
+
+        wandb.teardown()
 
 
 @dataclass
@@ -55,7 +77,9 @@ def run_local(task: Any, *args: Any, custom_context: dict[str, str] | None = Non
         task, *args, **kwargs
     )
     outputs = run.outputs()
-    value = outputs[0] if hasattr(outputs, "__getitem__") and not isinstance(outputs, (str, bytes)) else outputs
+    value = (
+        outputs[0] if hasattr(outputs, "__getitem__") and not isinstance(outputs, (str, bytes)) else outputs
+    )
     links: dict[str, list[tuple[str, str]]] = {}
     by_action: dict[str, list[tuple[str, str]]] = {}
     task_of: dict[str, str] = {}

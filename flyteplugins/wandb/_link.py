@@ -15,7 +15,7 @@ from flyte import Link
 
 from ._distributed import distributed_link_target
 from ._layers import Layer, Resolved, layer, resolve
-from ._plan import own_run_id, task_run_target
+from ._plan import own_run_id, sweep_target, task_run_target
 from ._settings import RUN, SWEEP
 from ._types import RankScope, RunMode
 from ._urls import group_url, run_url, sweep_url, url_segment
@@ -225,14 +225,9 @@ class WandbSweep(Link):
         sweep = resolve("sweep", task=self._layer, context=ctx, use_current_context=False)
         run = resolve("run", task=self._host_layer, context=ctx, use_current_context=False)
         host = str(run.get("host"))
-        parent = sweep.parent_sweep
-        sweep_id = self.id or (parent.id if parent else None)
-        entity = (
-            (parent.entity if parent and not self.id else None) or sweep.get("entity") or run.get("entity")
-        )
-        wproject = (
-            (parent.project if parent and not self.id else None) or sweep.get("project") or run.get("project")
-        )
-        if not entity or not wproject:
+        target = sweep_target(sweep, run, self.id)
+        if run.get("mode") == "disabled" and not target.inherited and not self.id:
+            return ""  # no sweep will be created
+        if not target.entity or not target.project:
             return host
-        return sweep_url(host, entity, wproject, sweep_id)
+        return sweep_url(host, target.entity, target.project, target.id)

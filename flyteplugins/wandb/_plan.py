@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ._layers import Resolved
 
-__all__ = ["RunTarget", "default_run_id", "own_run_id", "task_run_target"]
+__all__ = ["RunTarget", "SweepTarget", "default_run_id", "own_run_id", "sweep_target", "task_run_target"]
 
 
 def default_run_id(run_name: str, action_name: str) -> str:
@@ -92,4 +92,49 @@ def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunT
         project=project or (parent.project if parent else None),
         host=host,
         group=group,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SweepTarget:
+    """Where a task's sweep lives: its entity, project and (once known) id.
+
+    ``inherited`` says the sweep was created by a parent task (and is reused, not created).
+
+    Example:
+        >>> SweepTarget("team", "proj", None).id is None
+        True
+    """
+
+    entity: str | None
+    project: str | None
+    id: str | None
+    inherited: bool = False
+
+
+def sweep_target(sweep: Resolved, run: Resolved, sweep_id: str | None = None) -> SweepTarget:
+    """The sweep a task works with: the one a parent created, else its own.
+
+    A sweep a parent created keeps the identity it was created with. Otherwise project and entity
+    come from the task layer (decorator, link fields), then the sweep settings, then the run
+    settings, each through their own layers. Pure: used by the sweep link and by ``@wandb_sweep``.
+
+    Example:
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> ctx = {"_wandb_sweep_id": "s1", "_wandb_sweep_entity": "e", "_wandb_sweep_project": "p"}
+        >>> sweep_target(resolve("sweep", context=ctx), resolve("run", context=ctx))
+        SweepTarget(entity='e', project='p', id='s1', inherited=True)
+    """
+    parent = sweep.parent_sweep
+    if parent is not None and sweep_id is None:
+        return SweepTarget(
+            parent.entity or sweep.get("entity") or run.get("entity"),
+            parent.project or sweep.get("project") or run.get("project"),
+            parent.id,
+            inherited=True,
+        )
+    return SweepTarget(
+        sweep.get("entity") or run.get("entity"),
+        sweep.get("project") or run.get("project"),
+        sweep_id,
     )
