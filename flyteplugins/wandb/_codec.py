@@ -142,6 +142,8 @@ def _decode_schema(schema: Schema, raw: Mapping[str, str]) -> tuple[dict[str, An
             values[field] = json.loads(text)
         except (TypeError, ValueError):
             raise WandbConfigError(field, text, origin, f"JSON: {schema.allowed[field]}") from None
+        # Whatever wrote the context, a credential must not travel further from here.
+        check_no_credentials({field: values[field]}, origin, "")
     return schema.validate(values, origins), origins
 
 

@@ -41,7 +41,11 @@ CONFIG_FILE_ENV = "FLYTEPLUGINS_WANDB_CONFIG"
 
 # Characters the W&B backend rejects in run ids, project and entity names (wandb_settings.py).
 _RESERVED = {"id": ":;,#?/'\\%", "project": "/\\#?%:", "entity": "/\\#?%:"}
-_CREDENTIAL_NAME = re.compile(r"(?i)(api[_-]?key|(^|_)key$|token|passw(or)?d|secret|credential)")
+# Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
+# hyperparameters, "api_key" or "auth_token" are credentials.
+_CREDENTIAL_NAME = re.compile(
+    r"(?i)(^|_)(api_?key|access_key|secret_key|private_key|token|access_token|auth_token|password|passwd|secret|client_secret|credentials?)$"
+)
 
 
 def check_no_credentials(value: Any, origin: str, path: str) -> None:
@@ -408,17 +412,14 @@ class FileValues:
 
 
 def _toml_table(path: Path, header: tuple[str, ...]) -> dict[str, Any]:
-    from pydantic_settings import PyprojectTomlConfigSettingsSource, TomlConfigSettingsSource
+    from pydantic_settings import TomlConfigSettingsSource
 
-    source: TomlConfigSettingsSource
-    if header:
-        source = PyprojectTomlConfigSettingsSource(_env_source(), path)
-        data: Any = source.toml_data
-        for key in header:
-            data = data.get(key, {}) if isinstance(data, dict) else {}
-        return dict(data) if isinstance(data, dict) else {}
-    source = TomlConfigSettingsSource(_env_source(), toml_file=path)
-    return dict(source.toml_data)
+    # pydantic-settings' TOML source reads the file; the table is picked here, so that the same
+    # code serves a plain file (no header) and pyproject.toml ([tool.flyteplugins.wandb]).
+    data: Any = TomlConfigSettingsSource(_env_source(), toml_file=path).toml_data
+    for key in header:
+        data = data.get(key, {}) if isinstance(data, dict) else {}
+    return dict(data) if isinstance(data, dict) else {}
 
 
 def read_file(explicit: str | None, cwd: str | None = None) -> FileValues:
