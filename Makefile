@@ -20,6 +20,7 @@ typecheck: bootstrap
 	$(BIN)/mypy
 
 pytest: bootstrap
+	$(BIN)/python -m pytest -q --doctest-modules -o consider_namespace_packages=true flyteplugins/wandb
 	$(BIN)/python -m pytest -q
 
 docs: bootstrap
