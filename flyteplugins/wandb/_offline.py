@@ -1,0 +1,550 @@
+"""Read back what wandb wrote to disk for a run, without a W&B server.
+
+wandb 0.31 records each run as an append-only transaction log, ``run-<id>.wandb``, in the run's
+directory (``<dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>``, or ``run-...`` for online runs; a
+``-<n>`` suffix is added when the same id starts twice in one second). The log holds every
+record the SDK sent to its service: the run (identity, config), config changes, one history
+record per step, summary updates, saved files, the exit code. wandb 0.31 itself only reads these
+files from its Go service, so this module decodes the log's framing here and the records with
+wandb's own protobuf classes.
+
+Used by the tests (to assert what W&B really recorded), by the demo, and to inspect a local
+offline run directory. wandb is imported only when a log is decoded.
+
+Example:
+    >>> from flyteplugins.wandb._offline import find_offline_run_dirs
+    >>> find_offline_run_dirs("/nonexistent")
+    []
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import struct
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "OfflineRun",
+    "OfflineRunFormatError",
+    "find_offline_run_dirs",
+    "iter_records",
+    "read_offline_run",
+    "read_offline_runs",
+]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+# The log's framing (LevelDB's log format as wandb uses it): a 7-byte file header, then 32 KiB
+# blocks of chunks, each chunk a 7-byte header (CRC-32 of type byte + payload, length, type) and
+# its payload. A record too long for the rest of a block is split into FIRST/MIDDLE/LAST chunks;
+# a block tail shorter than a chunk header is zero padding.
+_FILE_HEADER = struct.Struct("<4sHB")
+_IDENT = b":W&B"
+_MAGIC = 0xBEE1
+_VERSION = 0
+_CHUNK_HEADER = struct.Struct("<IHB")
+_BLOCK = 32 * 1024
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+_CRC_SEED = {kind: zlib.crc32(bytes([kind])) for kind in (_FULL, _FIRST, _MIDDLE, _LAST)}
+
+_RUN_DIR = re.compile(r"^(?P<mode>offline-run|run)-(?P<time>\d{8}_\d{6})-(?P<rest>.+)$")
+_LOG_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
+_LABEL_SUFFIX = "/l:"
+_OUTPUT_FILE = re.compile(r"^output_(?P<label>.+)\.log$")
+# wandb's own bookkeeping inside config and summary, not something the user set.
+_INTERNAL_KEY = "_wandb"
+_POLL_SECONDS = 0.05
+
+
+class OfflineRunFormatError(ValueError):
+    """A file is not a wandb transaction log this reader understands.
+
+    Example:
+        >>> from flyteplugins.wandb._offline import OfflineRunFormatError
+        >>> issubclass(OfflineRunFormatError, ValueError)
+        True
+    """
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """What one run directory's transaction log recorded.
+
+    Attributes:
+        path: the run directory.
+        run_id: the W&B run id.
+        project, entity, name, group, job_type, notes: as given to ``wandb.init`` or set later
+            on the run (``None`` when never set; offline runs record no default entity).
+        tags: the run's tags.
+        config: the final config, plain values, without wandb's internal ``_wandb`` entry.
+        history: one dict per logged step, in order, with wandb's ``_step``, ``_runtime`` and
+            ``_timestamp`` next to the logged keys; nested dicts are rebuilt as logged.
+        summary: the final summary, including ``_step``, ``_runtime``, ``_timestamp``.
+        exit_code: the code given to ``run.finish`` (0 by default), ``None`` when the log has no
+            exit record: the run is still running, or its process died without finishing it.
+        resumed: the run was started with a ``resume`` setting for an existing id (offline wandb
+            cannot know whether the id existed, so a resumed run is a second directory).
+        label: the writer's ``x_label`` (shared mode / distributed writers), when recorded: wandb
+            suffixes system-metric keys with ``/l:<label>`` and names console logs
+            ``output_<label>.log``.
+        primary: for a labelled writer, whether it was the ``x_primary`` writer; only primary
+            writers record the machine's environment. ``None`` for unlabelled runs.
+        shared_mode: the run was started with ``mode="shared"``.
+        files: file names (relative, ``/``-separated, sorted) present in the run's ``files/``
+            directory, e.g. ``requirements.txt``, ``output.log``.
+        file_records: the files wandb registered for upload, in order of registration.
+        start_time: the run's start, seconds since the epoch.
+        host: the host name recorded for the run.
+        truncated: the log ends in an incomplete or unreadable chunk, as when it is still being
+            written or its writer was killed; everything before it was read.
+        offline: the directory is an offline run's (``offline-run-...``); ``run-...`` directories
+            are online runs', including an online start that failed because the server could not
+            be reached (its log holds the run record and an exit record, no history).
+
+    Example:
+        >>> from pathlib import Path
+        >>> from flyteplugins.wandb._offline import OfflineRun
+        >>> run = OfflineRun(path=Path("."), run_id="abc", history=[{"loss": 1.0}, {"acc": 0.5}])
+        >>> run.column("loss"), run.finished
+        ([1.0], False)
+    """
+
+    path: Path
+    run_id: str
+    project: str | None = None
+    entity: str | None = None
+    name: str | None = None
+    group: str | None = None
+    job_type: str | None = None
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    resumed: bool = False
+    label: str | None = None
+    primary: bool | None = None
+    shared_mode: bool = False
+    files: list[str] = field(default_factory=list)
+    file_records: list[str] = field(default_factory=list)
+    start_time: float | None = None
+    host: str | None = None
+    truncated: bool = False
+    offline: bool = True
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run was finished (its log has an exit record).
+
+        Example:
+            >>> from pathlib import Path
+            >>> OfflineRun(path=Path("."), run_id="abc", exit_code=1).finished
+            True
+        """
+        return self.exit_code is not None
+
+    def column(self, key: str) -> list[Any]:
+        """The values logged under ``key``, one per step that has it, in order.
+
+        Example:
+            >>> from pathlib import Path
+            >>> OfflineRun(path=Path("."), run_id="a", history=[{"x": 1}, {"y": 2}, {"x": 3}]).column("x")
+            [1, 3]
+        """
+        return [row[key] for row in self.history if key in row]
+
+
+def find_offline_run_dirs(root: str | os.PathLike[str], run_id: str | None = None) -> list[Path]:
+    """The run directories under ``root``, oldest first.
+
+    ``root`` is a wandb directory (``<WANDB_DIR>/wandb``), the directory holding it (the
+    ``dir`` given to ``wandb.init``), or one run directory. Offline (``offline-run-...``) and
+    online (``run-...``) run directories are both returned; with ``run_id``, only that run's,
+    which can be several: a resumed run, or several writers to one run, each write their own.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> root = pathlib.Path(tempfile.mkdtemp())
+        >>> for name in ("offline-run-20250101_120000-abc", "offline-run-20250101_120000-abc-1",
+        ...              "run-20240101_000000-xyz", "latest-run"):
+        ...     (root / "wandb" / name).mkdir(parents=True)
+        >>> [p.name for p in find_offline_run_dirs(root)]
+        ['run-20240101_000000-xyz', 'offline-run-20250101_120000-abc', 'offline-run-20250101_120000-abc-1']
+        >>> [p.name for p in find_offline_run_dirs(root / "wandb", run_id="xyz")]
+        ['run-20240101_000000-xyz']
+    """
+    base = Path(root)
+    if _parse_run_dir(base) is not None:
+        candidates = [base]
+    else:
+        candidates = []
+        seen: set[Path] = set()
+        for parent in (base, base / "wandb", base / ".wandb"):
+            if not parent.is_dir():
+                continue
+            resolved = parent.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            candidates.extend(
+                child for child in parent.iterdir() if child.is_dir() and not child.is_symlink()
+            )
+    found: list[tuple[tuple[str, int, str], Path]] = []
+    for path in candidates:
+        parsed = _parse_run_dir(path)
+        if parsed is None:
+            continue
+        timespec, readings = parsed
+        if run_id is not None:
+            readings = [reading for reading in readings if reading[0] == run_id]
+            if not readings:
+                continue
+        found.append(((timespec, readings[0][1], path.name), path))
+    found.sort(key=lambda item: item[0])
+    return [path for _, path in found]
+
+
+def read_offline_run(run_dir: str | os.PathLike[str], wait: float = 0.0) -> OfflineRun:
+    """Read one run directory (or its ``run-<id>.wandb`` file) into an :class:`OfflineRun`.
+
+    Safe on a log that is still being written: what has been flushed is read and
+    ``truncated`` tells whether the log ended mid-record. wandb's service buffers the log
+    (flushing every ``x_transaction_log_flush_interval``, 15 s by default) and writes its end
+    only after ``run.finish()`` has returned, when it closes the run; ``wait`` is how many
+    seconds to keep re-reading until the log holds the run's exit record.
+
+    Raises:
+        FileNotFoundError: the directory holds no ``run-*.wandb`` file.
+        OfflineRunFormatError: the file is not a wandb transaction log.
+
+    Example:
+        >>> import wandb  # doctest: +SKIP
+        >>> run = wandb.init(mode="offline", dir="/tmp/demo", config={"lr": 0.1})  # doctest: +SKIP
+        >>> run.log({"loss": 0.5}); run.finish()  # doctest: +SKIP
+        >>> (run_dir,) = find_offline_run_dirs("/tmp/demo", run.id)  # doctest: +SKIP
+        >>> recorded = read_offline_run(run_dir, wait=10)  # doctest: +SKIP
+        >>> recorded.config, recorded.column("loss"), recorded.exit_code  # doctest: +SKIP
+        ({'lr': 0.1}, [0.5], 0)
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        run = _read_once(Path(run_dir))
+        if run.finished or time.monotonic() >= deadline:
+            return run
+        time.sleep(_POLL_SECONDS)
+
+
+def read_offline_runs(root: str | os.PathLike[str], run_id: str, wait: float = 0.0) -> list[OfflineRun]:
+    """Every run directory under ``root`` that wrote to ``run_id``, read, oldest first.
+
+    A run resumed offline, and each writer of a run shared between processes, writes its own
+    directory with its own history (its steps start again at 0 offline); W&B merges them when
+    they are synced. The first entry is the run's start, ``[-1].exit_code`` the last exit.
+    ``wait`` is as for :func:`read_offline_run`, shared by all the directories.
+
+    Example:
+        >>> read_offline_runs("/nonexistent", "abc")
+        []
+    """
+    deadline = time.monotonic() + wait
+    return [
+        read_offline_run(path, wait=max(0.0, deadline - time.monotonic()))
+        for path in find_offline_run_dirs(root, run_id)
+    ]
+
+
+def _read_once(path: Path) -> OfflineRun:
+    log_file = _log_file(path)
+    match = _LOG_FILE.match(log_file.name)
+    builder = _RunBuilder(log_file.parent, match.group("id") if match else log_file.stem)
+    records, truncated = _decode(log_file)
+    for record in records:
+        builder.apply(record)
+    return builder.build(truncated)
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """The raw protobuf records (``wandb.proto.wandb_internal_pb2.Record``) of a run's log.
+
+    ``path`` is a run directory or its ``.wandb`` file. Stops quietly at an incomplete tail.
+
+    Example:
+        >>> kinds = [r.WhichOneof("record_type") for r in iter_records(run_dir)]  # doctest: +SKIP
+        >>> kinds[:2]  # doctest: +SKIP
+        ['header', 'run']
+    """
+    records, _ = _decode(_log_file(Path(path)))
+    yield from records
+
+
+def _parse_run_dir(path: Path) -> tuple[str, list[tuple[str, int]]] | None:
+    """A run directory's timespec and its possible ``(run id, same-second suffix)`` readings."""
+    match = _RUN_DIR.match(path.name)
+    if match is None:
+        return None
+    rest = match.group("rest")
+    # Ids may contain "-", so "<id>-1" is ambiguous; the log's name (run-<id>.wandb) settles it.
+    for log in sorted(path.glob("run-*.wandb")) if path.is_dir() else []:
+        log_match = _LOG_FILE.match(log.name)
+        if log_match is None:
+            continue
+        run_id = log_match.group("id")
+        tail = rest[len(run_id) + 1 :]
+        if rest == run_id:
+            return match.group("time"), [(run_id, 0)]
+        if rest.startswith(run_id + "-") and tail.isdigit():
+            return match.group("time"), [(run_id, int(tail))]
+    # No log yet (the service creates it just after the directory): keep both readings.
+    readings = [(rest, 0)]
+    head, _, tail = rest.rpartition("-")
+    if head and tail.isdigit():
+        readings.append((head, int(tail)))
+    return match.group("time"), readings
+
+
+def _log_file(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"no wandb run directory at {path}")
+    logs = sorted(path.glob("run-*.wandb"))
+    if not logs:
+        raise FileNotFoundError(f"no run-*.wandb transaction log in {path}")
+    parsed = _parse_run_dir(path)
+    if parsed is not None:
+        for log in logs:
+            if log.name == f"run-{parsed[1][0][0]}.wandb":
+                return log
+    return logs[0]
+
+
+def _decode(log_file: Path) -> tuple[list[Any], bool]:
+    from wandb.proto import wandb_internal_pb2
+
+    payloads, truncated = _scan(log_file.read_bytes(), log_file)
+    records: list[Any] = []
+    for payload in payloads:
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        records.append(record)
+    return records, truncated
+
+
+def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
+    """Split a log's bytes into record payloads; also whether it ended in an incomplete chunk."""
+    if len(data) < _FILE_HEADER.size:
+        # Created but not yet written to: the header comes with the first flush.
+        return [], True
+    ident, magic, version = _FILE_HEADER.unpack_from(data)
+    if ident != _IDENT or magic != _MAGIC:
+        raise OfflineRunFormatError(f"{source} is not a wandb transaction log")
+    if version != _VERSION:
+        raise OfflineRunFormatError(f"{source}: unsupported transaction log version {version}")
+    payloads: list[bytes] = []
+    pending: bytearray | None = None
+    pos = _FILE_HEADER.size
+    end = len(data)
+    while True:
+        block_left = _BLOCK - pos % _BLOCK
+        if block_left < _CHUNK_HEADER.size:
+            pos += block_left
+            continue
+        if pos >= end:
+            return payloads, pending is not None
+        if pos + _CHUNK_HEADER.size > end:
+            return payloads, True
+        checksum, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
+        chunk_end = pos + _CHUNK_HEADER.size + length
+        if kind not in _CRC_SEED or chunk_end > end or length > block_left - _CHUNK_HEADER.size:
+            # Zeroes or a chunk running past the end: the writer has not finished this part.
+            _log_stop(source, pos, end)
+            return payloads, True
+        payload = data[pos + _CHUNK_HEADER.size : chunk_end]
+        if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
+            _log_stop(source, pos, end)
+            return payloads, True
+        pos = chunk_end
+        if kind == _FULL:
+            pending = None
+            payloads.append(payload)
+        elif kind == _FIRST:
+            pending = bytearray(payload)
+        elif pending is not None:
+            pending += payload
+            if kind == _LAST:
+                payloads.append(bytes(pending))
+                pending = None
+
+
+def _log_stop(source: Path, pos: int, end: int) -> None:
+    logger.debug("%s: stopped reading at byte %d of %d (incomplete or damaged chunk)", source, pos, end)
+
+
+def _decode_json(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _item_path(item: Any) -> Sequence[str]:
+    nested: Sequence[str] = item.nested_key
+    return list(nested) if len(nested) else [item.key]
+
+
+def _set_path(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
+    node = target
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _remove_path(target: dict[str, Any], path: Sequence[str]) -> None:
+    node: Any = target
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def _apply_items(target: dict[str, Any], update: Any, remove: Any) -> None:
+    for item in update:
+        _set_path(target, _item_path(item), _decode_json(item.value_json))
+    for item in remove:
+        _remove_path(target, _item_path(item))
+
+
+def _or_none(text: str) -> str | None:
+    return text or None
+
+
+class _RunBuilder:
+    """Folds a log's records, in order, into the run's final state."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        self.directory = directory
+        self.run_id = run_id
+        self.identity: dict[str, str | None] = {}
+        self.tags: tuple[str, ...] = ()
+        self.config: dict[str, Any] = {}
+        self.summary: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
+        self.exit_code: int | None = None
+        self.resumed = False
+        self.stats_label: str | None = None
+        self.has_environment = False
+        self.shared_mode = False
+        self.file_records: list[str] = []
+        self.start_time: float | None = None
+        self.host: str | None = None
+
+    def apply(self, record: Any) -> None:
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            self._run(record.run)
+        elif kind == "config":
+            _apply_items(self.config, record.config.update, record.config.remove)
+        elif kind == "history":
+            row: dict[str, Any] = {}
+            for item in record.history.item:
+                _set_path(row, _item_path(item), _decode_json(item.value_json))
+            self.history.append(row)
+        elif kind == "summary":
+            _apply_items(self.summary, record.summary.update, record.summary.remove)
+        elif kind == "exit":
+            self.exit_code = int(record.exit.exit_code)
+        elif kind == "files":
+            for item in record.files.files:
+                if item.path not in self.file_records:
+                    self.file_records.append(item.path)
+        elif kind == "stats" and self.stats_label is None:
+            for item in record.stats.item:
+                _, marker, label = item.key.rpartition(_LABEL_SUFFIX)
+                if marker and label:
+                    self.stats_label = label
+                    break
+        elif kind == "environment":
+            self.has_environment = True
+        elif kind == "telemetry":
+            self.shared_mode = self.shared_mode or bool(record.telemetry.feature.shared_mode)
+
+    def _run(self, run: Any) -> None:
+        # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
+        # notes change), so identity fields are replaced, not merged.
+        self.run_id = run.run_id or self.run_id
+        self.identity = {
+            "project": _or_none(run.project),
+            "entity": _or_none(run.entity),
+            "name": _or_none(run.display_name),
+            "group": _or_none(run.run_group),
+            "job_type": _or_none(run.job_type),
+            "notes": _or_none(run.notes),
+        }
+        self.tags = tuple(run.tags)
+        self.host = _or_none(run.host) or self.host
+        if run.HasField("start_time"):
+            self.start_time = run.start_time.seconds + run.start_time.nanos / 1e9
+        self.resumed = self.resumed or bool(run.resume) or bool(run.resumed)
+        self.shared_mode = self.shared_mode or bool(run.telemetry.feature.shared_mode)
+        _apply_items(self.config, run.config.update, run.config.remove)
+        _apply_items(self.summary, run.summary.update, run.summary.remove)
+
+    def _files_on_disk(self) -> list[str]:
+        files_dir = self.directory / "files"
+        if not files_dir.is_dir():
+            return []
+        return sorted(p.relative_to(files_dir).as_posix() for p in files_dir.rglob("*") if p.is_file())
+
+    def build(self, truncated: bool) -> OfflineRun:
+        files = self._files_on_disk()
+        label = self.stats_label
+        if label is None:
+            for name in files:
+                match = _OUTPUT_FILE.match(name)
+                if match is not None:
+                    label = match.group("label")
+                    break
+        config = {k: v for k, v in self.config.items() if k != _INTERNAL_KEY}
+        summary = {k: v for k, v in self.summary.items() if k != _INTERNAL_KEY}
+        return OfflineRun(
+            path=self.directory,
+            run_id=self.run_id,
+            project=self.identity.get("project"),
+            entity=self.identity.get("entity"),
+            name=self.identity.get("name"),
+            group=self.identity.get("group"),
+            job_type=self.identity.get("job_type"),
+            tags=self.tags,
+            notes=self.identity.get("notes"),
+            config=config,
+            history=self.history,
+            summary=summary,
+            exit_code=self.exit_code,
+            resumed=self.resumed,
+            label=label,
+            primary=None if label is None else self.has_environment,
+            shared_mode=self.shared_mode,
+            files=files,
+            file_records=self.file_records,
+            start_time=self.start_time,
+            host=self.host,
+            truncated=truncated,
+            offline=not self.directory.name.startswith("run-"),
+        )
