@@ -247,27 +247,18 @@ CREDENTIALS = [
     ("sweep-kwargs", lambda: wandb_sweep_config(api_key=SECRET)),
     ("decorator", lambda: wandb_init(api_key=SECRET)),
     ("decorator-settings", lambda: wandb_init(settings={"api_key": SECRET})),
+    ("decorator-settings-object", lambda: wandb_init(settings=_wandb_settings(api_key=SECRET))),
     ("encode", lambda: encode_fields(RUN, {"kwargs": {"api_key": SECRET}}, "wandb_config()")),
 ]
-DECORATOR_SETTINGS_BUG = (
-    "_decorators.task_layer_from_arguments skips the credential check for settings=..., so "
-    "@wandb_init(settings={'api_key': ...}) is accepted and explain() prints the key"
-)
 
 
-@pytest.mark.parametrize(
-    "make",
-    [
-        pytest.param(
-            make,
-            id=name,
-            marks=[pytest.mark.xfail(strict=True, reason=DECORATOR_SETTINGS_BUG)]
-            if name == "decorator-settings"
-            else [],
-        )
-        for name, make in CREDENTIALS
-    ],
-)
+def _wandb_settings(**fields: Any) -> Any:
+    import wandb
+
+    return wandb.Settings(**fields)
+
+
+@pytest.mark.parametrize("make", [pytest.param(make, id=name) for name, make in CREDENTIALS])
 def test_credentials_are_rejected_without_repeating_them(make: Any) -> None:
     with pytest.raises(WandbConfigError) as info:
         make()

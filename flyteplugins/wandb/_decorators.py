@@ -6,10 +6,11 @@ import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast, overload
 
 from ._distributed import distributed_links_spec, elastic_topology
+from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
 from ._link import Wandb
 from ._run import RunScope, scope_for_function, scope_for_task
@@ -37,8 +38,16 @@ def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
     extra = {k: values.pop(k) for k in list(values) if k not in RUN.model.model_fields or k == "kwargs"}
     if "kwargs" in extra:
         extra.update(extra.pop("kwargs") or {})
+    settings = extra.get("settings")
+    if settings is not None and not isinstance(settings, Mapping):
+        # A wandb.Settings object: keep the fields the user set (its dump also holds wandb's
+        # computed fields), so that the credential check below sees exactly what was given.
+        fields_set = getattr(settings, "model_fields_set", None)
+        if fields_set is None:
+            raise WandbConfigError("settings", settings, origin, "a dict or a wandb.Settings object")
+        extra["settings"] = {k: v for k, v in settings.model_dump().items() if k in fields_set}
     check_no_credentials(values, origin, "")
-    check_no_credentials({k: v for k, v in extra.items() if k != "settings"}, origin, "")
+    check_no_credentials(extra, origin, "")
     if extra:
         values["kwargs"] = extra
     return layer("task", RUN, RUN.validate(values, origin), origin)
@@ -70,7 +79,9 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
         download_after_task_sync(scope.active.identity)
 
 
-def _wrap_task_function(fn: Callable[..., Any], task_layer: Layer, download_logs: bool | None) -> Callable[..., Any]:
+def _wrap_task_function(
+    fn: Callable[..., Any], task_layer: Layer, download_logs: bool | None
+) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 

@@ -134,7 +134,9 @@ def reload_settings() -> None:
         >>> reload_settings()
     """
     global _base_cache
+    global _last_parent
     _base_cache = None
+    _last_parent = ({}, _NO_PARENT)
     _parent_cache.clear()
     _resolved_cache.clear()
 
@@ -154,12 +156,22 @@ _parent_cache: dict[tuple[tuple[str, str], ...], _Parent] = {}
 _NO_PARENT = _Parent(None, None, None, None)
 
 
+_last_parent: tuple[dict[str, str], _Parent] = ({}, _NO_PARENT)
+
+
 def _parent(context: Mapping[str, str] | None) -> _Parent:
+    global _last_parent
     if not context:
         return _NO_PARENT
+    # Flyte hands every sibling action the same context: comparing with the last one seen is a
+    # C-level dict comparison, cheaper than hashing its items.
+    last_context, last_parent = _last_parent
+    if context == last_context:
+        return last_parent
     key = tuple(context.items())
     found = _parent_cache.get(key)
     if found is not None:
+        _last_parent = (dict(context), found)
         return found
     decoded: DecodedContext = decode_context(context)
     parent = _Parent(
@@ -171,6 +183,7 @@ def _parent(context: Mapping[str, str] | None) -> _Parent:
     if len(_parent_cache) > 512:
         _parent_cache.clear()
     _parent_cache[key] = parent
+    _last_parent = (dict(context), parent)
     return parent
 
 

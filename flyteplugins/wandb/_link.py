@@ -118,7 +118,7 @@ class Wandb(Link):
             'https://wandb.ai/e/p/runs/r1-a1'
         """
         resolved = resolve("run", task=self._layer, context=context or {}, use_current_context=False)
-        key = (self._is_distributed, self._worker_index)
+        key = (id(self), self._is_distributed, self._worker_index)
         recipe = resolved.memo.get(key)
         if recipe is None:
             recipe = resolved.memo[key] = self._recipe(resolved)

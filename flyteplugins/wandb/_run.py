@@ -179,8 +179,8 @@ def plan_task_run(
 
     Example:
         >>> from flyteplugins.wandb._layers import resolve
-        >>> plan = plan_task_run(resolve(context={}, use_current_context=False), run_name="r", action_name="a",
-        ...                      remote=False)
+        >>> resolved = resolve(context={}, use_current_context=False)
+        >>> plan = plan_task_run(resolved, run_name="r", action_name="a", remote=False)
         >>> plan.action, plan.identity.id, plan.owner
         ('init', 'r-a', True)
     """
@@ -263,6 +263,11 @@ def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
             )
 
 
+def _explicit_settings(settings: Any) -> dict[str, Any]:
+    """The fields of a ``wandb.Settings`` that were set, without wandb's computed ones."""
+    return {k: v for k, v in settings.model_dump().items() if k in settings.model_fields_set}
+
+
 def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) -> None:
     import wandb
 
@@ -272,9 +277,12 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
     if existing is None:
         merged: dict[str, Any] = {}
     elif isinstance(existing, Mapping):
-        merged = dict(existing)
+        # A wandb.Settings given to @wandb_init reaches here dumped to a dict, with wandb's
+        # read-only computed fields next to the ones the user set: those cannot be passed back.
+        computed = wandb.Settings.model_computed_fields
+        merged = {k: v for k, v in existing.items() if k not in computed}
     else:
-        merged = {k: v for k, v in existing.model_dump().items() if k in existing.model_fields_set}
+        merged = _explicit_settings(existing)
     merged.update(shared or {})
     kwargs["settings"] = wandb.Settings(**merged)
 
@@ -288,33 +296,141 @@ def _is_unreachable(exc: BaseException) -> bool:
     return any(m in text for m in ("timed out", "connection refused", "name resolution", "failed to connect"))
 
 
+# How long a connection attempt may take before the server counts as unreachable, and how long a
+# verdict is reused (many tasks of one workflow start runs within seconds of each other).
+_PROBE_TIMEOUT = 3.0
+_PROBE_TTL = 30.0
+_probe_lock = threading.Lock()
+_probe_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+
+def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
+    """``(shown url, host, port)`` of the server ``wandb.init(**kwargs)`` would contact.
+
+    ``None`` when it contacts none (offline, disabled); port ``None`` when a proxy stands in
+    between (a direct connection then says nothing about the server).
+    """
+    import urllib.parse
+    import urllib.request
+
+    import wandb
+
+    settings: Any = kwargs.get("settings")
+    explicit = set(getattr(settings, "model_fields_set", ()) or ())
+    process = wandb.setup().settings
+    mode = kwargs.get("mode") or (settings.mode if "mode" in explicit else None) or process.mode
+    if mode in ("offline", "dryrun", "disabled"):
+        return None
+    base_url = str(settings.base_url if "base_url" in explicit else process.base_url)
+    url = urllib.parse.urlsplit(base_url)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    # Only scheme, host and port are ever shown: a base URL may carry credentials.
+    shown = f"{url.scheme}://{host}:{port}"
+    proxied = bool(getattr(process, "https_proxy", None) or getattr(process, "http_proxy", None)) or (
+        url.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)
+    )
+    if url.scheme not in ("http", "https") or not host or proxied:
+        return shown, host, None
+    return shown, host, port
+
+
+def _probe(host: str, port: int) -> str | None:
+    """Why a TCP connection to ``host:port`` fails, or ``None`` when it succeeds."""
+    import socket
+    import time
+
+    now = time.monotonic()
+    with _probe_lock:
+        cached = _probe_cache.get((host, port))
+    if cached is not None and now - cached[0] < _PROBE_TTL:
+        return cached[1]
+    try:
+        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT).close()
+        reason = None
+    except OSError as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    with _probe_lock:
+        _probe_cache[(host, port)] = (now, reason)
+    return reason
+
+
+def _offline_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    import wandb
+
+    offline = dict(kwargs, mode="offline")
+    settings_obj = offline.get("settings")
+    if settings_obj is not None and getattr(settings_obj, "mode", None) == "shared":
+        offline["settings"] = wandb.Settings(**{**_explicit_settings(settings_obj), "mode": "offline"})
+    return offline
+
+
+def _init_offline(kwargs: Mapping[str, Any], server: str, reason: str) -> Any:
+    import wandb
+
+    run = wandb.init(**_offline_kwargs(kwargs))
+    run_dir = os.path.dirname(run.dir)
+    logger.warning(
+        "W&B server %s unreachable (%s): run %s continues offline in %s; upload it later with: wandb sync %s",
+        server,
+        reason,
+        run.id,
+        run_dir,
+        run_dir,
+    )
+    return run
+
+
+def _free_failed_run_ids() -> bool:
+    """Whether the run id of a failed online start could be freed for an offline start.
+
+    wandb's service keeps the id of an online start that failed, and only a new service frees
+    it. The service is restarted only when no run is alive in this process (in a remote task,
+    the process is the task's own): restarting it would end the other runs.
+    """
+    try:
+        import wandb
+        from wandb.sdk import wandb_setup
+
+        with _live_lock:
+            ours = bool(_live)
+        if ours or wandb_setup.singleton().most_recent_active_run is not None:
+            return False
+        wandb.teardown()
+        return True
+    except Exception:  # pragma: no cover - a wandb without these helpers
+        logger.debug("could not restart the wandb service", exc_info=True)
+        return False
+
+
 def _wandb_init(kwargs: dict[str, Any]) -> Any:
-    """``wandb.init`` that does not kill the task when the W&B server cannot be reached."""
+    """``wandb.init`` that does not kill the task when the W&B server cannot be reached.
+
+    The server is probed with a short TCP connection first: an online ``wandb.init`` against a
+    dead server retries for ``init_timeout`` (90 s by default) before it fails, and the failed
+    run keeps its id reserved in wandb's service, so that the same id cannot start offline after.
+    A server that accepts connections but does not answer is only found out by ``wandb.init``
+    itself (after ``init_timeout``); the run then continues offline if the id can be freed.
+    """
     import wandb
 
     from ._requirements import after_init, settings_overrides
 
     kwargs = dict(kwargs)
-    settings = dict(settings_overrides())
+    settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
-    try:
-        run = wandb.init(**kwargs)
-    except Exception as exc:
-        if kwargs.get("mode") in ("offline", "disabled") or not _is_unreachable(exc):
-            raise
-        offline = dict(kwargs, mode="offline")
-        settings_obj = offline.get("settings")
-        if settings_obj is not None and getattr(settings_obj, "mode", None) == "shared":
-            offline["settings"] = wandb.Settings(**{**settings_obj.model_dump(exclude_unset=True), "mode": "offline"})
-        run = wandb.init(**offline)
-        logger.warning(
-            "W&B server unreachable (%s): run %s continues offline in %s; upload it later with: wandb sync %s",
-            type(exc).__name__,
-            run.id,
-            os.path.dirname(run.dir),
-            os.path.dirname(run.dir),
-        )
+    target = _server_to_probe(kwargs)
+    reason = _probe(target[1], target[2]) if target is not None and target[2] is not None else None
+    if target is not None and reason is not None:
+        run = _init_offline(kwargs, target[0], reason)
+    else:
+        try:
+            run = wandb.init(**kwargs)
+        except Exception as exc:
+            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids():
+                raise
+            run = _init_offline(kwargs, target[0], type(exc).__name__)
     after_init(run)
     return run
 
@@ -331,15 +447,32 @@ def _set_globals(run: Any) -> None:
 
 
 def _unset_globals(run: Any, previous: Any) -> None:
+    """Before ``run`` finishes: if ``wandb.run`` is it, point ``wandb.run`` at a run still alive.
+
+    Sibling runs overlap in one process (concurrent child tasks of a local run), so the run that
+    was global when this one started may have finished first: fall back to the run of the
+    enclosing task, then to the newest run still alive, so that the parent's ``wandb.log`` keeps
+    working after its children.
+    """
     try:
         import wandb
         from wandb.sdk.lib import module
 
-        if wandb.run is run:
-            if previous is not None and getattr(previous, "_is_finished", False) is False:
-                _set_globals(previous)
-            else:
-                module.unset_globals()
+        current = wandb.run
+        if current is not run and (current is None or not getattr(current, "_is_finished", False)):
+            return
+        enclosing = _current.get()
+        with _live_lock:
+            newest_first = [a.run for a in reversed(_live.values())]
+        for candidate in (previous, enclosing.run if enclosing else None, *newest_first):
+            if (
+                candidate is not None
+                and candidate is not run
+                and not getattr(candidate, "_is_finished", False)
+            ):
+                _set_globals(candidate)
+                return
+        module.unset_globals()
     except Exception:  # pragma: no cover
         logger.debug("could not reset wandb.run", exc_info=True)
 
@@ -474,5 +607,7 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
         kwargs["id"] = run_id
     else:
         kwargs.pop("id")
-    identity = RunIdentity(run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host")))
+    identity = RunIdentity(
+        run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host"))
+    )
     return RunScope(TaskRunPlan("init", identity, kwargs, owner=True, finishes=True), resolved)

@@ -1,0 +1,239 @@
+"""A W&B server that cannot be reached does not cost a task its result: the run continues offline.
+
+The server is a local port nothing listens on (the network is closed here, and a refused
+connection is what an unreachable server looks like to wandb); wandb really runs, online first.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+from conftest import run_local
+
+from flyteplugins.wandb import _run as run_module
+from flyteplugins.wandb import get_wandb_run, wandb_init
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+
+env = flyte.TaskEnvironment(name="offline_fallback")
+
+
+def task_run() -> Any:
+    """The W&B run of the code running here; fails the test when there is none."""
+    run = get_wandb_run()
+    assert run is not None, "no W&B run here"
+    return run
+
+
+FAKE_KEY = "fallbackfake" + "0" * 28
+
+
+def closed_port() -> int:
+    """A local port that refuses connections: bound to get a free number, then closed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Online wandb pointed at a server that refuses connections; yields its base URL."""
+    import wandb
+
+    url = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_BASE_URL", url)
+    monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+    # wandb reads its environment once per process: start it again with this one.
+    wandb.teardown()
+    run_module._probe_cache.clear()
+    yield url
+    wandb.teardown()
+    run_module._probe_cache.clear()
+
+
+@wandb_init(project="proj-off", entity="ent-off")
+@env.task
+async def train(steps: int) -> dict[str, str]:
+    run = task_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return {"run_id": str(run.id), "offline": str(run.offline)}
+
+
+def test_an_unreachable_server_falls_back_to_an_offline_run_quickly(
+    unreachable_server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    result = run_local(train, 3)
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 10, f"the fallback took {elapsed:.1f} s"
+    run_id = result.outputs["run_id"]
+    assert result.outputs["offline"] == "True"
+    (run_dir,) = find_offline_run_dirs(wandb_root, run_id)
+    run = read_offline_run(run_dir, wait=15)
+    assert run.offline
+    assert (run.project, run.entity, run.exit_code) == ("proj-off", "ent-off", 0)
+    assert run.column("loss") == [1.0, 0.5, 1.0 / 3]
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb"]
+    assert len(warnings) == 1, warnings
+    (warning,) = warnings
+    assert unreachable_server in warning
+    assert str(run_dir) in warning
+    assert f"wandb sync {run_dir}" in warning
+    assert FAKE_KEY not in warning
+    assert result.links["train"] == [
+        ("Weights & Biases", f"{unreachable_server}/ent-off/proj-off/runs/{run_id}")
+    ]
+
+
+@wandb_init
+@env.task
+async def child(tag: str) -> str:
+    task_run().log({f"child_{tag}": 1})
+    return str(task_run().id)
+
+
+@wandb_init(project="proj-off", entity="ent-off")
+@env.task
+async def parent() -> list[str]:
+    from flyteplugins.wandb import wandb_config
+
+    attached = await child("attached")
+    with wandb_config(run_mode="new"):
+        own = await child("own")
+    return [str(task_run().id), attached, own]
+
+
+def test_every_run_of_a_workflow_falls_back_once_and_children_still_attach(
+    unreachable_server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    parent_id, attached_id, own_id = run_local(parent).outputs
+    elapsed = time.monotonic() - started
+
+    assert elapsed < 10, f"the fallback took {elapsed:.1f} s"
+    assert attached_id == parent_id != own_id
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb"]
+    assert len(warnings) == 2, warnings
+    for run_id, keys in ((parent_id, ["child_attached"]), (own_id, ["child_own"])):
+        (run_dir,) = find_offline_run_dirs(wandb_root, run_id)
+        run = read_offline_run(run_dir, wait=15)
+        assert run.exit_code == 0
+        assert [k for row in run.history for k in row if not k.startswith("_")] == keys
+        assert sum(f"wandb sync {run_dir}" in w for w in warnings) == 1
+
+
+@wandb_init(project="proj-off", entity="ent-off", mode="offline")
+@env.task
+async def explicitly_offline() -> str:
+    task_run().log({"x": 1})
+    return str(task_run().id)
+
+
+def test_an_offline_run_neither_probes_the_server_nor_warns(
+    unreachable_server: str,
+    wandb_root: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    probed: list[tuple[str, int]] = []
+    real_probe = run_module._probe
+
+    def recording_probe(host: str, port: int) -> str | None:
+        probed.append((host, port))
+        return real_probe(host, port)
+
+    monkeypatch.setattr(run_module, "_probe", recording_probe)
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+
+    run_id = run_local(explicitly_offline).outputs
+
+    assert probed == []
+    assert [r for r in caplog.records if r.name == "flyteplugins.wandb"] == []
+    assert read_offline_run(find_offline_run_dirs(wandb_root, run_id)[0], wait=15).column("x") == [1]
+
+
+@pytest.fixture
+def silent_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Online wandb pointed at a server that accepts connections and never answers."""
+    import wandb
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        monkeypatch.setenv("WANDB_MODE", "online")
+        monkeypatch.setenv("WANDB_BASE_URL", url)
+        monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
+        wandb.teardown()
+        run_module._probe_cache.clear()
+        yield url
+        wandb.teardown()
+        run_module._probe_cache.clear()
+
+
+def _short_init_timeout() -> Any:
+    import wandb
+
+    return wandb.Settings(init_timeout=0.5)
+
+
+@wandb_init(project="proj-off", entity="ent-off", settings=_short_init_timeout())
+@env.task
+async def train_with_short_timeout() -> str:
+    task_run().log({"loss": 0.25})
+    return str(task_run().id)
+
+
+def test_a_server_that_never_answers_falls_back_after_the_init_timeout(
+    silent_server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    run_id = run_local(train_with_short_timeout).outputs
+    elapsed = time.monotonic() - started
+
+    # The connection succeeds, so only wandb.init's own timeout (the user's setting) finds it out.
+    assert elapsed < 20, f"the fallback took {elapsed:.1f} s"
+    offline = [d for d in find_offline_run_dirs(wandb_root, run_id) if d.name.startswith("offline-run-")]
+    assert len(offline) == 1
+    run = read_offline_run(offline[0], wait=15)
+    assert (run.project, run.entity, run.exit_code, run.column("loss")) == ("proj-off", "ent-off", 0, [0.25])
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb"]
+    assert len(warnings) == 1, warnings
+    assert f"wandb sync {offline[0]}" in warnings[0]
+
+
+def test_a_remote_tasks_shared_mode_run_also_falls_back_offline(
+    unreachable_server: str, wandb_root: Path
+) -> None:
+    # In a remote run every task's run is started in W&B shared mode; the plan and the scope are
+    # the ones a remote task uses (a local Flyte run cannot be remote).
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import RunScope, plan_task_run
+
+    resolved = resolve(context={"wandb_project": "proj-remote", "wandb_entity": "ent-remote"})
+    plan = plan_task_run(resolved, run_name="r1", action_name="a0", remote=True)
+    assert plan.shared is not None and plan.shared["mode"] == "shared"
+    scope = RunScope(plan, resolved)
+    scope.start()
+    assert scope.run is not None
+    assert (scope.run.settings.mode, scope.run.settings.x_label) == ("offline", "a0")
+    scope.run.log({"remote_metric": 1})
+    scope.finish(failed=False)
+
+    (run_dir,) = find_offline_run_dirs(wandb_root, "r1-a0")
+    run = read_offline_run(run_dir, wait=15)
+    assert (run.project, run.entity, run.exit_code) == ("proj-remote", "ent-remote", 0)
+    assert run.column("remote_metric") == [1]
