@@ -1,0 +1,834 @@
+"""Benchmarks of flyteplugins-wandb, side by side with the reference plugin when it is installed.
+
+Run with ``make bench`` (or ``.venv/bin/python benchmarks/run.py``). Every measurement runs in
+fresh interpreters started by this script, in a temporary working directory with offline W&B:
+
+1. import cost: ``import flyteplugins.wandb`` (and the names a user imports) against ``import flyte``;
+2. ``Wandb().get_link(...)`` per call with every configuration layer active;
+3. per-task overhead of ``@wandb_init`` children in a real local Flyte run.
+
+The table goes to stdout, ``benchmarks/results.md`` and, between its markers, ``docs/performance.md``.
+``--profile`` prints where the time goes instead (cProfile, ``-X importtime``).
+
+Example:
+    ```bash
+    .venv/bin/python benchmarks/run.py            # full run, about two minutes on two cores
+    .venv/bin/python benchmarks/run.py --quick    # smaller samples, writes nothing
+    .venv/bin/python benchmarks/run.py --profile  # where the time goes, this package only
+    ```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import timeit
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+SCRIPT = Path(__file__).resolve()
+REPO = SCRIPT.parent.parent
+RESULTS_MD = SCRIPT.parent / "results.md"
+PERFORMANCE_MD = REPO / "docs" / "performance.md"
+BEGIN_MARKER = "<!-- bench-table -->"
+END_MARKER = "<!-- /bench-table -->"
+PROJECT_PYTHON = sys.executable
+DEFAULT_REFERENCE_PYTHON = "/tmp/ref/bin/python"
+
+# Targets of this package.
+IMPORT_RATIO_TARGET = 1.15
+LINK_TARGET_US = 2.0
+SHARED_CHILD_TARGET_MS = 1.0
+# The reference plugin's documented figures, shown when it cannot be measured here.
+DOCUMENTED_REFERENCE = {
+    "import_ratio": "~4x (documented)",
+    "shared_ms": "~10 (documented)",
+    "own_ms": "~55 (documented)",
+    "gather": "≈ one after another (documented)",
+}
+DOCUMENTED_OWN_RUN_MS = 55.0
+
+# Variables that would change what is measured if the caller's shell happened to set them.
+_FOREIGN_ENV_PREFIXES = ("WANDB_", "FLYTEPLUGINS_WANDB_")
+_FOREIGN_ENV_VARS = (
+    "PYTHONPATH",
+    "PYTHONDONTWRITEBYTECODE",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+)
+
+IMPORT_STATEMENTS = {
+    "flyte": "import flyte",
+    "plugin": "import flyteplugins.wandb",
+    "user": "import flyte\nfrom flyteplugins.wandb import Wandb, wandb_config, wandb_init",
+}
+# Timed in a fresh interpreter; json is imported after the clock stops so that it is not counted.
+_IMPORT_PROBE = """\
+import sys, time
+_t0 = time.perf_counter()
+{statement}
+_t1 = time.perf_counter()
+import json
+print(json.dumps({{"ms": (_t1 - _t0) * 1e3, "wandb": "wandb" in sys.modules,
+                  "flyte_io": "flyte.io" in sys.modules, "modules": len(sys.modules)}}))
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How much to measure."""
+
+    import_reps: int
+    link_batches: int
+    link_calls_per_batch: int
+    children: int
+    rounds: int
+
+
+FULL = Settings(import_reps=15, link_batches=41, link_calls_per_batch=2000, children=50, rounds=5)
+QUICK = Settings(import_reps=5, link_batches=11, link_calls_per_batch=1000, children=20, rounds=1)
+
+
+# --- running fresh interpreters ------------------------------------------------------------------
+
+
+def clean_env(workdir: Path) -> dict[str, str]:
+    """The environment of a benchmark interpreter: the caller's, without W&B or plugin settings.
+
+    Bytecode is cached under ``workdir`` whatever the caller's ``PYTHONDONTWRITEBYTECODE`` says:
+    without a cache every interpreter compiles the package from source, which users never pay
+    (and an installed package, like the reference, ships compiled).
+
+    Example:
+        >>> env = clean_env(Path("/tmp/bench"))
+        >>> "WANDB_PROJECT" in env, env["PYTHONPYCACHEPREFIX"]
+        (False, '/tmp/bench/pycache')
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(_FOREIGN_ENV_PREFIXES) and k not in _FOREIGN_ENV_VARS
+    }
+    env.setdefault("FLYTE_LOG_LEVEL", "WARNING")
+    env["PYTHONPYCACHEPREFIX"] = str(workdir / "pycache")
+    return env
+
+
+def run_python(python: str, args: Sequence[str], cwd: Path, timeout: float = 600) -> str:
+    """Run ``python args...`` in ``cwd`` (never the repository: ``-c`` would put it on sys.path)."""
+    proc = subprocess.run(
+        [python, *args],
+        cwd=cwd,
+        env=clean_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"{python} {' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stderr[-4000:]}"
+        )
+    return proc.stdout
+
+
+def run_worker(python: str, kind: str, settings: Settings, workdir: Path) -> dict[str, Any]:
+    """Run one measurement of this script (``--worker kind``) in a fresh interpreter."""
+    out = workdir / f"{kind}-{abs(hash(python))}.json"
+    args = [str(SCRIPT), "--worker", kind, "--out", str(out), "--settings", json.dumps(settings.__dict__)]
+    run_python(python, args, cwd=workdir)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+# --- 1. import cost ------------------------------------------------------------------------------
+
+
+def measure_imports(pythons: dict[str, str], reps: int, workdir: Path) -> dict[str, dict[str, Any]]:
+    """Median import times (ms) per interpreter and statement, each in a fresh interpreter.
+
+    Statements and interpreters are interleaved so that a slow moment of a shared machine hits all
+    of them alike; the first round only warms the bytecode and disk caches and is dropped.
+    """
+    samples: dict[str, dict[str, list[dict[str, Any]]]] = {
+        label: {name: [] for name in IMPORT_STATEMENTS} for label in pythons
+    }
+    for rep in range(reps + 1):
+        for label, python in pythons.items():
+            for name, statement in IMPORT_STATEMENTS.items():
+                out = run_python(python, ["-c", _IMPORT_PROBE.format(statement=statement)], cwd=workdir)
+                if rep:
+                    samples[label][name].append(json.loads(out.strip().splitlines()[-1]))
+    results: dict[str, dict[str, Any]] = {}
+    for label, by_name in samples.items():
+        medians = {name: statistics.median(s["ms"] for s in runs) for name, runs in by_name.items()}
+        plugin = by_name["plugin"]
+        user = by_name["user"]
+        results[label] = {
+            **{f"{name}_ms": ms for name, ms in medians.items()},
+            "plugin_ratio": medians["plugin"] / medians["flyte"],
+            "user_ratio": medians["user"] / medians["flyte"],
+            "wandb_after_plugin": any(s["wandb"] for s in plugin),
+            "flyte_io_after_plugin": any(s["flyte_io"] for s in plugin),
+            "wandb_after_user": any(s["wandb"] for s in user),
+            "flyte_io_after_user": any(s["flyte_io"] for s in user),
+        }
+    return results
+
+
+# --- workers: what runs inside the fresh interpreters ---------------------------------------------
+
+
+def _package_info() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import flyteplugins.wandb as plugin
+
+    return {
+        "plugin_file": str(plugin.__file__),
+        "plugin_version": version("flyteplugins-wandb"),
+        "flyte_version": version("flyte"),
+        "wandb_version": version("wandb"),
+        "python": platform.python_version(),
+    }
+
+
+def _offline_wandb(workdir: Path) -> None:
+    os.environ.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(workdir))
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _task_decorator(env: Any) -> Callable[[F], F]:
+    """``env.task`` with its type spelt out (flyte is not type-checked here)."""
+    decorator: Callable[[F], F] = env.task
+    return decorator
+
+
+def _run_local(task: Any, *args: Any) -> Any:
+    import flyte
+
+    flyte.init()
+    run = flyte.with_runcontext(mode="local").run(task, *args)
+    outputs = run.outputs()
+    return outputs[0] if isinstance(outputs, tuple) else getattr(outputs, "o0", outputs)
+
+
+# The layers every get_link call resolves: a config file, environment variables, a parent's
+# custom_context, a wandb_config block and the link's own explicitly-set fields.
+_FILE_LAYER = 'project = "file-project"\nentity = "file-entity"\ntags = ["from-file"]\nrun_mode = "auto"\n'
+_ENV_LAYER = {
+    "WANDB_PROJECT": "env-project",
+    "WANDB_ENTITY": "env-entity",
+    "WANDB_BASE_URL": "https://api.wandb.example.com",
+    "FLYTEPLUGINS_WANDB_RUN_MODE": "auto",
+}
+_PARENT_CONTEXT = {
+    "wandb_project": "ctx-project",
+    "wandb_entity": "ctx-entity",
+    "wandb_tags": '["from-parent"]',
+    "wandb_group": "ctx-group",
+    "wandb_config": '{"lr": 0.01, "layers": 4}',
+    "wandb_run_mode": "auto",
+    "_wandb_run_id": "parent-run",
+    "_wandb_run_entity": "ctx-entity",
+    "_wandb_run_project": "ctx-project",
+}
+_RUN_NAME = "bench-run"
+
+
+def _time_link_calls(get_link: Callable[..., str], batches: int, per_batch: int) -> list[float]:
+    """Mean seconds per call of each batch.
+
+    Every call has an action name of its own and, within a batch, a context dict of its own (equal
+    contents, as siblings get from one parent), so nothing can be memoised on either's identity.
+    """
+    names = [f"a{i:07d}" for i in range((batches + 1) * per_batch)]
+    chunks: Iterator[list[str]] = iter(names[i : i + per_batch] for i in range(0, len(names), per_batch))
+    contexts = [dict(_PARENT_CONTEXT) for _ in range(per_batch)]
+
+    def batch() -> None:
+        for action, context in zip(next(chunks), contexts, strict=True):
+            get_link(_RUN_NAME, "flytesnacks", "development", context, "a0", action, "pod-0")
+
+    timer = timeit.Timer(batch)
+    timer.timeit(number=1)  # warm-up batch
+    return [total / per_batch for total in timer.repeat(repeat=batches, number=1)]
+
+
+def worker_link(settings: Settings, workdir: Path, profile: bool = False) -> dict[str, Any]:
+    """Time ``Wandb().get_link`` with every layer active, inside a local Flyte task.
+
+    Inside a task because the reference plugin's blocks only take effect there.
+    """
+    config_file = workdir / "wandb.toml"
+    config_file.write_text(_FILE_LAYER)
+    os.environ.update(_ENV_LAYER, FLYTEPLUGINS_WANDB_CONFIG=str(config_file))
+    _offline_wandb(workdir)
+
+    import flyte
+
+    from flyteplugins.wandb import Wandb, wandb_config
+
+    task = _task_decorator(flyte.TaskEnvironment(name="bench_link"))
+
+    @task
+    async def link_bench() -> str:
+        own = Wandb(project="link-project", entity="link-entity", run_mode="new")
+        attached = Wandb(project="link-project", entity="link-entity")
+        results: dict[str, Any] = {}
+        with wandb_config(
+            project="block-project", tags=["from-block"], config={"batch": 32}, run_mode="auto"
+        ):
+            for label, link, expected in (("own", own, "a0000000"), ("attached", attached, "parent-run")):
+                sample = link.get_link(_RUN_NAME, "fp", "dev", dict(_PARENT_CONTEXT), "a0", "a0000000", "pod")
+                if expected not in sample:
+                    raise AssertionError(f"{label} link {sample!r} does not name {expected!r}")
+                results[f"{label}_sample"] = sample
+                if profile:
+                    _profile(partial(_time_link_calls, link.get_link, 10, 2000), f"get_link ({label})")
+                per_call = _time_link_calls(
+                    link.get_link, settings.link_batches, settings.link_calls_per_batch
+                )
+                results[f"{label}_us"] = statistics.median(per_call) * 1e6
+        return json.dumps(results)
+
+    result: dict[str, Any] = json.loads(_run_local(link_bench))
+    return {**result, **_package_info()}
+
+
+def _run_dirs(workdir: Path) -> int:
+    root = workdir / "wandb"
+    return sum(1 for p in root.iterdir() if p.is_dir() and "run-" in p.name) if root.is_dir() else 0
+
+
+def worker_tasks(settings: Settings, workdir: Path, profile: bool = False) -> dict[str, Any]:
+    """Time a parent with N children: (a) no W&B, (b) sharing the parent's run, (c) own runs one
+    after another, (d) own runs gathered concurrently; several rounds, phases interleaved."""
+    import asyncio
+
+    _offline_wandb(workdir)
+
+    import flyte
+
+    from flyteplugins.wandb import wandb_init
+
+    task = _task_decorator(flyte.TaskEnvironment(name="bench_tasks"))
+
+    @task
+    async def plain_child(i: int) -> int:
+        return i
+
+    @wandb_init
+    @task
+    async def shared_child(i: int) -> int:
+        return i
+
+    @wandb_init(run_mode="new")
+    @task
+    async def own_child(i: int) -> int:
+        return i
+
+    async def sequential(child: Any, n: int) -> None:
+        for i in range(n):
+            await child(i)
+
+    async def gathered(child: Any, n: int) -> None:
+        await asyncio.gather(*(child(i) for i in range(n)))
+
+    phases = {
+        "a": (plain_child, sequential),
+        "b": (shared_child, sequential),
+        "c": (own_child, sequential),
+        "d": (own_child, gathered),
+    }
+
+    @wandb_init(project="bench", entity="bench")
+    @task
+    async def parent(n: int, rounds: int) -> str:
+        for child in (plain_child, shared_child, own_child):  # warm-up: first calls, first runs
+            await sequential(child, 3)
+        seconds: dict[str, list[float]] = {name: [] for name in phases}
+        runs_created: dict[str, list[int]] = {name: [] for name in phases}
+        for _ in range(rounds):
+            for name, (child, how) in phases.items():
+                before = _run_dirs(workdir)
+                start = time.perf_counter()
+                await how(child, n)
+                seconds[name].append(time.perf_counter() - start)
+                runs_created[name].append(_run_dirs(workdir) - before)
+        return json.dumps({"seconds": seconds, "runs_created": runs_created})
+
+    @wandb_init(project="bench", entity="bench")
+    @task
+    async def profiled_parent(n: int) -> str:
+        await sequential(own_child, 3)
+        await _profile_children(lambda: sequential(own_child, n), "own-run children, one after another")
+        return "{}"
+
+    if profile:
+        _run_local(profiled_parent, settings.children)
+        return {}
+    result: dict[str, Any] = json.loads(_run_local(parent, settings.children, settings.rounds))
+    return {**result, **_package_info()}
+
+
+# --- profiling -----------------------------------------------------------------------------------
+
+
+def _print_stats(profiler: Any, title: str, limit: int = 25) -> None:
+    import io
+    import pstats
+
+    for order in ("cumulative", "tottime"):
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).strip_dirs().sort_stats(order).print_stats(limit)
+        print(f"\n=== {title}: by {order} ===\n{stream.getvalue()}", flush=True)
+    # The package's own functions, so that its share is not lost among wandb's and flyte's.
+    stream = io.StringIO()
+    pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats("flyteplugins/wandb/", limit)
+    print(f"\n=== {title}: flyteplugins.wandb functions, by cumulative ===\n{stream.getvalue()}", flush=True)
+
+
+def _profile(fn: Callable[[], object], title: str) -> None:
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    _print_stats(profiler, title)
+
+
+async def _profile_children(make: Callable[[], Awaitable[None]], title: str) -> None:
+    """Profile child tasks awaited here, with ``asyncio.to_thread`` run inline: cProfile only sees
+    its own thread, and the ``@wandb_init`` wrapper hands ``wandb.init`` to worker threads."""
+    import asyncio
+    import cProfile
+
+    async def inline(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    original = asyncio.to_thread
+    profiler = cProfile.Profile()
+    asyncio.to_thread = inline
+    profiler.enable()
+    try:
+        await make()
+    finally:
+        profiler.disable()
+        asyncio.to_thread = original
+    _print_stats(profiler, title)
+
+
+def profile_imports(workdir: Path) -> None:
+    """What ``import flyte`` + the public names cost beyond ``import flyte`` (``-X importtime``)."""
+    statement = "import flyte\nimport sys\nsys.stderr.write('--- flyte imported ---\\n')\n"
+    statement += "from flyteplugins.wandb import Wandb, wandb_config, wandb_init"
+    run_python(PROJECT_PYTHON, ["-c", statement], cwd=workdir)  # fills the bytecode cache
+    proc = subprocess.run(
+        [PROJECT_PYTHON, "-X", "importtime", "-c", statement],
+        cwd=workdir,
+        env=clean_env(workdir),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = proc.stderr.split("--- flyte imported ---\n", 1)[-1].splitlines()
+    rows = []
+    for line in lines:
+        parts = line.split("|")
+        if len(parts) == 3 and parts[0].startswith("import time:") and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), int(parts[0].split(":")[1]), parts[2].rstrip()))
+    print("\n=== import cost beyond `import flyte` (cumulative us, self us, module; >= 2 ms) ===")
+    for cumulative, own, module in rows:
+        if cumulative >= 2000:
+            print(f"{cumulative:>9} {own:>9} {module}")
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    metric: str
+    ours: str
+    reference: str
+    target: str
+    met: str
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f} ms"
+
+
+def task_figures(result: dict[str, Any]) -> dict[str, float]:
+    """Per-child figures from the per-round phase times of :func:`worker_tasks`.
+
+    Overheads are taken round by round against that round's no-W&B baseline, then the median.
+
+    Example:
+        >>> seconds = {"a": [0.05], "b": [0.1], "c": [1.05], "d": [0.525]}
+        >>> f = task_figures({"seconds": seconds, "children": 50})
+        >>> round(f["shared_ms"], 3), round(f["own_ms"], 3), round(f["gather_ratio"], 3)
+        (1.0, 20.0, 0.5)
+    """
+    seconds = result["seconds"]
+    n = result["children"]
+    a, b, c, d = (seconds[k] for k in "abcd")
+    return {
+        "baseline_ms": statistics.median(a) / n * 1e3,
+        "shared_ms": statistics.median((bi - ai) / n * 1e3 for ai, bi in zip(a, b, strict=True)),
+        "own_ms": statistics.median((ci - ai) / n * 1e3 for ai, ci in zip(a, c, strict=True)),
+        "sequential_s": statistics.median(c),
+        "gathered_s": statistics.median(d),
+        "gather_ratio": statistics.median(d) / statistics.median(c),
+    }
+
+
+def build_rows(
+    imports: dict[str, dict[str, Any]],
+    links: dict[str, dict[str, Any]],
+    tasks: dict[str, dict[str, Any]],
+    children: int,
+) -> list[Row]:
+    """The results table: this package, the reference (measured or documented), targets."""
+    ours_i, ref_i = imports["ours"], imports.get("reference", {})
+    ours_l, ref_l = links["ours"], links.get("reference", {})
+    ours_t = task_figures({**tasks["ours"], "children": children})
+    ref_t = task_figures({**tasks["reference"], "children": children}) if "reference" in tasks else None
+
+    def ref(value: Callable[[], str], documented: str = "-") -> str:
+        return value() if ref_i else documented
+
+    own_target = (ref_t["own_ms"] if ref_t else DOCUMENTED_OWN_RUN_MS) / 2
+    own_basis = "½ measured reference" if ref_t else "½ documented ~55 ms"
+    rows = [
+        Row(
+            "`import flyte` (baseline)",
+            _ms(ours_i["flyte_ms"]),
+            ref(lambda: _ms(ref_i["flyte_ms"])),
+            "-",
+            "-",
+        ),
+        Row(
+            "`import flyteplugins.wandb`",
+            _ms(ours_i["plugin_ms"]),
+            ref(lambda: _ms(ref_i["plugin_ms"])),
+            "-",
+            "-",
+        ),
+        Row(
+            "import ratio: `import flyteplugins.wandb` / `import flyte`",
+            f"{ours_i['plugin_ratio']:.2f}x",
+            ref(lambda: f"{ref_i['plugin_ratio']:.2f}x", DOCUMENTED_REFERENCE["import_ratio"]),
+            f"≤ {IMPORT_RATIO_TARGET:.2f}x",
+            _yes(ours_i["plugin_ratio"] <= IMPORT_RATIO_TARGET),
+        ),
+        Row(
+            "import ratio: `import flyte` + `from flyteplugins.wandb import Wandb, wandb_config, wandb_init`"
+            " / `import flyte`",
+            f"{ours_i['user_ratio']:.2f}x",
+            ref(lambda: f"{ref_i['user_ratio']:.2f}x"),
+            f"≤ {IMPORT_RATIO_TARGET:.2f}x",
+            _yes(ours_i["user_ratio"] <= IMPORT_RATIO_TARGET),
+        ),
+        Row(
+            "`wandb` in `sys.modules` after the import (either statement)",
+            "yes" if ours_i["wandb_after_plugin"] or ours_i["wandb_after_user"] else "no",
+            ref(lambda: "yes" if ref_i["wandb_after_plugin"] else "no"),
+            "no",
+            _yes(not (ours_i["wandb_after_plugin"] or ours_i["wandb_after_user"])),
+        ),
+        Row(
+            "`flyte.io` in `sys.modules` after the import (either statement)",
+            "yes" if ours_i["flyte_io_after_plugin"] or ours_i["flyte_io_after_user"] else "no",
+            ref(lambda: "yes" if ref_i["flyte_io_after_plugin"] else "no"),
+            "no",
+            _yes(not (ours_i["flyte_io_after_plugin"] or ours_i["flyte_io_after_user"])),
+        ),
+    ]
+    for label, what in (("own", 'own run (`run_mode="new"`)'), ("attached", "attached to the parent's run")):
+        rows.append(
+            Row(
+                f"`Wandb().get_link(...)`, all layers active, {what}: median per call",
+                f"{ours_l[f'{label}_us']:.2f} µs",
+                f"{ref_l[f'{label}_us']:.2f} µs" if ref_l else "-",
+                f"≤ {LINK_TARGET_US:.0f} µs",
+                _yes(ours_l[f"{label}_us"] <= LINK_TARGET_US),
+            )
+        )
+    rows += [
+        Row(
+            f"(a) child task without W&B, {children} in a row: per child (baseline)",
+            _ms(ours_t["baseline_ms"]),
+            _ms(ref_t["baseline_ms"]) if ref_t else "-",
+            "-",
+            "-",
+        ),
+        Row(
+            "(b) `@wandb_init` child sharing the parent's run: overhead per child",
+            _ms(ours_t["shared_ms"]),
+            _ms(ref_t["shared_ms"]) if ref_t else DOCUMENTED_REFERENCE["shared_ms"],
+            f"≤ {SHARED_CHILD_TARGET_MS:.0f} ms",
+            _yes(ours_t["shared_ms"] <= SHARED_CHILD_TARGET_MS),
+        ),
+        Row(
+            '(c) `@wandb_init(run_mode="new")` child, one after another: overhead per child',
+            _ms(ours_t["own_ms"]),
+            _ms(ref_t["own_ms"]) if ref_t else DOCUMENTED_REFERENCE["own_ms"],
+            f"≤ {own_target:.1f} ms ({own_basis})",
+            _yes(ours_t["own_ms"] <= own_target),
+        ),
+        Row(
+            f"(d) {children} own-run children with `asyncio.gather`: wall time vs (c)",
+            f"{ours_t['gathered_s']:.2f} s vs {ours_t['sequential_s']:.2f} s ({ours_t['gather_ratio']:.2f}x)",
+            (
+                f"{ref_t['gathered_s']:.2f} s vs {ref_t['sequential_s']:.2f} s ({ref_t['gather_ratio']:.2f}x)"
+                if ref_t
+                else DOCUMENTED_REFERENCE["gather"]
+            ),
+            "≤ (c)",
+            _yes(ours_t["gather_ratio"] <= 1.0),
+        ),
+    ]
+    return rows
+
+
+def render_table(rows: Sequence[Row], reference_label: str) -> str:
+    """A markdown table of the rows.
+
+    Example:
+        >>> print(render_table([Row("m", "1", "2", "≤ 3", "yes")], "reference"))
+        | metric | this package | reference | target | met? |
+        |---|---|---|---|---|
+        | m | 1 | 2 | ≤ 3 | yes |
+    """
+    lines = [f"| metric | this package | {reference_label} | target | met? |", "|---|---|---|---|---|"]
+    lines += [f"| {r.metric} | {r.ours} | {r.reference} | {r.target} | {r.met} |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_info() -> dict[str, str]:
+    """Cores, CPU, OS, Python and load average (1, 5, 15 min) of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        load = "unknown"
+    return {
+        "load": load,
+        "cores": str(os.cpu_count()),
+        "cpu": cpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def replace_between_markers(text: str, table: str) -> str | None:
+    """``text`` with ``table`` between the bench-table markers, or ``None`` if they are missing.
+
+    Example:
+        >>> replace_between_markers("a\\n<!-- bench-table -->\\nold\\n<!-- /bench-table -->\\nb", "new")
+        'a\\n<!-- bench-table -->\\nnew\\n<!-- /bench-table -->\\nb'
+    """
+    start = text.find(BEGIN_MARKER)
+    end = text.find(END_MARKER, start + len(BEGIN_MARKER)) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return None
+    return f"{text[: start + len(BEGIN_MARKER)]}\n{table}\n{text[end:]}"
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def _worker_main(kind: str, out: Path, settings: Settings) -> None:
+    with tempfile.TemporaryDirectory(prefix=f"bench-{kind}-") as tmp:
+        workdir = Path(tmp)
+        os.chdir(workdir)
+        if kind == "link":
+            result = worker_link(settings, workdir)
+        elif kind == "tasks":
+            result = worker_tasks(settings, workdir)
+        elif kind == "profile-link":
+            worker_link(QUICK, workdir, profile=True)
+            result = {}
+        elif kind == "profile-tasks":
+            worker_tasks(Settings(0, 0, 0, children=20, rounds=1), workdir, profile=True)
+            result = {}
+        else:
+            raise SystemExit(f"unknown worker {kind!r}")
+    out.write_text(json.dumps(result))
+
+
+def _check_origin(label: str, info: dict[str, Any]) -> None:
+    inside_repo = Path(info["plugin_file"]).resolve().is_relative_to(REPO)
+    if inside_repo != (label == "ours"):
+        raise RuntimeError(f"the {label} measurement imported flyteplugins.wandb from {info['plugin_file']}")
+
+
+def _profile_main(workdir: Path) -> None:
+    profile_imports(workdir)
+    for kind in ("profile-link", "profile-tasks"):
+        out = workdir / f"{kind}.json"
+        args = [str(SCRIPT), "--worker", kind, "--out", str(out), "--settings", json.dumps(QUICK.__dict__)]
+        proc = subprocess.run(
+            [PROJECT_PYTHON, *args],
+            cwd=workdir,
+            env=clean_env(workdir),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(proc.stdout)
+        if proc.returncode:
+            print(proc.stderr[-4000:], file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every benchmark, print the table and write it to the results files."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smaller samples; print only, write nothing")
+    parser.add_argument("--profile", action="store_true", help="print where the time goes (this package)")
+    parser.add_argument("--reference", default=DEFAULT_REFERENCE_PYTHON, help="python of the reference venv")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        _worker_main(args.worker, Path(args.out), Settings(**json.loads(args.settings)))
+        return 0
+
+    started = time.perf_counter()
+    # Taken before measuring: on a shared machine the load says how far to trust the numbers.
+    machine = machine_info()
+    settings = QUICK if args.quick else FULL
+    pythons = {"ours": PROJECT_PYTHON}
+    if Path(args.reference).exists():
+        pythons["reference"] = args.reference
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        if args.profile:
+            _profile_main(workdir)
+            return 0
+        print(f"import cost: {settings.import_reps} fresh interpreters per statement ...", flush=True)
+        imports = measure_imports(pythons, settings.import_reps, workdir)
+        links: dict[str, dict[str, Any]] = {}
+        tasks: dict[str, dict[str, Any]] = {}
+        for label, python in pythons.items():
+            print(f"get_link ({label}) ...", flush=True)
+            links[label] = run_worker(python, "link", settings, workdir)
+            _check_origin(label, links[label])
+            print(f"child tasks ({label}): {settings.rounds} rounds of {settings.children} ...", flush=True)
+            tasks[label] = run_worker(python, "tasks", settings, workdir)
+
+    rows = build_rows(imports, links, tasks, settings.children)
+    reference_label = "reference (measured)" if "reference" in pythons else "reference (documented)"
+    table = render_table(rows, reference_label)
+    ours = links["ours"]
+    machine_line = (
+        f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['os']}, Python {machine['python']},"
+        f" load average {machine['load']} at start; "
+        f"flyte {ours['flyte_version']}, wandb {ours['wandb_version']}; "
+        f"this package {ours['plugin_version']}"
+        + (
+            f", reference flyteplugins-wandb {links['reference']['plugin_version']}"
+            if "reference" in links
+            else ""
+        )
+        + "."
+    )
+    notes = _notes(settings, links, tasks)
+    elapsed = time.perf_counter() - started
+    print(f"\n{table}\n\n{machine_line}\n\n{notes}\nTotal benchmark time: {elapsed:.0f} s")
+
+    failed_import_check = any(
+        imports["ours"][key]
+        for key in ("wandb_after_plugin", "flyte_io_after_plugin", "wandb_after_user", "flyte_io_after_user")
+    )
+    if args.quick:
+        return 1 if failed_import_check else 0
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    RESULTS_MD.write_text(
+        "# Benchmark results\n\n"
+        f"Generated by `make bench` (`benchmarks/run.py`) on {stamp}; do not edit by hand.\n\n"
+        f"{table}\n\n{machine_line}\n\n{notes}"
+    )
+    print(f"wrote {RESULTS_MD.relative_to(REPO)}")
+    if PERFORMANCE_MD.is_file():
+        updated = replace_between_markers(PERFORMANCE_MD.read_text(), f"{table}\n\n{machine_line}\n")
+        if updated is None:
+            print(
+                f"{PERFORMANCE_MD.relative_to(REPO)} has no {BEGIN_MARKER} markers: table left in results.md"
+            )
+        else:
+            PERFORMANCE_MD.write_text(updated)
+            print(f"updated the table in {PERFORMANCE_MD.relative_to(REPO)}")
+    else:
+        print(f"{PERFORMANCE_MD.relative_to(REPO)} does not exist: table left in results.md")
+    if failed_import_check:
+        print("FAILED: importing flyteplugins.wandb imported wandb or flyte.io", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _notes(settings: Settings, links: dict[str, dict[str, Any]], tasks: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "How it was measured:",
+        f"- imports: median of {settings.import_reps} fresh interpreters per statement (interleaved, after"
+        " one warm-up round), timed around the import statement itself;",
+        f"- `get_link`: median of {settings.link_batches} batch means, {settings.link_calls_per_batch} calls"
+        " per batch, a distinct action name and context dict per call, inside a local Flyte task with a"
+        " TOML config file"
+        " (`FLYTEPLUGINS_WANDB_CONFIG`), `WANDB_PROJECT`/`WANDB_ENTITY`/`WANDB_BASE_URL`/"
+        "`FLYTEPLUGINS_WANDB_RUN_MODE`, a parent context with wandb_* keys and `_wandb_run_id`, an active"
+        " `wandb_config` block and explicitly-set link fields;",
+        f"- child tasks: one local Flyte run, parent `@wandb_init` with {settings.children} children per"
+        f" phase, phases (a)-(d) interleaved over {settings.rounds} rounds after a warm-up; overheads are per"
+        " round against that round's (a), then the median. Offline W&B, `WANDB_SILENT=true`, temporary"
+        " `WANDB_DIR`.",
+        "",
+        "Sanity checks (what each measurement really did):",
+    ]
+    for label in links:
+        lines.append(
+            f"- {label}: own-run link `{links[label]['own_sample']}`, attached link"
+            f" `{links[label]['attached_sample']}`"
+        )
+        created = tasks[label]["runs_created"]
+        per_phase = ", ".join(f"({k}) {statistics.median(v):.0f}" for k, v in created.items())
+        lines.append(f"- {label}: W&B run directories created per {settings.children} children: {per_phase}")
+    lines += ["", "Where the time goes: `.venv/bin/python benchmarks/run.py --profile`."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

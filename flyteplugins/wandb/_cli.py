@@ -1,0 +1,202 @@
+"""``flyte wandb ...``: explain the configuration, print a task's link, run the demo.
+
+Flyte finds this group through the ``flyte.plugins.cli.commands`` entry point named ``wandb``.
+Bad input ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ._errors import WandbConfigError
+
+__all__ = ["parse_context", "wandb_group"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_USAGE_ERROR = 2
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"Error: {message}", err=True)
+    raise SystemExit(_USAGE_ERROR)
+
+
+def _clear_errors(fn: F) -> F:
+    """Turn configuration errors into one line on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except WandbConfigError as exc:
+            _fail(str(exc))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _known_context_keys() -> frozenset[str]:
+    from ._codec import RUN_IDENTITY_KEYS, SWEEP_IDENTITY_KEYS
+    from ._settings import RUN, SWEEP
+
+    return frozenset(
+        {RUN.prefix + f for f in RUN.fields}
+        | {SWEEP.prefix + f for f in SWEEP.fields}
+        | set(RUN_IDENTITY_KEYS.values())
+        | set(SWEEP_IDENTITY_KEYS.values())
+    )
+
+
+def parse_context(items: Iterable[str]) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` options into a ``custom_context`` mapping.
+
+    Keys are ``custom_context`` keys (``wandb_project``, ``wandb_sweep_method``, ``_wandb_run_id``);
+    a bare field name is a run field (``project`` means ``wandb_project``). Values are given the
+    way they travel in ``custom_context``: strings verbatim, lists, dicts and booleans as JSON.
+
+    Example:
+        >>> parse_context(["project=demo", "wandb_tags=[\\"a\\"]"])
+        {'wandb_project': 'demo', 'wandb_tags': '["a"]'}
+    """
+    known = _known_context_keys()
+    context: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise WandbConfigError("--context", item, "command line", "KEY=VALUE, e.g. wandb_project=demo")
+        if key not in known and "wandb_" + key in known:
+            key = "wandb_" + key
+        if key not in known:
+            raise WandbConfigError(
+                "--context",
+                item,
+                "command line",
+                "a custom_context key such as wandb_project, wandb_run_mode",
+            )
+        context[key] = value
+    return context
+
+
+def _check_context(context: Mapping[str, str]) -> None:
+    from ._codec import decode_context
+
+    # Decoding validates every value, so a bad one is reported before anything else happens.
+    decode_context(context)
+
+
+@click.group(name="wandb")
+def wandb_group() -> None:
+    """Weights & Biases for Flyte: inspect the configuration and the links.
+
+    \b
+    flyte wandb explain          where every W&B setting comes from, here and now
+    flyte wandb link ...         the W&B link a task would get
+    flyte wandb demo             run a local workflow with W&B in offline mode
+    """
+
+
+_context_option = click.option(
+    "--context",
+    "-c",
+    "context_items",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A custom_context entry, as a parent task or flyte.with_runcontext would pass it "
+    "(repeatable), e.g. -c wandb_project=demo -c wandb_run_mode=new.",
+)
+
+
+@wandb_group.command(name="explain")
+@_context_option
+@click.option("--sweep", is_flag=True, help="Explain the sweep settings instead of the run settings.")
+@_clear_errors
+def explain_command(context_items: tuple[str, ...], sweep: bool) -> None:
+    """Print where every W&B setting comes from: defaults, config file, environment, context.
+
+    The table is what the links and wandb.init() of a task would use, given the environment of
+    this shell and the custom_context entries passed with --context.
+    """
+    from ._layers import explain
+
+    context = parse_context(context_items)
+    _check_context(context)
+    click.echo(str(explain("sweep" if sweep else "run", context=context)))
+
+
+@wandb_group.command(name="link")
+@click.option("--run-name", required=True, help="The Flyte run name, e.g. r3x9k2.")
+@click.option("--action-name", required=True, help="The Flyte action name, e.g. a0.")
+@_context_option
+@click.option("--project", default=None, help="W&B project, as given to @wandb_init / Wandb(...).")
+@click.option("--entity", default=None, help="W&B entity (user or team).")
+@click.option("--host", default=None, help="W&B web address, e.g. https://wandb.example.com.")
+@click.option("--id", "run_id", default=None, help="A fixed W&B run id (or sweep id with --sweep).")
+@click.option("--run-mode", default=None, metavar="auto|new|shared", help="The task's run mode.")
+@click.option("--rank-scope", default=None, metavar="global|worker", help="The task's rank scope.")
+@click.option("--sweep", is_flag=True, help="Print the sweep link (WandbSweep) instead of the run link.")
+@_clear_errors
+def link_command(
+    run_name: str,
+    action_name: str,
+    context_items: tuple[str, ...],
+    project: str | None,
+    entity: str | None,
+    host: str | None,
+    run_id: str | None,
+    run_mode: str | None,
+    rank_scope: str | None,
+    sweep: bool,
+) -> None:
+    """Print the W&B link Flyte would show for a task.
+
+    The options are the task's own settings (its @wandb_init arguments); everything else comes
+    from the environment of this shell, the config file and --context.
+    """
+    from ._settings import RUN
+
+    context = parse_context(context_items)
+    _check_context(context)
+    given = {
+        "project": project,
+        "entity": entity,
+        "host": host,
+        "run_mode": run_mode,
+        "rank_scope": rank_scope,
+    }
+    origins = {name: "option --" + name.replace("_", "-") for name in given}
+    if not sweep:
+        given["id"] = run_id
+        origins["id"] = "option --id"
+    values = RUN.validate({k: v for k, v in given.items() if v is not None}, origins)
+    link: Any
+    if sweep:
+        if values.keys() & {"run_mode", "rank_scope"}:
+            _fail("--run-mode and --rank-scope apply to run links, not to --sweep")
+        from ._link import WandbSweep
+
+        link = WandbSweep(**values, id=run_id)
+    else:
+        from ._link import Wandb
+
+        link = Wandb(**values)
+    url = link.get_link(run_name, "", "", context, "", action_name, "")
+    if not url:
+        click.echo("(no link: W&B mode is 'disabled', so the task has no run)", err=True)
+        return
+    click.echo(url)
+
+
+@wandb_group.command(name="demo")
+@click.option(
+    "--dir", "wandb_dir", default=".wandb-demo", show_default=True, help="Where W&B writes the demo's runs."
+)
+def demo_command(wandb_dir: str) -> None:
+    """Run a local Flyte workflow that logs to W&B in offline mode (no account, no network)."""
+    from .demo import main
+
+    raise SystemExit(main(["--dir", wandb_dir]))
