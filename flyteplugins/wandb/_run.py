@@ -607,6 +607,11 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
         kwargs["id"] = run_id
     else:
         kwargs.pop("id")
+    if os.environ.get("WANDB_SWEEP_ID"):
+        # A trial started by wandb.agent: the sweep decides the run's id, project and entity
+        # (wandb ignores, with a warning each, any that are passed).
+        for name in ("id", "project", "entity"):
+            kwargs.pop(name, None)
     identity = RunIdentity(
         run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host"))
     )
