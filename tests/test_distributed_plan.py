@@ -81,15 +81,15 @@ SINGLE_EXPECTED: dict[tuple[RunMode, RankScope], list[Row]] = {
     ("auto", "worker"): [(True, BASE, None, None, None, True), SKIP, SKIP, SKIP],
     ("shared", "global"): [
         (True, BASE, None, "rank-0", True, True),
-        (True, BASE, None, "rank-1", False, False),
-        (True, BASE, None, "rank-2", False, False),
-        (True, BASE, None, "rank-3", False, False),
+        (True, BASE, None, "rank-1", False, True),
+        (True, BASE, None, "rank-2", False, True),
+        (True, BASE, None, "rank-3", False, True),
     ],
     ("shared", "worker"): [
         (True, BASE, None, "rank-0", True, True),
-        (True, BASE, None, "rank-1", False, False),
-        (True, BASE, None, "rank-2", False, False),
-        (True, BASE, None, "rank-3", False, False),
+        (True, BASE, None, "rank-1", False, True),
+        (True, BASE, None, "rank-2", False, True),
+        (True, BASE, None, "rank-3", False, True),
     ],
     ("new", "global"): [(True, f"{BASE}-rank-{r}", BASE, None, None, True) for r in range(4)],
     ("new", "worker"): [(True, f"{BASE}-rank-{r}", BASE, None, None, True) for r in range(4)],
@@ -106,16 +106,16 @@ MULTI_EXPECTED: dict[tuple[RunMode, RankScope], list[Row]] = {
     ],
     ("shared", "global"): [
         (True, BASE, None, "worker-0-rank-0", True, True),
-        (True, BASE, None, "worker-0-rank-1", False, False),
+        (True, BASE, None, "worker-0-rank-1", False, True),
         # local rank 0 of worker 1 is not the primary of a job-wide run.
-        (True, BASE, None, "worker-1-rank-0", False, False),
-        (True, BASE, None, "worker-1-rank-1", False, False),
+        (True, BASE, None, "worker-1-rank-0", False, True),
+        (True, BASE, None, "worker-1-rank-1", False, True),
     ],
     ("shared", "worker"): [
         (True, f"{BASE}-worker-0", None, "worker-0-rank-0", True, True),
-        (True, f"{BASE}-worker-0", None, "worker-0-rank-1", False, False),
+        (True, f"{BASE}-worker-0", None, "worker-0-rank-1", False, True),
         (True, f"{BASE}-worker-1", None, "worker-1-rank-0", True, True),
-        (True, f"{BASE}-worker-1", None, "worker-1-rank-1", False, False),
+        (True, f"{BASE}-worker-1", None, "worker-1-rank-1", False, True),
     ],
     ("new", "global"): [
         (True, f"{BASE}-rank-0", BASE, None, None, True),
@@ -212,14 +212,70 @@ def test_plan_invariants(topology: tuple[int, int], run_mode: RunMode, rank_scop
         if plan.initializes:
             by_run.setdefault(plan.run_id, []).append(plan)
     for run_plans in by_run.values():
-        # Every run is finished by exactly one process, and in shared mode that is its one primary.
-        assert sum(p.finishes for p in run_plans) == 1
+        # Every writer finishes (a shared-mode writer flushes its data that way); exactly one
+        # process decides the run's final state: its only writer, or the shared-mode primary.
+        assert all(p.finishes for p in run_plans)
         if run_mode == "shared":
             assert [p.shared.primary for p in run_plans if p.shared].count(True) == 1
-            assert all(p.finishes == (p.shared is not None and p.shared.primary) for p in run_plans)
             assert len({p.shared.label for p in run_plans if p.shared}) == len(run_plans)
         else:
+            # auto: one writer per run; new: one run per rank.
+            assert len(run_plans) == 1
             assert all(p.shared is None for p in run_plans)
+
+
+# ---------------------------------------------------------------------------------------------
+# A declared multi-node topology (an elastic range such as nnodes="1:2") that ends up on one node.
+# ---------------------------------------------------------------------------------------------
+ELASTIC_RANGE = ElasticTopology(nnodes=2, nproc_per_node=2)  # what elastic_topology reads from "1:2"
+
+
+@pytest.mark.parametrize(("run_mode", "rank_scope"), list(itertools.product(RUN_MODES, RANK_SCOPES)))
+def test_declared_multi_node_keeps_worker_names_on_one_node(run_mode: RunMode, rank_scope: RankScope) -> None:
+    one_node = infos(1, 2)
+    plans = [plan_distributed_run(run_mode, rank_scope, i, BASE, topology=ELASTIC_RANGE) for i in one_node]
+    # The links were made for two workers: worker 0's link must name what the ranks on the single
+    # node that joined really create.
+    spec = distributed_links_spec(run_mode, rank_scope, ELASTIC_RANGE)
+    link_for_worker_0 = distributed_link_target(run_mode, rank_scope, BASE, spec[0][1])
+    started = [p for p in plans if p.initializes]
+    if run_mode == "new":
+        assert {p.group for p in started} == {link_for_worker_0.name}
+    else:
+        assert {p.run_id for p in started} == {link_for_worker_0.name}
+    if rank_scope == "worker":
+        assert link_for_worker_0.name == f"{BASE}-worker-0"
+    if run_mode == "shared":
+        # Labels follow the same multi-node naming as the run ids.
+        assert [p.shared.label for p in plans if p.shared] == ["worker-0-rank-0", "worker-0-rank-1"]
+
+
+def test_declared_topology_never_overrides_a_multi_node_environment() -> None:
+    single = ElasticTopology(nnodes=1, nproc_per_node=2)
+    info = infos(*MULTI_NODE)[2]
+    assert plan_distributed_run("auto", "worker", info, BASE, topology=single).run_id == f"{BASE}-worker-1"
+    assert (
+        plan_distributed_run("new", "worker", infos(1, 2)[1], BASE, topology=single).run_id
+        == f"{BASE}-rank-1"
+    )
+
+
+def test_task_distributed_info() -> None:
+    env = env_for(infos(*MULTI_NODE)[3])
+    assert distributed.task_distributed_info(ELASTIC_RANGE, env) == infos(*MULTI_NODE)[3]
+    assert distributed.task_distributed_info(None, env) == infos(*MULTI_NODE)[3]
+    # An Elastic task run in-process (Flyte local mode) is the lone rank of a one-process job ...
+    lone = distributed.task_distributed_info(ElasticTopology(1, 2), {})
+    assert lone == DistributedInfo(0, 0, 1, 1, 0, 1)
+    assert plan_distributed_run("new", "global", lone, BASE) == RunPlan(
+        True, f"{BASE}-rank-0", BASE, None, True
+    )
+    assert distributed_link_target("new", "global", BASE, None) == LinkTarget("groups", BASE)
+    # ... but a task that is not distributed (or declared 1x1) stays out of distributed planning.
+    assert distributed.task_distributed_info(None, {}) is None
+    assert distributed.task_distributed_info(ElasticTopology(1, 1), {}) is None
+    with pytest.raises(WandbConfigError):
+        distributed.task_distributed_info(ELASTIC_RANGE, {"RANK": "2", "WORLD_SIZE": "2"})
 
 
 def test_user_id_is_the_base() -> None:
@@ -491,7 +547,7 @@ def test_env_plan_end_to_end() -> None:
         run_id=f"{BASE}-worker-1",
         group=None,
         shared=SharedMode(primary=False, label="worker-1-rank-1"),
-        finishes=False,
+        finishes=True,
     )
 
 

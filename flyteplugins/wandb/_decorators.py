@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast, overload
 
-from ._distributed import distributed_links_spec, elastic_topology
+from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
 from ._link import Wandb
@@ -80,7 +80,10 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
 
 
 def _wrap_task_function(
-    fn: Callable[..., Any], task_layer: Layer, download_logs: bool | None
+    fn: Callable[..., Any],
+    task_layer: Layer,
+    download_logs: bool | None,
+    topology: ElasticTopology | None = None,
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
@@ -89,7 +92,7 @@ def _wrap_task_function(
 
         @functools.wraps(fn)
         async def async_task(*args: Any, **kwargs: Any) -> Any:
-            scope = scope_for_task(task_layer)
+            scope = scope_for_task(task_layer, topology)
             if scope.plan.action == "init":
                 # wandb.init blocks for tens of milliseconds: keep the event loop free so that
                 # concurrent sibling tasks start their runs side by side.
@@ -110,7 +113,7 @@ def _wrap_task_function(
 
     @functools.wraps(fn)
     def sync_task(*args: Any, **kwargs: Any) -> Any:
-        scope = scope_for_task(task_layer)
+        scope = scope_for_task(task_layer, topology)
         scope.start()
         scope.activate()
         failed = True
@@ -182,7 +185,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
-    decorated.func = _wrap_task_function(task.func, task_layer, download_logs)
+    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology)
     return decorated
 
 

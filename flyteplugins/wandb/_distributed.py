@@ -33,6 +33,7 @@ __all__ = [
     "get_distributed_info",
     "plan_distributed_run",
     "read_distributed_info",
+    "task_distributed_info",
 ]
 
 _FIELDS: tuple[str, ...] = (
@@ -255,7 +256,8 @@ class SharedMode:
     """W&B shared-mode settings for one rank writing to a run that several ranks share.
 
     They map onto ``wandb.Settings(mode="shared", x_primary=primary, x_label=label,
-    x_update_finish_state=primary)``: only the primary decides when the run is finished.
+    x_update_finish_state=primary)``: every rank finishes its own writer (which flushes what it
+    logged), but only the primary's finish sets the run's final state.
 
     Example:
         >>> SharedMode(primary=False, label="worker-1-rank-0").primary
@@ -275,7 +277,9 @@ class RunPlan:
         run_id: the run id to pass to ``wandb.init``; ``None`` when ``initializes`` is False.
         group: the W&B group to pass, if any.
         shared: shared-mode settings when several ranks write to the same run.
-        finishes: this process calls ``run.finish()``.
+        finishes: this process calls ``run.finish()`` when it is done. True for every process that
+            initializes: a shared-mode writer that is not the primary must still finish to flush
+            its data; ``shared.primary`` decides whose finish marks the run finished.
 
     Example:
         >>> plan = RunPlan(initializes=True, run_id="r-a0", group=None, shared=None, finishes=True)
@@ -351,6 +355,8 @@ def plan_distributed_run(
     info: DistributedInfo,
     base_id: str,
     group: str | None = None,
+    *,
+    topology: ElasticTopology | None = None,
 ) -> RunPlan:
     """Decide what this rank does with W&B in distributed training.
 
@@ -359,14 +365,17 @@ def plan_distributed_run(
     - ``auto``: global rank 0 (``global``) or local rank 0 of each worker (``worker``) starts the
       run, ``{base_id}`` or ``{base_id}-worker-{i}``, and finishes it; other ranks do nothing.
     - ``shared``: every rank joins the same run in W&B shared mode, one run for the job
-      (``global``) or per worker (``worker``); the primary (global rank 0, or local rank 0 of
-      each worker) owns the finish state and finishes the run.
+      (``global``) or per worker (``worker``); every rank finishes its own writer, and the
+      primary (global rank 0, or local rank 0 of each worker) owns the run's final state.
     - ``new``: every rank starts and finishes its own run, ``{base_id}-rank-{rank}`` in group
       ``{base_id}`` (``global``) or ``{base_id}-worker-{i}-rank-{local_rank}`` in group
       ``{base_id}-worker-{i}`` (``worker``).
 
-    On a single worker, ``worker`` scope behaves exactly like ``global``. A ``group`` given by
-    the user replaces the computed group and is passed through in every mode.
+    On a single worker, ``worker`` scope behaves exactly like ``global``. A task declared for
+    several workers (``topology``, e.g. an elastic range ``nnodes="1:2"``) keeps per-worker names
+    even when only one worker joined, because its links were made for several workers before the
+    job started. A ``group`` given by the user replaces the computed group and is passed through
+    in every mode.
 
     Args:
         run_mode: ``"auto"``, ``"shared"`` or ``"new"``.
@@ -374,6 +383,7 @@ def plan_distributed_run(
         info: this process's place in the job.
         base_id: ``{run_name}-{action_name}``, or the run id the user asked for.
         group: the W&B group the user asked for, if any.
+        topology: the task's declared topology (:func:`elastic_topology`), if known.
 
     Raises:
         WandbConfigError: unknown mode or scope, or an empty id or group.
@@ -388,7 +398,8 @@ def plan_distributed_run(
         False
     """
     _check_request(run_mode, rank_scope, base_id, group, "plan_distributed_run()")
-    worker = _scope_worker(rank_scope, info.worker_index if info.is_multi_node else None)
+    multi_node = info.is_multi_node or (topology is not None and topology.is_multi_node)
+    worker = _scope_worker(rank_scope, info.worker_index if multi_node else None)
     # The lead rank of this process's scope: the whole job, or its own worker.
     is_lead = info.rank == 0 if worker is None else info.local_rank == 0
 
@@ -411,15 +422,13 @@ def plan_distributed_run(
             shared=None,
             finishes=True,
         )
-    label = (
-        f"worker-{info.worker_index}-rank-{info.local_rank}" if info.is_multi_node else f"rank-{info.rank}"
-    )
+    label = f"worker-{info.worker_index}-rank-{info.local_rank}" if multi_node else f"rank-{info.rank}"
     return RunPlan(
         initializes=True,
         run_id=_scope_name(base_id, worker),
         group=group,
         shared=SharedMode(primary=is_lead, label=label),
-        finishes=is_lead,
+        finishes=True,
     )
 
 
@@ -563,6 +572,37 @@ def elastic_topology(plugin_config: object) -> ElasticTopology | None:
     return ElasticTopology(
         nnodes=_parse_elastic_count("nnodes", getattr(plugin_config, "nnodes", None)),
         nproc_per_node=_parse_elastic_count("nproc_per_node", getattr(plugin_config, "nproc_per_node", None)),
+    )
+
+
+def task_distributed_info(
+    topology: ElasticTopology | None, environ: Mapping[str, str] | None = None
+) -> DistributedInfo | None:
+    """This process's place in the job of a task declared with ``topology``.
+
+    The launcher's environment decides (:func:`read_distributed_info`). A task declared as
+    distributed that runs as a single process without it (a local run of an ``Elastic`` task,
+    which Flyte executes in-process) is planned as the only rank of a one-process job, so that its
+    run is named like the task's link says.
+
+    Args:
+        topology: from :func:`elastic_topology`; ``None`` for a task that is not distributed.
+        environ: the variables to read; ``os.environ`` when omitted.
+
+    Raises:
+        WandbConfigError: the launcher's environment variables are inconsistent.
+
+    Example:
+        >>> task_distributed_info(ElasticTopology(nnodes=1, nproc_per_node=2), environ={})
+        DistributedInfo(rank=0, local_rank=0, world_size=1, local_world_size=1, worker_index=0, num_workers=1)
+        >>> task_distributed_info(None, environ={}) is None
+        True
+    """
+    info = read_distributed_info(environ)
+    if info is not None or topology is None or not topology.is_distributed:
+        return info
+    return DistributedInfo(
+        rank=0, local_rank=0, world_size=1, local_world_size=1, worker_index=0, num_workers=1
     )
 
 

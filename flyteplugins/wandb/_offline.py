@@ -301,8 +301,9 @@ def _parse_run_dir(path: Path) -> tuple[str, list[tuple[str, int]]] | None:
         tail = rest[len(run_id) + 1 :]
         if rest == run_id:
             return match.group("time"), [(run_id, 0)]
-        if rest.startswith(run_id + "-") and tail.isdigit():
-            return match.group("time"), [(run_id, int(tail))]
+        if rest.startswith(run_id + "-") and tail:
+            # "-<n>": wandb's own suffix; any other tail: a writer's label (x_sync_dir_suffix).
+            return match.group("time"), [(run_id, int(tail) if tail.isdigit() else 0)]
     # No log yet (the service creates it just after the directory): keep both readings.
     readings = [(rest, 0)]
     head, _, tail = rest.rpartition("-")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._codec import RunIdentity, encode_run_identity
-from ._distributed import DistributedInfo, plan_distributed_run, read_distributed_info
+from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError
 from ._layers import Layer, Resolved, current_context, resolve
 from ._plan import own_run_id, task_run_target
@@ -174,6 +174,7 @@ def plan_task_run(
     remote: bool,
     distributed: DistributedInfo | None = None,
     live_ids: frozenset[str] | set[str] = frozenset(),
+    topology: ElasticTopology | None = None,
 ) -> TaskRunPlan:
     """Decide what a task does about W&B. Pure: no wandb, no I/O.
 
@@ -192,6 +193,7 @@ def plan_task_run(
             distributed,
             own_run_id(resolved, run_name, action_name),
             resolved.get("group"),
+            topology=topology,
         )
         if not dist.initializes or dist.run_id is None:
             return TaskRunPlan("skip", None)
@@ -206,6 +208,9 @@ def plan_task_run(
                 "x_primary": dist.shared.primary,
                 "x_label": dist.shared.label,
                 "x_update_finish_state": dist.shared.primary,
+                # Each writer's local folder is named after its label: wandb's own "-1" suffix for a
+                # second start of an id in the same second is not safe across processes.
+                "x_sync_dir_suffix": dist.shared.label,
             }
         return TaskRunPlan(
             "init",
@@ -568,7 +573,7 @@ class RunScope:
             logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, exc)
 
 
-def scope_for_task(task_layer: Layer | None) -> RunScope:
+def scope_for_task(task_layer: Layer | None, topology: ElasticTopology | None = None) -> RunScope:
     """Plan the W&B run of the Flyte task running now."""
     import flyte
 
@@ -583,8 +588,9 @@ def scope_for_task(task_layer: Layer | None) -> RunScope:
         run_name=ctx.action.run_name or "local",
         action_name=ctx.action.name,
         remote=ctx.mode == "remote",
-        distributed=read_distributed_info(),
+        distributed=task_distributed_info(topology),
         live_ids=live_ids,
+        topology=topology,
     )
     return RunScope(plan, resolved)
 
