@@ -243,22 +243,6 @@ def test_each_ranks_run_is_on_the_page_its_link_opens(as_rank: Any, run_mode: st
     assert written == folders
 
 
-def _run_start_knows_the_declared_topology() -> bool:
-    import inspect
-
-    from flyteplugins.wandb._run import scope_for_task
-
-    return "topology" in inspect.signature(scope_for_task).parameters
-
-
-# Expected to fail until the run start is told the task's Elastic topology (proposed for _run.py
-# and _decorators.py); then it runs like any other test.
-@pytest.mark.xfail(
-    not _run_start_knows_the_declared_topology(),
-    strict=True,
-    reason="an Elastic task run in-process (local mode, no launcher environment) should be planned as "
-    "rank 0 of a one-process job (task_distributed_info), as its link assumes",
-)
 def test_local_run_of_an_elastic_task_writes_where_its_link_points() -> None:
     task = elastic_task("new", "global", nnodes=1, nproc=2)
     output, links = run_as_rank(task, name="lk-local")

@@ -29,42 +29,6 @@ from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_
 WORKER = Path(__file__).with_name("dist_worker.py")
 
 
-def _shared_writers_get_labelled_folders() -> bool:
-    """Whether the run start names each shared-mode writer's local folder after its label."""
-    from flyteplugins.wandb._distributed import DistributedInfo
-    from flyteplugins.wandb._layers import resolve
-    from flyteplugins.wandb._run import plan_task_run
-
-    resolved = resolve("run", context={"wandb_run_mode": "shared"}, use_current_context=False)
-    plan = plan_task_run(
-        resolved, run_name="r", action_name="a", remote=False, distributed=DistributedInfo(1, 1, 2, 2, 0, 1)
-    )
-    return bool(plan.shared and plan.shared.get("x_sync_dir_suffix") == "rank-1")
-
-
-def _run_start_knows_the_declared_topology() -> bool:
-    """Whether the run start is told the task's Elastic topology (``scope_for_task(..., topology)``)."""
-    import inspect
-
-    from flyteplugins.wandb._run import scope_for_task
-
-    return "topology" in inspect.signature(scope_for_task).parameters
-
-
-# Behaviour proposed for the run start (_run.py, _decorators.py, _offline.py): expected to fail
-# until it is there, then these tests run like any other.
-PENDING_LABELLED_FOLDERS = pytest.mark.xfail(
-    not _shared_writers_get_labelled_folders(),
-    strict=True,
-    reason="offline, each writer of a shared run should write its own local copy in a folder named "
-    "after its label (x_sync_dir_suffix); wandb's own '-1' de-duplication is racy across processes",
-)
-PENDING_DECLARED_TOPOLOGY = pytest.mark.xfail(
-    not _run_start_knows_the_declared_topology(),
-    strict=True,
-    reason="the run start should plan with the task's declared Elastic topology, so that an elastic "
-    "range that ends up on one node keeps the per-worker names its links use",
-)
 JOB_TIMEOUT_S = 300
 # Every writer's log is closed by the time its process exited; the wait only covers a slow disk.
 READ_WAIT_S = 5.0
@@ -328,7 +292,6 @@ def test_download_logs_runs_in_owning_ranks_only(
             assert json.loads((folder / "summary.json").read_text())["rank"] == rank
 
 
-@PENDING_LABELLED_FOLDERS
 @pytest.mark.parametrize("topology", ["1x2", "2x2"])
 def test_offline_shared_writers_keep_labelled_folders(table_jobs: dict[str, Job], topology: str) -> None:
     job = table_jobs[topology]
@@ -392,7 +355,6 @@ def test_remote_worker_path_with_user_id_and_group(tmp_path: Path) -> None:
     )
 
 
-@PENDING_DECLARED_TOPOLOGY
 def test_elastic_range_on_one_node_matches_its_worker_links(tmp_path: Path) -> None:
     job = run_job(tmp_path, 1, 2, "--nnodes", "1:2", "--combos", "auto:worker,shared:worker")
     base = agreed_base(job, job.combo("auto", "worker"), "auto", "worker")
