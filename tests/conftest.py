@@ -54,6 +54,9 @@ def _forget_wandb_settings() -> None:
         import wandb
 
         wandb.teardown()
+    # wandb announces its service process to child processes through WANDB_SERVICE; a subprocess
+    # started by a later test must not join this one (it refuses a second writer of a run id).
+    os.environ.pop("WANDB_SERVICE", None)
 
 
 @dataclass

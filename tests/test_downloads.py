@@ -421,6 +421,29 @@ def test_offline_run_is_downloaded_by_id_outside_a_task(downloads: Path, tmp_pat
     assert [row["loss"] for row in read_json(path / "metrics_history.json")] == [1.0, 0.5]
 
 
+def test_download_without_a_flyte_controller_still_downloads_and_says_where(
+    downloads: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flyte._internal.controllers import _ControllerState
+
+    from flyteplugins.wandb._codec import RunIdentity
+    from flyteplugins.wandb._download import _can_record_traces, download_after_task_sync
+
+    run = run_local(train_and_download, 2)
+    shutil.rmtree(downloads / run.outputs)  # the task's own download_logs already fetched it
+    # What a worker process of an Elastic task sees: no Flyte controller, so no trace can be recorded.
+    monkeypatch.setattr(_ControllerState, "controller", None)
+    assert not _can_record_traces()
+
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        download_after_task_sync(RunIdentity(run.outputs, "team", "proj"))
+
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(f"W&B run {run.outputs} downloaded to" in m for m in messages), messages
+    folder = downloads / run.outputs
+    assert [row["loss"] for row in read_json(folder / "metrics_history.json")] == [1.0, 0.5]
+
+
 def test_unknown_run_offline_names_the_local_folders_searched(wandb_root: Path, downloads: Path) -> None:
     with pytest.raises(
         WandbRunError, match=r"'nope' was not found in the local W&B folders \(.*wandb\); W&B runs offline"

@@ -589,3 +589,24 @@ def test_decorated_functions_called_in_a_task_write_to_the_tasks_run(
         "async_value",
         "after_functions",
     }
+
+
+def test_shared_mode_settings_do_not_override_a_users_offline_mode() -> None:
+    from flyteplugins.wandb._run import _merge_settings
+
+    kwargs: dict[str, Any] = {"settings": {"mode": "offline", "x_label": "mine"}}
+    _merge_settings(kwargs, {"mode": "shared", "x_primary": True, "x_label": "a0"})
+
+    settings = kwargs["settings"]
+    assert (settings.mode, settings.x_primary, settings.x_label) == ("offline", True, "a0")
+
+
+def test_the_links_fields_show_the_decorators_run_mode_and_rank_scope() -> None:
+    task = wandb_init(run_mode="new", rank_scope="worker")(flyte.TaskEnvironment(name="repr").task(_noop))
+
+    (link,) = task.links
+    assert (link.run_mode, link.rank_scope) == ("new", "worker")
+
+
+async def _noop() -> None:
+    return None

@@ -176,6 +176,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
             project=values.get("project"),
             entity=values.get("entity"),
             id=values.get("id"),
+            **{k: values[k] for k in ("run_mode", "rank_scope", "host") if k in values},
             name=link_name,
             _is_distributed=bool(topology and topology.is_distributed),
             _worker_index=worker_index,

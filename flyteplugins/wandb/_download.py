@@ -721,9 +721,27 @@ def download_after_task_sync(identity: RunIdentity) -> None:
         ```
     """
     try:
-        _build_traced()["run_sync"](identity.id, identity.entity, identity.project)
+        if _can_record_traces():
+            _build_traced()["run_sync"](identity.id, identity.entity, identity.project)
+        else:
+            # A process without a Flyte controller (a worker process of an Elastic task) cannot
+            # record a trace: download all the same, and say where the files are.
+            path = download_wandb_run_dir(identity.id, entity=identity.entity, project=identity.project)
+            logger.warning(
+                "W&B run %s downloaded to %s (no Flyte trace can be recorded here)", identity.id, path
+            )
     except Exception as exc:
         _warn_failed("run", _api_path(identity.entity, identity.project, identity.id), exc)
+
+
+def _can_record_traces() -> bool:
+    try:
+        from flyte._internal.controllers import get_controller
+
+        get_controller()
+    except Exception:
+        return False
+    return True
 
 
 async def download_sweep_after_task(identity: SweepIdentity) -> None:

@@ -288,7 +288,11 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
         merged = {k: v for k, v in existing.items() if k not in computed}
     else:
         merged = _explicit_settings(existing)
-    merged.update(shared or {})
+    shared = dict(shared or {})
+    if merged.get("mode") in ("offline", "dryrun", "disabled"):
+        # The user chose not to talk to a server: W&B shared mode (online only) must not undo that.
+        shared.pop("mode", None)
+    merged.update(shared)
     kwargs["settings"] = wandb.Settings(**merged)
 
 
