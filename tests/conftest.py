@@ -3,6 +3,7 @@ directory, with the W&B and plugin environment variables cleared."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -100,6 +101,32 @@ def run_local(task: Any, *args: Any, custom_context: dict[str, str] | None = Non
 def wandb_root(wandb_sandbox: Path) -> Path:
     """The directory under which wandb writes this test's offline run folders."""
     return wandb_sandbox
+
+
+def task_run() -> Any:
+    """The W&B run of the code running here; fails the test when there is none."""
+    from flyteplugins.wandb import get_wandb_run
+
+    run = get_wandb_run()
+    assert run is not None, "no W&B run here"
+    return run
+
+
+@pytest.fixture
+def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of every ``wandb.init`` call; the real ``wandb.init`` still runs."""
+    import wandb
+
+    calls: list[dict[str, Any]] = []
+    real = wandb.init
+
+    @functools.wraps(real)
+    def counting_init(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", counting_init)
+    return calls
 
 
 os.environ.setdefault("FLYTE_LOG_LEVEL", "WARNING")

@@ -15,20 +15,13 @@ from typing import Any
 
 import flyte
 import pytest
-from conftest import run_local
+from conftest import run_local, task_run
 
 from flyteplugins.wandb import _run as run_module
-from flyteplugins.wandb import get_wandb_run, wandb_init
+from flyteplugins.wandb import wandb_init
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 env = flyte.TaskEnvironment(name="offline_fallback")
-
-
-def task_run() -> Any:
-    """The W&B run of the code running here; fails the test when there is none."""
-    run = get_wandb_run()
-    assert run is not None, "no W&B run here"
-    return run
 
 
 FAKE_KEY = "fallbackfake" + "0" * 28

@@ -6,17 +6,15 @@ back from what W&B wrote to disk.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import flyte
 import flyte.errors
 import pytest
-from conftest import LocalRun, run_local
+from conftest import LocalRun, run_local, task_run
 
-from flyteplugins.wandb import WandbRunError, get_wandb_run, wandb_config, wandb_init
+from flyteplugins.wandb import WandbRunError, wandb_config, wandb_init
 from flyteplugins.wandb import _run as run_module
 from flyteplugins.wandb._offline import (
     OfflineRun,
@@ -27,40 +25,6 @@ from flyteplugins.wandb._offline import (
 )
 
 env = flyte.TaskEnvironment(name="failures")
-
-
-def task_run() -> Any:
-    """The W&B run of the code running here; fails the test when there is none."""
-    run = get_wandb_run()
-    assert run is not None, "no W&B run here"
-    return run
-
-
-@pytest.fixture(autouse=True)
-def wandb_reads_this_tests_environment(wandb_sandbox: Path) -> Iterator[None]:
-    """wandb reads its environment once per process; every test has its own WANDB_DIR."""
-    import wandb
-
-    wandb.teardown()
-    yield
-    wandb.teardown()
-
-
-@pytest.fixture
-def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The keyword arguments of every ``wandb.init`` call; the real ``wandb.init`` still runs."""
-    import wandb
-
-    calls: list[dict[str, Any]] = []
-    real = wandb.init
-
-    @functools.wraps(real)
-    def counting_init(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(wandb, "init", counting_init)
-    return calls
 
 
 class TrainingDivergedError(Exception):

@@ -10,11 +10,10 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import flyte
 import pytest
-from conftest import LocalRun, run_local
+from conftest import LocalRun, run_local, task_run
 
 from flyteplugins.wandb import (
     WandbConfigError,
@@ -27,13 +26,6 @@ from flyteplugins.wandb import (
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 env = flyte.TaskEnvironment(name="secrets")
-
-
-def task_run() -> Any:
-    """The W&B run of the code running here; fails the test when there is none."""
-    run = get_wandb_run()
-    assert run is not None, "no W&B run here"
-    return run
 
 
 SECRET = "sekritkey" + "5ec2e7" * 5 + "x"

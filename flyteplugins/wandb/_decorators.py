@@ -79,20 +79,15 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
         download_after_task_sync(scope.active.identity)
 
 
-def _wrap_task_function(
-    fn: Callable[..., Any],
-    task_layer: Layer,
-    download_logs: bool | None,
-    topology: ElasticTopology | None = None,
+def _wrap(
+    fn: Callable[..., Any], make_scope: Callable[[], RunScope], download: Callable[[RunScope], bool]
 ) -> Callable[..., Any]:
-    def wants_download(scope: RunScope) -> bool:
-        return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
-
+    """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
-        async def async_task(*args: Any, **kwargs: Any) -> Any:
-            scope = scope_for_task(task_layer, topology)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            scope = make_scope()
             if scope.plan.action == "init":
                 # wandb.init blocks for tens of milliseconds: keep the event loop free so that
                 # concurrent sibling tasks start their runs side by side.
@@ -106,14 +101,14 @@ def _wrap_task_function(
                 failed = False
             finally:
                 scope.deactivate()
-                await _after_async(scope, failed, wants_download(scope))
+                await _after_async(scope, failed, download(scope))
             return result
 
-        return async_task
+        return async_wrapper
 
     @functools.wraps(fn)
-    def sync_task(*args: Any, **kwargs: Any) -> Any:
-        scope = scope_for_task(task_layer, topology)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        scope = make_scope()
         scope.start()
         scope.activate()
         failed = True
@@ -122,46 +117,28 @@ def _wrap_task_function(
             failed = False
         finally:
             scope.deactivate()
-            _after_sync(scope, failed, wants_download(scope))
+            _after_sync(scope, failed, download(scope))
         return result
 
-    return sync_task
+    return sync_wrapper
+
+
+def _wrap_task_function(
+    fn: Callable[..., Any],
+    task_layer: Layer,
+    download_logs: bool | None,
+    topology: ElasticTopology | None = None,
+) -> Callable[..., Any]:
+    def wants_download(scope: RunScope) -> bool:
+        return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
+
+    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_function(*args: Any, **kwargs: Any) -> Any:
-            scope = scope_for_function(task_layer)
-            await asyncio.to_thread(scope.start)
-            scope.activate()
-            failed = True
-            try:
-                result = await fn(*args, **kwargs)
-                failed = False
-            finally:
-                scope.deactivate()
-                await asyncio.to_thread(scope.finish, failed)
-            return result
-
-        return async_function
-
-    @functools.wraps(fn)
-    def sync_function(*args: Any, **kwargs: Any) -> Any:
-        scope = scope_for_function(task_layer)
-        scope.start()
-        scope.activate()
-        failed = True
-        try:
-            result = fn(*args, **kwargs)
-            failed = False
-        finally:
-            scope.deactivate()
-            scope.finish(failed)
-        return result
-
-    return sync_function
+    # A plain function's run (e.g. a sweep trial) is not downloaded: there is no task to attach
+    # the download to as a trace.
+    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False)
 
 
 def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
