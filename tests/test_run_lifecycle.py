@@ -574,3 +574,39 @@ def test_the_links_fields_show_the_decorators_run_mode_and_rank_scope() -> None:
 
 async def _noop() -> None:
     return None
+
+
+def test_remote_plans_use_wandb_shared_mode_with_the_owner_as_primary() -> None:
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import plan_task_run
+
+    own = plan_task_run(resolve(context={}), run_name="r1", action_name="a0", remote=True)
+    assert (own.action, own.owner, own.finishes, own.identity and own.identity.id) == (
+        "init",
+        True,
+        True,
+        "r1-a0",
+    )
+    assert own.shared == {"mode": "shared", "x_primary": True, "x_label": "a0"}
+    assert own.init_kwargs["resume"] == "allow"
+
+    parent = {"_wandb_run_id": "r1-a0", "_wandb_run_project": "p", "_wandb_run_entity": "e"}
+    child = plan_task_run(resolve(context=parent), run_name="r1", action_name="a1", remote=True)
+    assert (child.action, child.owner, child.finishes) == ("init", False, True)
+    assert child.shared == {
+        "mode": "shared",
+        "x_primary": False,
+        "x_label": "a1",
+        "x_update_finish_state": False,
+    }
+    assert (child.init_kwargs["id"], child.init_kwargs["project"], child.init_kwargs["entity"]) == (
+        "r1-a0",
+        "p",
+        "e",
+    )
+    assert "resume" not in child.init_kwargs
+
+    local = plan_task_run(
+        resolve(context=parent), run_name="r1", action_name="a1", remote=False, live_ids={"r1-a0"}
+    )
+    assert (local.action, local.init_kwargs, local.shared) == ("reuse", {}, None)
