@@ -24,7 +24,7 @@ pytest: bootstrap
 	$(BIN)/python -m pytest -q
 
 docs: bootstrap
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 test: lint typecheck pytest docs
 
