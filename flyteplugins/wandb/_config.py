@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ._codec import encode_fields
 from ._layers import Layer, current_context, layer, push_block, reset_block, resolve
@@ -306,16 +306,17 @@ def wandb_sweep_config(
     return WandbSweepConfig(values, "wandb_sweep_config()")
 
 
-def _resolved_block(cls: type[_Block]) -> _Block:
+_B = TypeVar("_B", bound=_Block)
+
+
+def _resolved_block(cls: type[_B]) -> _B:
     resolved = resolve(cls._schema.kind, context=current_context())
     values = {
         name: value
         for name, value in resolved.values.items()
         if resolved.kind_of(name) not in ("default", None)
     }
-    block = cls.__new__(cls)
-    block.__init__(values, "resolved configuration")  # type: ignore[misc]
-    return block
+    return cls(values, "resolved configuration")
 
 
 def get_wandb_context() -> WandbConfig:
@@ -329,9 +330,7 @@ def get_wandb_context() -> WandbConfig:
         ...     get_wandb_context().project
         'demo'
     """
-    block = _resolved_block(WandbConfig)
-    assert isinstance(block, WandbConfig)
-    return block
+    return _resolved_block(WandbConfig)
 
 
 def get_wandb_sweep_context() -> WandbSweepConfig:
@@ -343,6 +342,4 @@ def get_wandb_sweep_context() -> WandbSweepConfig:
         ...     get_wandb_sweep_context().method
         'grid'
     """
-    block = _resolved_block(WandbSweepConfig)
-    assert isinstance(block, WandbSweepConfig)
-    return block
+    return _resolved_block(WandbSweepConfig)
