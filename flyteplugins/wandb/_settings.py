@@ -14,7 +14,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +34,7 @@ __all__ = [
     "SweepSettings",
     "check_no_credentials",
     "ensure_json",
+    "preserved_environ",
     "read_env",
     "read_file",
 ]
@@ -397,6 +399,25 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
         values["host"] = app_url_from_api_url(base)
         origins["host"] = "env WANDB_BASE_URL (web address derived from it)"
     return RUN.validate(values, origins), origins, raw.get(CONFIG_FILE_ENV)
+
+
+@contextmanager
+def preserved_environ(*names: str) -> Iterator[None]:
+    """Put the named environment variables back as they were on exit, whatever happened in between.
+
+    Example:
+        >>> with preserved_environ("WANDB_SILENT"):
+        ...     os.environ["WANDB_SILENT"] = "true"
+    """
+    saved = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # --- configuration file ------------------------------------------------------------------------

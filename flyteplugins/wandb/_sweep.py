@@ -12,7 +12,6 @@ import asyncio
 import functools
 import inspect
 import logging
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from ._errors import WandbRunError
 from ._layers import Layer, Resolved, layer, resolve
 from ._link import WandbSweep
 from ._plan import SweepTarget, sweep_target
-from ._settings import SWEEP, check_no_credentials
+from ._settings import SWEEP, check_no_credentials, preserved_environ
 
 __all__ = ["SweepPlan", "SweepTarget", "plan_sweep", "sweep_target", "wandb_sweep"]
 
@@ -157,25 +156,19 @@ def create_sweep(plan: SweepPlan) -> str:
 
     target = plan.target
     where = f"{target.entity or '<default entity>'}/{target.project or '<default project>'}"
-    saved = {name: os.environ.get(name) for name in _SWEEP_ENV_SIDE_EFFECTS}
     try:
-        sweep_id = wandb.sweep(
-            sweep=plan.config,
-            project=target.project,
-            entity=target.entity,
-            prior_runs=list(plan.prior_runs),
-        )
+        with preserved_environ(*_SWEEP_ENV_SIDE_EFFECTS):
+            sweep_id = wandb.sweep(
+                sweep=plan.config,
+                project=target.project,
+                entity=target.entity,
+                prior_runs=list(plan.prior_runs),
+            )
     except Exception as exc:
         raise WandbRunError(
             f"could not create W&B sweep {plan.config.get('name')!r} in {where}: "
             f"{type(exc).__name__}: {scrub_secrets(str(exc))}"
         ) from None
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     if not isinstance(sweep_id, str) or not sweep_id:
         raise WandbRunError(
             f"wandb.sweep returned no sweep id for sweep {plan.config.get('name')!r} in {where}"

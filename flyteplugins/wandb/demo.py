@@ -38,6 +38,7 @@ from ._layers import LayerKind, explain, resolve
 from ._link import Wandb
 from ._offline import find_offline_run_dirs
 from ._run import get_wandb_run
+from ._settings import preserved_environ
 
 __all__ = ["DEMO_DIR", "DEMO_ENTITY", "DEMO_PROJECT", "TaskRow", "main", "pipeline", "run_demo"]
 
@@ -152,20 +153,12 @@ class TaskRow:
 @contextmanager
 def _demo_environment(wandb_dir: Path) -> Iterator[None]:
     """Offline, quiet W&B writing under ``wandb_dir``; the caller's environment is restored after."""
-    names = ("WANDB_MODE", "WANDB_SILENT", "WANDB_DIR")
-    saved = {name: os.environ.get(name) for name in names}
-    # A user who asked for another mode (online, disabled) gets it; everyone else needs no account.
-    os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE") or "offline"
-    os.environ["WANDB_SILENT"] = "true"
-    os.environ["WANDB_DIR"] = str(wandb_dir)
-    try:
+    with preserved_environ("WANDB_MODE", "WANDB_SILENT", "WANDB_DIR"):
+        # A user who asked for another mode (online, disabled) gets it; everyone else needs no account.
+        os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE") or "offline"
+        os.environ["WANDB_SILENT"] = "true"
+        os.environ["WANDB_DIR"] = str(wandb_dir)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _find_run_dirs(wandb_dir: Path, run_id: str) -> tuple[Path, ...]:
