@@ -10,6 +10,7 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +35,29 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def unreachable_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Online wandb pointed at a server that refuses connections; yields its base URL."""
+@contextmanager
+def online_wandb_at(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Online wandb with a fake API key, pointed at ``url``, started afresh for this test."""
     import wandb
 
-    url = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("WANDB_MODE", "online")
     monkeypatch.setenv("WANDB_BASE_URL", url)
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
     # wandb reads its environment once per process: start it again with this one.
     wandb.teardown()
     run_module._probe_cache.clear()
-    yield url
-    wandb.teardown()
-    run_module._probe_cache.clear()
+    try:
+        yield url
+    finally:
+        wandb.teardown()
+        run_module._probe_cache.clear()
+
+
+@pytest.fixture
+def unreachable_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Online wandb pointed at a server that refuses connections; yields its base URL."""
+    with online_wandb_at(f"http://127.0.0.1:{closed_port()}", monkeypatch) as url:
+        yield url
 
 
 @wandb_init(project="proj-off", entity="ent-off")
@@ -160,20 +169,11 @@ def test_an_offline_run_neither_probes_the_server_nor_warns(
 @pytest.fixture
 def silent_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Online wandb pointed at a server that accepts connections and never answers."""
-    import wandb
-
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
         server.bind(("127.0.0.1", 0))
         server.listen(64)
-        url = f"http://127.0.0.1:{server.getsockname()[1]}"
-        monkeypatch.setenv("WANDB_MODE", "online")
-        monkeypatch.setenv("WANDB_BASE_URL", url)
-        monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-        wandb.teardown()
-        run_module._probe_cache.clear()
-        yield url
-        wandb.teardown()
-        run_module._probe_cache.clear()
+        with online_wandb_at(f"http://127.0.0.1:{server.getsockname()[1]}", monkeypatch) as url:
+            yield url
 
 
 def _short_init_timeout() -> Any:
