@@ -177,15 +177,20 @@ def test_a_failing_child_never_finishes_its_parents_run(wandb_root: Path) -> Non
 # --- retries resume the same run --------------------------------------------------------------------
 
 
-@wandb_init(project="proj-r", entity="ent-r", run_mode="new")
-@env.task(retries=1)
-async def flaky(marker: str) -> str:
+def fail_on_first_attempt(marker: str, metric: str) -> str:
+    """Log the attempt number as ``metric``; the first attempt (no marker file yet) fails."""
     first_attempt = not Path(marker).exists()
-    task_run().log({"attempt": 1 if first_attempt else 2})
+    task_run().log({metric: 1 if first_attempt else 2})
     if first_attempt:
         Path(marker).write_text("failed once")
         raise TrainingDivergedError("first attempt fails")
     return str(task_run().id)
+
+
+@wandb_init(project="proj-r", entity="ent-r", run_mode="new")
+@env.task(retries=1)
+async def flaky(marker: str) -> str:
+    return fail_on_first_attempt(marker, "attempt")
 
 
 @wandb_init(project="proj-r", entity="ent-r")
@@ -226,12 +231,7 @@ def test_a_retried_task_resumes_its_run_under_the_same_id(
 @wandb_init
 @env.task(retries=1)
 async def flaky_attached(marker: str) -> str:
-    first_attempt = not Path(marker).exists()
-    task_run().log({"attached_attempt": 1 if first_attempt else 2})
-    if first_attempt:
-        Path(marker).write_text("failed once")
-        raise TrainingDivergedError("first attempt fails")
-    return str(task_run().id)
+    return fail_on_first_attempt(marker, "attached_attempt")
 
 
 @wandb_init(project="proj-r", entity="ent-r")
