@@ -34,10 +34,7 @@ def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
         >>> task_layer_from_arguments("@wandb_init(...)", project="p", save_code=True).values["kwargs"]
         {'save_code': True}
     """
-    values = {k: v for k, v in arguments.items() if v is not None}
-    extra = {k: values.pop(k) for k in list(values) if k not in RUN.model.model_fields or k == "kwargs"}
-    if "kwargs" in extra:
-        extra.update(extra.pop("kwargs") or {})
+    values, extra = RUN.split_arguments(arguments)
     settings = extra.get("settings")
     if settings is not None and not isinstance(settings, Mapping):
         # A wandb.Settings object: keep the fields the user set (its dump also holds wandb's

@@ -266,6 +266,21 @@ class Schema:
     def fields(self) -> tuple[str, ...]:
         return tuple(self.model.model_fields)
 
+    def split_arguments(self, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Split decorator arguments into this schema's fields and extra keys (``kwargs`` flattened in).
+
+        Arguments left at ``None`` are dropped: they were not given.
+
+        Example:
+            >>> RUN.split_arguments({"project": "p", "save_code": True, "kwargs": {"x": 1}, "id": None})
+            ({'project': 'p'}, {'save_code': True, 'x': 1})
+        """
+        values = {k: v for k, v in arguments.items() if v is not None}
+        extra = {k: values.pop(k) for k in list(values) if k not in self.model.model_fields or k == "kwargs"}
+        if "kwargs" in extra:
+            extra.update(extra.pop("kwargs") or {})
+        return values, extra
+
     def validate(self, values: Mapping[str, Any], origins: Mapping[str, str] | str) -> dict[str, Any]:
         """Validate a partial set of fields; return them as plain Python values (only those given).
 

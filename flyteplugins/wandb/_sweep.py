@@ -279,10 +279,7 @@ def sweep_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
     """
     from ._settings import ensure_json
 
-    values = {k: v for k, v in arguments.items() if v is not None}
-    extra = {k: values.pop(k) for k in list(values) if k not in SWEEP.model.model_fields or k == "kwargs"}
-    if "kwargs" in extra:
-        extra.update(extra.pop("kwargs") or {})
+    values, extra = SWEEP.split_arguments(arguments)
     check_no_credentials(values, origin, "")
     check_no_credentials(extra, origin, "")
     if extra:
