@@ -252,12 +252,38 @@ def plan_task_run(
 # --- carrying the plan out -----------------------------------------------------------------------
 
 
+_accepted_cache: frozenset[str] | None = None
+
+
+def _accepted_init_arguments() -> frozenset[str] | None:
+    """The keyword arguments wandb's own ``init`` accepts, or ``None`` when it accepts any.
+
+    Taken once from wandb's real function, not from ``wandb.init``: a user's test suite may have
+    replaced that with a mock or a wrapper (``(*args, **kwargs)``), and the run must still start.
+    """
+    global _accepted_cache
+    if _accepted_cache is None:
+        import inspect
+
+        from . import _compat
+
+        real = _compat.real_wandb_init()
+        try:
+            parameters = inspect.signature(inspect.unwrap(real)).parameters.values()
+        except (TypeError, ValueError):  # pragma: no cover - not introspectable: let wandb decide
+            return None
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return None
+        _accepted_cache = frozenset(
+            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+    return _accepted_cache
+
+
 def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
-    import inspect
-
-    import wandb
-
-    accepted = inspect.signature(wandb.init).parameters
+    accepted = _accepted_init_arguments()
+    if accepted is None:
+        return
     for name in kwargs:
         if name not in accepted:
             raise WandbConfigError(
