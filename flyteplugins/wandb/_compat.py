@@ -26,4 +26,4 @@ def real_wandb_init() -> Callable[..., Any]:
     except (ImportError, AttributeError):  # pragma: no cover - a wandb without this module layout
         import wandb
 
-        return wandb.init  # type: ignore[no-any-return]
+        return wandb.init
