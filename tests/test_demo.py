@@ -144,7 +144,7 @@ def test_demo_explains_the_workflow_configuration(demo) -> None:
     section = output.split("explain()", 1)[1]
     assert re.search(r"^project\s+flyte-wandb-demo\s+custom_context key wandb_project", section, re.M)
     assert re.search(r"^entity\s+demo-team\s+custom_context key wandb_entity", section, re.M)
-    assert re.search(r"^mode\s+offline\s+env WANDB_MODE", section, re.M)
+    assert re.search(r"^mode\s+offline\s+custom_context key wandb_mode\s+offline \(env WANDB_MODE\)", section, re.M)
     assert re.search(r"^run_mode\s+auto\s+default", section, re.M)
 
 
@@ -178,3 +178,8 @@ def test_demo_keeps_a_mode_the_user_chose(tmp_path: Path) -> None:
     assert all(row.link.startswith("- (no link") for row in rows.values())
     assert find_offline_run_dirs(tmp_path / "runs") == []
     assert "wandb sync" not in result.stdout
+
+
+def test_the_demo_needs_nothing_from_the_shell_that_a_cluster_would_lack(demo) -> None:
+    # Every W&B setting of the demo travels with the workflow's context, as it would to a cluster.
+    assert "in this process's environment" not in demo[0].stdout + demo[0].stderr

@@ -335,19 +335,22 @@ async def logs_from_everywhere() -> dict[str, str]:
 
 
 def test_get_wandb_run_and_wandb_log_reach_the_tasks_run_from_body_trace_and_threads(
-    wandb_root: Path,
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     result = run_local(logs_from_everywhere)
     seen = result.outputs
 
     run_id = seen["run_id"]
-    for where in ("body", "trace", "thread", "copied_thread", "to_thread", "wandb_run"):
+    for where in ("body", "trace", "copied_thread", "to_thread", "wandb_run"):
         assert seen[where] == run_id, where
+    # A thread that carries no context cannot tell which task of a local run started it (every
+    # task shares the process), so it gets no run, with a warning that says how to pass the context.
+    assert seen["thread"] == "none"
+    assert "does not carry its task's context" in caplog.text
     assert_link_is_the_run(result, wandb_root, seen, "ent-where", "proj-where")
     assert metric_keys(recorded(wandb_root, run_id)) == {
         "from_body",
         "from_trace",
-        "from_thread",
         "from_copied_thread",
         "from_wandb_log",
     }

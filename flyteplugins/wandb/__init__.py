@@ -13,6 +13,7 @@ from ._errors import WandbConfigError, WandbRunError
 from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
+    from ._active import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
     from ._config import (
         WandbConfig,
         WandbSweepConfig,
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     )
     from ._layers import Explanation, explain, reload_settings
     from ._link import Wandb, WandbSweep
-    from ._run import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
     from ._sweep import wandb_sweep
 
 __all__ = [
@@ -85,9 +85,9 @@ _LAZY = {
     "download_wandb_run_logs": "._download",
     "download_wandb_sweep_dirs": "._download",
     "download_wandb_sweep_logs": "._download",
-    "get_wandb_run": "._run",
-    "get_wandb_run_dir": "._run",
-    "get_wandb_sweep_id": "._run",
+    "get_wandb_run": "._active",
+    "get_wandb_run_dir": "._active",
+    "get_wandb_sweep_id": "._active",
 }
 
 

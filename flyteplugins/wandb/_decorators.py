@@ -13,6 +13,7 @@ from ._distributed import ElasticTopology, distributed_links_spec, elastic_topol
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
 from ._link import Wandb
+from ._rehearsal import declared_env_vars
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
 from ._types import RankScope, RunMode
@@ -125,11 +126,12 @@ def _wrap_task_function(
     task_layer: Layer,
     download_logs: bool | None,
     topology: ElasticTopology | None = None,
+    declared_env: frozenset[str] = frozenset(),
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 
-    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download)
+    return _wrap(fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
@@ -160,7 +162,9 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
-    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology)
+    decorated.func = _wrap_task_function(
+        task.func, task_layer, download_logs, topology, declared_env_vars(task)
+    )
     return decorated
 
 

@@ -13,14 +13,24 @@ import sys
 import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from contextvars import ContextVar, Token
+from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import _active
+from ._active import (
+    ActiveRun,
+    current_run_identity,
+    get_wandb_run,
+    get_wandb_run_dir,
+    get_wandb_sweep_id,
+    reset_sweep_id,
+    set_sweep_id,
+)
 from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError
-from ._layers import Layer, Resolved, current_context, resolve
+from ._layers import Layer, Resolved, resolve
 from ._plan import own_run_id, task_run_target
 
 __all__ = [
@@ -32,109 +42,14 @@ __all__ = [
     "get_wandb_run_dir",
     "get_wandb_sweep_id",
     "plan_task_run",
+    "reset_sweep_id",
+    "set_sweep_id",
 ]
 
 logger = logging.getLogger("flyteplugins.wandb")
 
 # wandb.init() arguments that come from first-class fields; everything else passes through kwargs.
 _INIT_FIELDS = ("project", "entity", "id", "name", "tags", "config", "mode", "group", "notes", "job_type")
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveRun:
-    """The W&B run the code running here writes to."""
-
-    run: Any
-    identity: RunIdentity
-    owner: bool
-
-
-_current: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_run", default=None)
-_live_lock = threading.Lock()
-# Runs started by this process and not finished yet, by id: a child task in the same process
-# (local runs) that shares its parent's run reuses the object instead of a second wandb.init.
-_live: dict[str, ActiveRun] = {}
-
-
-def get_wandb_run() -> Any | None:
-    """The W&B run of the task (or ``@wandb_init`` function) running here, or ``None``.
-
-    Works in the task body, in ``flyte.trace`` functions, in asyncio tasks and in threads started
-    with a copied context; in a plain thread it falls back to the only run alive in the process.
-
-    Example:
-        ```python
-        @wandb_init(project="demo")
-        @env.task
-        async def train() -> float:
-            run = get_wandb_run()
-            run.log({"loss": 0.1})
-            return 0.1
-        ```
-    """
-    active = _current.get()
-    if active is not None:
-        return active.run
-    with _live_lock:
-        runs = list(_live.values())
-    if len(runs) == 1:
-        return runs[0].run
-    return None
-
-
-def get_wandb_run_dir() -> str | None:
-    """The local directory of the current run's files (``run.dir``), or ``None`` without a run.
-
-    Example:
-        ```python
-        path = get_wandb_run_dir()
-        if path:
-            print(open(os.path.join(path, "requirements.txt")).read())
-        ```
-    """
-    run = get_wandb_run()
-    if run is None:
-        return None
-    return str(run.dir)
-
-
-def current_run_identity() -> RunIdentity | None:
-    """Where the current run lives: the run active here, else the parent's published run."""
-    active = _current.get()
-    if active is not None:
-        return active.identity
-    return resolve("run").parent_run
-
-
-_sweep_id: ContextVar[str | None] = ContextVar("flyteplugins_wandb_sweep_id", default=None)
-
-
-def get_wandb_sweep_id() -> str | None:
-    """The id of the sweep created by the enclosing ``@wandb_sweep`` task (or its parent), or ``None``.
-
-    Example:
-        ```python
-        @wandb_sweep
-        @env.task
-        async def tune() -> str:
-            sweep_id = get_wandb_sweep_id()
-            ...
-        ```
-    """
-    found = _sweep_id.get()
-    if found:
-        return found
-    return current_context().get("_wandb_sweep_id") or None
-
-
-def set_sweep_id(sweep_id: str | None) -> Token[str | None]:
-    """Make ``sweep_id`` the current sweep (used by ``@wandb_sweep``)."""
-    return _sweep_id.set(sweep_id)
-
-
-def reset_sweep_id(token: Token[str | None]) -> None:
-    """Undo :func:`set_sweep_id`."""
-    _sweep_id.reset(token)
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -427,9 +342,7 @@ def _free_failed_run_ids() -> bool:
         import wandb
         from wandb.sdk import wandb_setup
 
-        with _live_lock:
-            ours = bool(_live)
-        if ours or wandb_setup.singleton().most_recent_active_run is not None:
+        if _active.any_live() or wandb_setup.singleton().most_recent_active_run is not None:
             return False
         wandb.teardown()
         return True
@@ -477,6 +390,11 @@ def _set_globals(run: Any) -> None:
         from wandb.sdk.wandb_init import _set_global_run
 
         _set_global_run(run)
+        import wandb
+
+        # wandb.log follows the task running here, as on a cluster where each task is a process:
+        # overlapping sibling runs each get their own, and a task without @wandb_init gets none.
+        wandb.log = _active.log_here
     except Exception:  # pragma: no cover - a wandb without this private helper
         logger.debug("could not set wandb.run", exc_info=True)
 
@@ -496,9 +414,8 @@ def _unset_globals(run: Any, previous: Any) -> None:
         current = wandb.run
         if current is not run and (current is None or not getattr(current, "_is_finished", False)):
             return
-        enclosing = _current.get()
-        with _live_lock:
-            newest_first = [a.run for a in reversed(_live.values())]
+        enclosing = _active.current_active()
+        newest_first = _active.live_runs_newest_first()
         for candidate in (previous, enclosing.run if enclosing else None, *newest_first):
             if (
                 candidate is not None
@@ -520,9 +437,14 @@ class RunScope:
     may run anywhere.
     """
 
-    def __init__(self, plan: TaskRunPlan, resolved: Resolved) -> None:
+    def __init__(
+        self, plan: TaskRunPlan, resolved: Resolved, action: str | None = None, remote: bool = False
+    ) -> None:
         self.plan = plan
         self.resolved = resolved
+        # The Flyte action this scope runs for: the run is visible to that action only.
+        self.action = action
+        self.remote = remote
         self.active: ActiveRun | None = None
         self._token: Token[ActiveRun | None] | None = None
         self._publish: AbstractContextManager[Any] | None = None
@@ -540,10 +462,9 @@ class RunScope:
         if plan.action == "reuse":
             if self.active is not None:
                 return
-            with _live_lock:
-                live = _live.get(plan.identity.id)
+            live = _active.live_run(plan.identity.id)
             if live is not None:
-                self.active = ActiveRun(live.run, live.identity, owner=False)
+                self.active = ActiveRun(live.run, live.identity, False, self.action, self.remote)
                 return
             # The parent's run finished in between: attach like a remote child would.
         _check_init_kwargs(plan.init_kwargs, self.resolved)
@@ -556,15 +477,18 @@ class RunScope:
             project=plan.identity.project or (getattr(run, "project", None) or None),
             host=plan.identity.host,
         )
-        self.active = ActiveRun(run, identity, owner=plan.owner)
+        self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote)
+        if plan.shared is not None and self.remote and getattr(run, "offline", False) is True:
+            from ._rehearsal import warn_offline_shared
+
+            warn_offline_shared(identity.id, str(getattr(run, "dir", "") or ""))
         if plan.owner:
-            with _live_lock:
-                _live[identity.id] = self.active
+            _active.register_live(self.active)
 
     def activate(self) -> None:
         if self.active is None:
             return
-        self._token = _current.set(self.active)
+        self._token = _active.activate(self.active)
         if self.active.owner:
             import wandb
 
@@ -581,7 +505,7 @@ class RunScope:
             self._publish.__exit__(None, None, None)
             self._publish = None
         if self._token is not None:
-            _current.reset(self._token)
+            _active.deactivate(self._token)
             self._token = None
 
     def finish(self, failed: bool) -> None:
@@ -593,9 +517,7 @@ class RunScope:
         if active is None or not self.plan.finishes or self.plan.action == "reuse":
             return
         if active.owner:
-            with _live_lock:
-                if _live.get(active.identity.id) is active:
-                    del _live[active.identity.id]
+            _active.unregister_live(active)
             _unset_globals(active.run, self._previous_global)
         try:
             active.run.finish(exit_code=1 if failed else 0)
@@ -603,26 +525,37 @@ class RunScope:
             logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, exc)
 
 
-def scope_for_task(task_layer: Layer | None, topology: ElasticTopology | None = None) -> RunScope:
-    """Plan the W&B run of the Flyte task running now."""
+def scope_for_task(
+    task_layer: Layer | None,
+    topology: ElasticTopology | None = None,
+    declared_env: frozenset[str] = frozenset(),
+) -> RunScope:
+    """Plan the W&B run of the Flyte task running now.
+
+    ``declared_env`` names the variables the task's container gets from its declaration: in a local
+    run, settings taken from other variables of this process are pointed out (a cluster lacks them).
+    """
     import flyte
 
     ctx = flyte.ctx()
     if not ctx:
         raise WandbRunError("@wandb_init task wrapper called outside a Flyte task")
     resolved = resolve("run", task=task_layer)
-    with _live_lock:
-        live_ids = frozenset(_live)
+    remote = ctx.mode == "remote"
+    if not remote:
+        from ._rehearsal import warn_environment
+
+        warn_environment(resolved, declared_env)
     plan = plan_task_run(
         resolved,
         run_name=ctx.action.run_name or "local",
         action_name=ctx.action.name,
-        remote=ctx.mode == "remote",
+        remote=remote,
         distributed=task_distributed_info(topology),
-        live_ids=live_ids,
+        live_ids=_active.live_ids(),
         topology=topology,
     )
-    return RunScope(plan, resolved)
+    return RunScope(plan, resolved, ctx.action.name, remote)
 
 
 def scope_for_function(task_layer: Layer | None) -> RunScope:
@@ -631,11 +564,12 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     Inside a task or another ``@wandb_init`` function it writes to that run; elsewhere it starts its
     own run from the resolved settings (ids left to W&B unless one is configured).
     """
-    active = _current.get()
+    active = _active.current_active()
     resolved = resolve("run", task=task_layer)
+    action = _active.current_action_name()
     if active is not None:
-        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved)
-        scope.active = ActiveRun(active.run, active.identity, owner=False)
+        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved, action, active.remote)
+        scope.active = ActiveRun(active.run, active.identity, False, action, active.remote)
         return scope
     kwargs = _init_kwargs(resolved, "", resolved.get("entity"), resolved.get("project"))
     run_id = resolved.get("id")
@@ -651,4 +585,4 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     identity = RunIdentity(
         run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host"))
     )
-    return RunScope(TaskRunPlan("init", identity, kwargs, owner=True, finishes=True), resolved)
+    return RunScope(TaskRunPlan("init", identity, kwargs, owner=True, finishes=True), resolved, action)

@@ -310,10 +310,13 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
     wandb_dir.mkdir(parents=True, exist_ok=True)
     # `dir` (a wandb.init argument) as well as WANDB_DIR: wandb reads WANDB_DIR only the first time
     # it is set up in a process, and the demo may run in a process that used wandb before.
-    context = wandb_config(project=DEMO_PROJECT, entity=DEMO_ENTITY, tags=_DEMO_TAGS, dir=str(wandb_dir))
     run_name = f"demo-{secrets.token_hex(3)}"
     with _demo_environment(wandb_dir):
         mode = os.environ["WANDB_MODE"]
+        # The mode travels with the workflow's context, as it would to a cluster's containers.
+        context = wandb_config(
+            project=DEMO_PROJECT, entity=DEMO_ENTITY, tags=_DEMO_TAGS, mode=mode, dir=str(wandb_dir)
+        )
         print(f"flyte-wandb demo: local Flyte run {run_name!r}, W&B in {mode} mode", file=out)
         print(f"W&B files go to {_shown_path(wandb_dir)}/", file=out)
         if not flyte._initialize.is_initialized():

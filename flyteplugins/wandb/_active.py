@@ -1,0 +1,272 @@
+"""Which W&B run the code running here writes to.
+
+A run belongs to the Flyte action that started it or attached to it. Inside that action (its
+body, its ``flyte.trace`` functions, its asyncio tasks and threads started with a copied context)
+:func:`get_wandb_run` returns it; in any other action it returns ``None``, locally exactly as on a
+cluster. In a local run every action runs in one process and a child task inherits its parent's
+context variables, so the run is matched against the action running now, not merely looked up.
+
+Example:
+    >>> from flyteplugins.wandb._active import get_wandb_run
+    >>> get_wandb_run() is None
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import RunIdentity
+from ._layers import current_context, resolve
+
+__all__ = [
+    "ActiveRun",
+    "current_action_name",
+    "current_run_identity",
+    "get_wandb_run",
+    "get_wandb_run_dir",
+    "get_wandb_sweep_id",
+    "live_ids",
+    "log_here",
+    "register_live",
+    "unregister_live",
+]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRun:
+    """The W&B run the code running here writes to.
+
+    ``action`` is the name of the Flyte action that started or attached to the run (``None`` for
+    a ``@wandb_init`` function outside any task); ``remote`` whether that action runs on a cluster
+    (one action per process).
+    """
+
+    run: Any
+    identity: RunIdentity
+    owner: bool
+    action: str | None = None
+    remote: bool = False
+
+
+_current: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_run", default=None)
+_live_lock = threading.Lock()
+# Runs started by this process and not finished yet, by id: a child task in the same process
+# (local runs) that shares its parent's run reuses the object instead of a second wandb.init.
+_live: dict[str, ActiveRun] = {}
+# Runs whose plain-thread lookup was refused, so that each local run warns once.
+_warned_plain_thread: set[str] = set()
+
+
+def current_action_name() -> str | None:
+    """The name of the Flyte action whose code runs here, or ``None`` outside any task.
+
+    Inside a ``flyte.trace`` function this is the task's action, not the trace's.
+
+    Example:
+        >>> current_action_name() is None
+        True
+    """
+    flyte = sys.modules.get("flyte")
+    if flyte is None:
+        return None
+    ctx = flyte.ctx()
+    if not ctx:
+        return None
+    action = getattr(ctx, "task_action", None) or ctx.action
+    return str(action.name) if action is not None and action.name else None
+
+
+def _belongs_here(active: ActiveRun) -> bool:
+    if active.action is None:
+        return True
+    return current_action_name() == active.action
+
+
+def _only_live_run() -> Any | None:
+    """The fallback of a thread that carries no context: the only run alive, when that is safe."""
+    with _live_lock:
+        runs = list(_live.values())
+    if len(runs) != 1:
+        return None
+    only = runs[0]
+    if only.action is None or only.remote:
+        # Outside Flyte, or a task on a cluster: the process holds one action, so the run is its.
+        return only.run
+    # A local run holds every action in one process: a thread without the task's context could
+    # have been started by a task without @wandb_init, which on a cluster has no run at all.
+    if only.identity.id not in _warned_plain_thread:
+        _warned_plain_thread.add(only.identity.id)
+        logger.warning(
+            "get_wandb_run() was called in a thread that does not carry its task's context during a "
+            "local run: it returns None, because in a local run every task shares this process and the "
+            "thread cannot tell which task started it (on a cluster it would get the run of its own "
+            "task, if that task has @wandb_init). Start the thread with the task's context: "
+            "asyncio.to_thread(...), or threading.Thread(target=contextvars.copy_context().run, "
+            "args=(fn,))"
+        )
+    return None
+
+
+def get_wandb_run() -> Any | None:
+    """The W&B run of the task (or ``@wandb_init`` function) running here, or ``None``.
+
+    Works in the task body, in ``flyte.trace`` functions, in asyncio tasks and in threads started
+    with a copied context. A task without ``@wandb_init`` gets ``None``, in a local run as on a
+    cluster, even while its parent's run is alive. A thread that carries no context gets the only
+    run of its process on a cluster; in a local run it gets ``None`` (with one warning), because
+    there every task shares the process.
+
+    Example:
+        ```python
+        @wandb_init(project="demo")
+        @env.task
+        async def train() -> float:
+            run = get_wandb_run()
+            run.log({"loss": 0.1})
+            return 0.1
+        ```
+    """
+    active = _current.get()
+    if active is not None:
+        return active.run if _belongs_here(active) else None
+    if current_action_name() is not None:
+        # A Flyte action whose context knows no run: it has none, whatever else is alive.
+        return None
+    return _only_live_run()
+
+
+def get_wandb_run_dir() -> str | None:
+    """The local directory of the current run's files (``run.dir``), or ``None`` without a run.
+
+    Example:
+        ```python
+        path = get_wandb_run_dir()
+        if path:
+            print(open(os.path.join(path, "requirements.txt")).read())
+        ```
+    """
+    run = get_wandb_run()
+    if run is None:
+        return None
+    return str(run.dir)
+
+
+def log_here(*args: Any, **kwargs: Any) -> Any:
+    """``wandb.log`` while one of the plugin's runs is global: log into the run of the code running here.
+
+    In a task without ``@wandb_init`` it raises the error ``wandb.log`` raises there on a cluster,
+    where that task runs in a process without a run, instead of writing into its parent's run.
+    """
+    run = get_wandb_run()
+    if run is None:
+        import wandb
+
+        task = current_action_name()
+        where = f"Flyte action {task!r} has no W&B run" if task else "no W&B run is known in this thread"
+        raise wandb.Error(
+            f"You must call wandb.init() before wandb.log(): {where}. Decorate the task with "
+            "@wandb_init (run_mode='auto' writes into its parent's run), as it would need on a cluster."
+        )
+    return run.log(*args, **kwargs)
+
+
+def current_active() -> ActiveRun | None:
+    """The active run of the code running here, if it belongs to the action running here."""
+    active = _current.get()
+    if active is not None and _belongs_here(active):
+        return active
+    return None
+
+
+def activate(active: ActiveRun) -> Token[ActiveRun | None]:
+    """Make ``active`` the run of the code running here (undo with :func:`deactivate`)."""
+    return _current.set(active)
+
+
+def deactivate(token: Token[ActiveRun | None]) -> None:
+    """Undo :func:`activate`."""
+    _current.reset(token)
+
+
+def current_run_identity() -> RunIdentity | None:
+    """Where the current run lives: the run active here, else the parent's published run."""
+    active = current_active()
+    if active is not None:
+        return active.identity
+    return resolve("run").parent_run
+
+
+def live_ids() -> frozenset[str]:
+    """The ids of the runs this process started and has not finished."""
+    with _live_lock:
+        return frozenset(_live)
+
+
+def live_run(run_id: str) -> ActiveRun | None:
+    """The live run started by this process with id ``run_id``."""
+    with _live_lock:
+        return _live.get(run_id)
+
+
+def live_runs_newest_first() -> list[Any]:
+    """The run objects this process started and has not finished, newest first."""
+    with _live_lock:
+        return [a.run for a in reversed(_live.values())]
+
+
+def any_live() -> bool:
+    """Whether this process has started a run it has not finished."""
+    with _live_lock:
+        return bool(_live)
+
+
+def register_live(active: ActiveRun) -> None:
+    """Remember a run this process started, for children in the same process to reuse."""
+    with _live_lock:
+        _live[active.identity.id] = active
+
+
+def unregister_live(active: ActiveRun) -> None:
+    """Forget a run this process is finishing."""
+    with _live_lock:
+        if _live.get(active.identity.id) is active:
+            del _live[active.identity.id]
+
+
+_sweep_id: ContextVar[str | None] = ContextVar("flyteplugins_wandb_sweep_id", default=None)
+
+
+def get_wandb_sweep_id() -> str | None:
+    """The id of the sweep created by the enclosing ``@wandb_sweep`` task (or its parent), or ``None``.
+
+    Example:
+        ```python
+        @wandb_sweep
+        @env.task
+        async def tune() -> str:
+            sweep_id = get_wandb_sweep_id()
+            ...
+        ```
+    """
+    found = _sweep_id.get()
+    if found:
+        return found
+    return current_context().get("_wandb_sweep_id") or None
+
+
+def set_sweep_id(sweep_id: str | None) -> Token[str | None]:
+    """Make ``sweep_id`` the current sweep (used by ``@wandb_sweep``)."""
+    return _sweep_id.set(sweep_id)
+
+
+def reset_sweep_id(token: Token[str | None]) -> None:
+    """Undo :func:`set_sweep_id`."""
+    _sweep_id.reset(token)

@@ -1,0 +1,128 @@
+"""Where a local run would behave differently on a cluster, said at the point of use.
+
+A local run executes every task in the launching process, with that process's environment; on a
+cluster each task runs in its own container, which sees only the variables its
+``TaskEnvironment`` declares (``env_vars``, ``secrets``). A W&B setting that a local run takes
+from the shell would silently be missing remotely: the run would land in another project, and its
+link would disagree with it. :func:`plan_environment_warnings` finds those settings (pure);
+:func:`warn_environment` says each once per process.
+
+Example:
+    >>> from flyteplugins.wandb._layers import resolve
+    >>> resolved = resolve("run", context={}, use_current_context=False)
+    >>> plan_environment_warnings(resolved, frozenset())
+    ()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from ._layers import Resolved
+
+__all__ = ["declared_env_vars", "plan_environment_warnings", "warn_environment", "warn_offline_shared"]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+_ENV_ORIGIN = "env "
+_warned_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def declared_env_vars(task: Any) -> frozenset[str]:
+    """The environment variables a task's container gets from its declaration: ``env_vars`` and secrets.
+
+    Example:
+        >>> class Task:
+        ...     env_vars = {"WANDB_PROJECT": "p"}
+        ...     secrets = None
+        >>> sorted(declared_env_vars(Task()))
+        ['WANDB_PROJECT']
+    """
+    names = set((getattr(task, "env_vars", None) or {}).keys())
+    secrets = getattr(task, "secrets", None)
+    if secrets:
+        items: Iterable[Any] = secrets if isinstance(secrets, (list, tuple)) else [secrets]
+        for secret in items:
+            if isinstance(secret, str):
+                names.add(secret.replace("-", "_").upper())
+            elif getattr(secret, "as_env_var", None):
+                names.add(str(secret.as_env_var))
+    return frozenset(names)
+
+
+def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> tuple[str, ...]:
+    """The settings a local run takes from this process's environment that the task does not declare.
+
+    Each message names the setting, the variable and the fix. Pure.
+
+    Example:
+        >>> import os
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> os.environ["WANDB_PROJECT"] = "from-shell"
+        >>> resolved = resolve("run", context={}, use_current_context=False)
+        >>> del os.environ["WANDB_PROJECT"]
+        >>> print(plan_environment_warnings(resolved, frozenset())[0])  # doctest: +ELLIPSIS
+        W&B setting project='from-shell' comes from WANDB_PROJECT in this process's environment...
+        >>> plan_environment_warnings(resolved, frozenset({"WANDB_PROJECT"}))
+        ()
+    """
+    messages = []
+    for name in resolved.values:
+        if resolved.kind_of(name) != "env":
+            continue
+        origin = resolved.origin(name) or ""
+        variable = origin[len(_ENV_ORIGIN) :] if origin.startswith(_ENV_ORIGIN) else origin
+        if not variable or variable in declared:
+            continue
+        messages.append(
+            f"W&B setting {name}={resolved.get(name)!r} comes from {variable} in this process's "
+            "environment: a local run sees it, but on a cluster the task's container has only the "
+            f"variables its TaskEnvironment declares. Add {variable} to TaskEnvironment(env_vars=...) "
+            "or pass the setting with wandb_config(...) or @wandb_init(...)"
+        )
+    return tuple(messages)
+
+
+def warn_environment(resolved: Resolved, declared: frozenset[str]) -> None:
+    """Log each of :func:`plan_environment_warnings` once per process."""
+    key = ("environment-warnings", declared)
+    messages = resolved.memo.get(key)
+    if messages is None:
+        messages = resolved.memo[key] = plan_environment_warnings(resolved, declared)
+    for message in messages:
+        with _warned_lock:
+            if message in _warned:
+                continue
+            _warned.add(message)
+        logger.warning(message)
+
+
+def offline_shared_message(run_id: str, run_dir: str) -> str:
+    """What a cluster task writing into a shared run offline must be told. Pure.
+
+    Example:
+        >>> print(offline_shared_message("r1", "/tmp/wandb/offline-run-1/files"))  # doctest: +ELLIPSIS
+        W&B shared mode is online only: ... (wandb sync /tmp/wandb/offline-run-1), ...
+    """
+    folder = os.path.dirname(run_dir.rstrip("/")) if run_dir else "its wandb folder"
+    return (
+        f"W&B shared mode is online only: in offline mode this task writes its part of run {run_id} "
+        f"to a folder of its own in this container ({folder}), not into one run shared with the other "
+        "tasks as in a local run. Upload it before the container goes away (wandb sync "
+        f"{folder}), set download_logs=True to keep it as a task output, or run online"
+    )
+
+
+def warn_offline_shared(run_id: str, run_dir: str) -> None:
+    """Log :func:`offline_shared_message` once per run."""
+    message = offline_shared_message(run_id, run_dir)
+    with _warned_lock:
+        if run_id in _warned:
+            return
+        _warned.add(run_id)
+    logger.warning(message)

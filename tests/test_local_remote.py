@@ -1,0 +1,189 @@
+"""Local runs rehearse remote runs: what differs between a local run and a cluster, and what the plugin does.
+
+On a cluster every task runs in its own process: a task without ``@wandb_init`` has no run there,
+whatever its parent does. Each test runs a real local Flyte run with real offline wandb and reads
+what W&B recorded back from disk.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import flyte
+import pytest
+from conftest import run_local, task_run
+
+from flyteplugins.wandb import get_wandb_run, get_wandb_run_dir, wandb_init
+from flyteplugins.wandb._active import ActiveRun, _only_live_run, register_live, unregister_live
+from flyteplugins.wandb._codec import RunIdentity
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+
+env = flyte.TaskEnvironment(name="local_remote")
+
+
+def keys_of(root: Path, run_id: str) -> set[str]:
+    (run_dir,) = find_offline_run_dirs(root, run_id)
+    run = read_offline_run(run_dir, wait=15)
+    return {key for row in run.history for key in row if not key.startswith("_")}
+
+
+# --- the reference's own example: an undecorated child has no run ------------------------------
+
+
+@env.task
+async def undecorated_child() -> dict[str, str]:
+    run = get_wandb_run()
+    return {"run": "none" if run is None else str(run.id), "dir": str(get_wandb_run_dir())}
+
+
+@wandb_init(project="p", entity="e")
+@env.task
+async def decorated_parent() -> dict[str, Any]:
+    task_run().log({"parent_step": 1})
+    child = await undecorated_child()
+    return {"parent": str(task_run().id), "child": child}
+
+
+def test_a_child_without_wandb_init_has_no_run_while_its_parent_has_one() -> None:
+    out = run_local(decorated_parent).outputs
+    assert out["parent"]
+    assert out["child"] == {"run": "none", "dir": "None"}
+
+
+@env.task
+async def undecorated_child_using_wandb_log() -> str:
+    import wandb
+
+    try:
+        wandb.log({"leaked_from_child": 1})
+    except wandb.Error as exc:
+        return str(exc)
+    return "logged"
+
+
+@wandb_init(project="p", entity="e")
+@env.task
+async def parent_of_wandb_log_child() -> dict[str, str]:
+    import wandb
+
+    message = await undecorated_child_using_wandb_log()
+    wandb.log({"parent_after_child": 1})  # the parent's own wandb.log still works
+    return {"run_id": str(task_run().id), "message": message}
+
+
+def test_wandb_log_in_a_child_without_wandb_init_fails_as_on_a_cluster(wandb_root: Path) -> None:
+    out = run_local(parent_of_wandb_log_child).outputs
+    assert out["message"].startswith("You must call wandb.init() before wandb.log()")
+    assert "has no W&B run" in out["message"] and "@wandb_init" in out["message"]
+    # Nothing of the child's leaked into the parent's run.
+    assert keys_of(wandb_root, out["run_id"]) == {"parent_after_child"}
+
+
+@wandb_init
+def plain_function_run() -> str:
+    return str(task_run().id)
+
+
+@env.task
+async def undecorated_child_calling_a_wandb_function() -> str:
+    return plain_function_run()
+
+
+@wandb_init(project="p", entity="e")
+@env.task
+async def parent_of_function_child() -> dict[str, str]:
+    return {"parent": str(task_run().id), "function": await undecorated_child_calling_a_wandb_function()}
+
+
+def test_a_wandb_init_function_in_an_undecorated_child_starts_its_own_run() -> None:
+    out = run_local(parent_of_function_child).outputs
+    # On a cluster the child's process has no run to join, so the function starts one: same here.
+    assert out["function"] and out["function"] != out["parent"]
+
+
+# --- threads --------------------------------------------------------------------------------------
+
+
+@env.task
+async def undecorated_child_with_threads() -> dict[str, str]:
+    seen: dict[str, str] = {}
+
+    def look(key: str) -> None:
+        run = get_wandb_run()
+        seen[key] = "none" if run is None else str(run.id)
+
+    thread = threading.Thread(target=look, args=("plain",))
+    thread.start()
+    thread.join()
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(look, "copied"))
+    thread.start()
+    thread.join()
+    return seen
+
+
+@wandb_init(project="p", entity="e")
+@env.task
+async def parent_of_threaded_child() -> dict[str, str]:
+    return await undecorated_child_with_threads()
+
+
+def test_no_thread_of_an_undecorated_child_sees_its_parents_run() -> None:
+    assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
+
+
+def test_a_plain_thread_of_a_remote_task_gets_its_processs_only_run() -> None:
+    # On a cluster one process holds one action, so a thread without context is unambiguous.
+    run = object()
+    active = ActiveRun(run, RunIdentity("r1", "e", "p", "https://wandb.ai"), True, "a0", remote=True)
+    register_live(active)
+    try:
+        seen: list[Any] = []
+        thread = threading.Thread(target=lambda: seen.append(_only_live_run()))
+        thread.start()
+        thread.join()
+        assert seen == [run]
+    finally:
+        unregister_live(active)
+
+
+# --- the environment of the launching process -----------------------------------------------------
+
+
+@wandb_init
+@env.task
+async def project_from_environment() -> str:
+    return str(task_run().project)
+
+
+declaring_env = flyte.TaskEnvironment(name="declaring", env_vars={"WANDB_PROJECT": "from-env"})
+
+
+@wandb_init
+@declaring_env.task
+async def project_from_declared_environment() -> str:
+    return str(task_run().project)
+
+
+def test_settings_from_the_launching_shell_are_pointed_out_in_a_local_run(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WANDB_PROJECT", "from-shell")
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        assert run_local(project_from_environment).outputs == "from-shell"
+    warnings = [r.getMessage() for r in caplog.records if "WANDB_PROJECT" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "project='from-shell'" in warnings[0]
+    assert "TaskEnvironment(env_vars=...)" in warnings[0]
+
+
+def test_a_variable_the_task_environment_declares_is_not_pointed_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("WANDB_PROJECT", "from-env")
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        assert run_local(project_from_declared_environment).outputs == "from-env"
+    assert not [r for r in caplog.records if "WANDB_PROJECT" in r.getMessage()]
