@@ -50,6 +50,7 @@ DEFAULT_REFERENCE_PYTHON = "/tmp/ref/bin/python"
 IMPORT_RATIO_TARGET = 1.15
 LINK_TARGET_US = 2.0
 SHARED_CHILD_TARGET_MS = 1.0
+COLD_EXTRA_RATIO_TARGET = 0.7
 # The reference plugin's documented figures, shown when it cannot be measured here.
 DOCUMENTED_REFERENCE = {
     "import_ratio": "~4x (documented)",
@@ -97,10 +98,13 @@ class Settings:
     link_calls_per_batch: int
     children: int
     rounds: int
+    cold_reps: int = 7
 
 
 FULL = Settings(import_reps=15, link_batches=41, link_calls_per_batch=2000, children=50, rounds=5)
-QUICK = Settings(import_reps=5, link_batches=11, link_calls_per_batch=1000, children=20, rounds=1)
+QUICK = Settings(
+    import_reps=5, link_batches=11, link_calls_per_batch=1000, children=20, rounds=1, cold_reps=2
+)
 
 
 # --- running fresh interpreters ------------------------------------------------------------------
@@ -386,6 +390,130 @@ def worker_tasks(settings: Settings, workdir: Path, profile: bool = False) -> di
         return {}
     result: dict[str, Any] = json.loads(_run_local(parent, settings.children, settings.rounds))
     return {**result, **_package_info()}
+
+
+# --- cold start: one task in a fresh process ----------------------------------------------------
+
+# What every remote task is: a fresh process that initialises Flyte and runs one task. The plain
+# variant is the same process without W&B, the baseline of the same interpreter.
+_COLD_PROBE = """\
+import sys
+import flyte
+
+env = flyte.TaskEnvironment(name="cold")
+if sys.argv[1] == "wandb":
+    from flyteplugins.wandb import get_wandb_run, wandb_init
+
+    @wandb_init(project="cold", entity="cold")
+    @env.task
+    async def train() -> float:
+        run = get_wandb_run()
+        for i in range(20):
+            run.log({"loss": 1.0 / (i + 1)})
+        return 0.5
+else:
+    @env.task
+    async def train() -> float:
+        loss = 0.0
+        for i in range(20):
+            loss = 1.0 / (i + 1)
+        return 0.5
+
+flyte.init()
+flyte.with_runcontext(mode="local").run(train).outputs()
+"""
+
+
+def _time_process(python: str, args: Sequence[str], workdir: Path) -> tuple[float, int]:
+    """Wall seconds from start to exit of ``python args...``, and its peak resident memory (KiB)."""
+    env = clean_env(workdir)
+    env.update(WANDB_MODE="offline", WANDB_SILENT="true", WANDB_DIR=str(workdir))
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [python, *args], cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{python} {' '.join(args)} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return elapsed, int(usage.ru_maxrss)
+
+
+def measure_cold(pythons: dict[str, str], reps: int, workdir: Path) -> dict[str, dict[str, Any]]:
+    """One ``@wandb_init`` task in a fresh process, against the same process without W&B.
+
+    Every round runs, for each interpreter, the plain and the W&B process back to back (one
+    warm-up round dropped), so that load on the machine hits both alike; W&B's extra time is taken
+    round by round against the same round's plain process.
+    """
+    script = workdir / "cold_task.py"
+    script.write_text(_COLD_PROBE)
+    samples: dict[str, dict[str, list[float]]] = {
+        label: {"plain": [], "wandb": [], "extra": [], "rss_plain": [], "rss_wandb": []} for label in pythons
+    }
+    for round_ in range(reps + 1):
+        for label, python in pythons.items():
+            plain, rss_plain = _time_process(python, [str(script), "plain"], workdir)
+            with_wandb, rss_wandb = _time_process(python, [str(script), "wandb"], workdir)
+            if round_ == 0:
+                continue
+            got = samples[label]
+            got["plain"].append(plain)
+            got["wandb"].append(with_wandb)
+            got["extra"].append(with_wandb - plain)
+            got["rss_plain"].append(rss_plain / 1024)
+            got["rss_wandb"].append(rss_wandb / 1024)
+    return {label: {k: sorted(v) for k, v in got.items()} for label, got in samples.items()}
+
+
+def spread(values: Sequence[float], unit: str = "s", digits: int = 2) -> str:
+    """``median (min to max)`` of a sample.
+
+    Example:
+        >>> spread([1.0, 2.0, 4.0])
+        '2.00 s (1.00 to 4.00)'
+    """
+    low, mid, high = (f"{v:.{digits}f}" for v in (min(values), statistics.median(values), max(values)))
+    return f"{mid} {unit} ({low} to {high})"
+
+
+def cold_rows(cold: dict[str, dict[str, Any]]) -> list[Row]:
+    """Rows of the cold one-task process: wall time, W&B's extra time and its ratio, peak memory."""
+    ours, ref = cold["ours"], cold.get("reference")
+    ratio = statistics.median(ours["extra"]) / statistics.median(ref["extra"]) if ref else None
+    rows = [
+        Row(
+            "cold: one-task process without W&B (`flyte.init()` + local run): wall, median (min to max)",
+            spread(ours["plain"]),
+            spread(ref["plain"]) if ref else "-",
+            "-",
+            "-",
+        ),
+        Row(
+            "cold: the same with one `@wandb_init` task logging 20 steps, offline: wall",
+            spread(ours["wandb"]),
+            spread(ref["wandb"]) if ref else "-",
+            "-",
+            "-",
+        ),
+        Row(
+            "cold: W&B's extra wall time (round by round against the plain process)",
+            spread(ours["extra"]),
+            spread(ref["extra"]) if ref else "-",
+            f"≤ {COLD_EXTRA_RATIO_TARGET:.1f}x the reference's",
+            f"{_yes(ratio <= COLD_EXTRA_RATIO_TARGET)} ({ratio:.2f}x)" if ratio is not None else "-",
+        ),
+        Row(
+            "cold: peak resident memory of the W&B process",
+            spread(ours["rss_wandb"], "MB", 0),
+            spread(ref["rss_wandb"], "MB", 0) if ref else "-",
+            "≤ the reference's",
+            _yes(statistics.median(ours["rss_wandb"]) <= statistics.median(ref["rss_wandb"])) if ref else "-",
+        ),
+    ]
+    return rows
 
 
 # --- profiling -----------------------------------------------------------------------------------
@@ -740,6 +868,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         print(f"import cost: {settings.import_reps} fresh interpreters per statement ...", flush=True)
         imports = measure_imports(pythons, settings.import_reps, workdir)
+        print(f"cold start: {settings.cold_reps} rounds of one-task processes ...", flush=True)
+        cold = measure_cold(pythons, settings.cold_reps, workdir)
         links: dict[str, dict[str, Any]] = {}
         tasks: dict[str, dict[str, Any]] = {}
         for label, python in pythons.items():
@@ -749,7 +879,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"child tasks ({label}): {settings.rounds} rounds of {settings.children} ...", flush=True)
             tasks[label] = run_worker(python, "tasks", settings, workdir)
 
-    rows = build_rows(imports, links, tasks, settings.children)
+    rows = build_rows(imports, links, tasks, settings.children) + cold_rows(cold)
     reference_label = "reference (measured)" if "reference" in pythons else "reference (documented)"
     table = render_table(rows, reference_label)
     ours = links["ours"]
@@ -805,6 +935,11 @@ def _notes(settings: Settings, links: dict[str, dict[str, Any]], tasks: dict[str
         "How it was measured:",
         f"- imports: median of {settings.import_reps} fresh interpreters per statement (interleaved, after"
         " one warm-up round), timed around the import statement itself;",
+        f"- cold start: {settings.cold_reps} rounds (after one warm-up round) of a fresh process that runs"
+        " `flyte.init()` and a local run of one task, with and without `@wandb_init` (20 `run.log` calls,"
+        " offline W&B), plain and W&B back to back for each interpreter, timed from process start to"
+        " exit; W&B's extra time round by round against the same round's plain process; peak memory"
+        " is the process's own maximum resident set (`wait4`);",
         f"- `get_link`: median of {settings.link_batches} batch means, {settings.link_calls_per_batch} calls"
         " per batch, a distinct action name and context dict per call, inside a local Flyte task with a"
         " TOML config file"

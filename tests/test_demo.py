@@ -144,7 +144,8 @@ def test_demo_explains_the_workflow_configuration(demo) -> None:
     section = output.split("explain()", 1)[1]
     assert re.search(r"^project\s+flyte-wandb-demo\s+custom_context key wandb_project", section, re.M)
     assert re.search(r"^entity\s+demo-team\s+custom_context key wandb_entity", section, re.M)
-    assert re.search(r"^mode\s+offline\s+custom_context key wandb_mode\s+offline \(env WANDB_MODE\)", section, re.M)
+    mode = r"^mode\s+offline\s+custom_context key wandb_mode\s+offline \(env WANDB_MODE\)"
+    assert re.search(mode, section, re.M)
     assert re.search(r"^run_mode\s+auto\s+default", section, re.M)
 
 

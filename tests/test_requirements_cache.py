@@ -27,16 +27,16 @@ WAIT = 30.0  # wandb's service writes the end of a run's log after run.finish() 
 
 @pytest.fixture
 def scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Counts wandb's package scans (wandb.util.working_set), starting from an empty cache."""
+    """Counts the package scans (``_requirements._scan``), starting from an empty cache."""
     calls: list[int] = []
-    real = wandb_util.working_set
+    real = _requirements._scan
 
     def counting() -> Any:
         calls.append(1)
         return real()
 
     clear_cache()
-    monkeypatch.setattr(wandb_util, "working_set", counting)
+    monkeypatch.setattr(_requirements, "_scan", counting)
     yield calls
     clear_cache()
     _requirements._pending.set(False)  # an override a test armed but never used
@@ -194,3 +194,27 @@ def test_disabled_run_records_nothing() -> None:
         assert write_requirements(run) is False
     finally:
         run.finish()
+
+
+def test_the_scan_lists_exactly_what_wandbs_own_scan_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    # A description that looks like headers, after the blank line that ends the real ones.
+    body = "Metadata-Version: 2.1\nName: described\nVersion: 1.0\n\nName: not-this\nVersion: 9\n"
+    (site / "described-1.0.dist-info").mkdir()
+    (site / "described-1.0.dist-info" / "METADATA").write_text(body + "x" * 50_000)
+    (site / "nameless-1.0.dist-info").mkdir()
+    (site / "nameless-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nVersion: 1.0\n")
+    (site / "legacy.egg-info").mkdir()
+    (site / "legacy.egg-info" / "PKG-INFO").write_text("Metadata-Version: 1.0\nName: legacy\nVersion: 0.1\n")
+    (site / "broken-1.0.dist-info").mkdir()
+    (site / "broken-1.0.dist-info" / "METADATA").write_bytes(b"Name: \xff\xfe\nVersion: 1\n")
+    monkeypatch.syspath_prepend(str(site))
+
+    ours = [p.requirement for p in _requirements._scan()]
+    theirs = [f"{d.key}=={d.version}" for d in wandb_util.working_set()]
+    assert ours == theirs
+    assert "described==1.0" in ours and "legacy==0.1" in ours
+    assert not any(r.startswith(("broken", "not-this")) for r in ours)

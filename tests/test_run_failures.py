@@ -14,8 +14,7 @@ import flyte.errors
 import pytest
 from conftest import LocalRun, run_local, task_run
 
-from flyteplugins.wandb import WandbRunError, wandb_config, wandb_init
-from flyteplugins.wandb import _run as run_module
+from flyteplugins.wandb import WandbRunError, _active, wandb_config, wandb_init
 from flyteplugins.wandb._offline import (
     OfflineRun,
     find_offline_run_dirs,
@@ -56,7 +55,7 @@ def fail_run(task: Any, *args: Any, **kwargs: Any) -> flyte.errors.BaseRuntimeEr
 def assert_no_run_left_open() -> None:
     import wandb
 
-    assert run_module._live == {}
+    assert _active.live_ids() == frozenset()
     assert wandb.run is None
 
 

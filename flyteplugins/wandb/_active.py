@@ -37,7 +37,7 @@ __all__ = [
     "unregister_live",
 ]
 
-logger = logging.getLogger("flyteplugins.wandb")
+local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,7 @@ def _only_live_run() -> Any | None:
     # have been started by a task without @wandb_init, which on a cluster has no run at all.
     if only.identity.id not in _warned_plain_thread:
         _warned_plain_thread.add(only.identity.id)
-        logger.warning(
+        local_remote_logger.warning(
             "get_wandb_run() was called in a thread that does not carry its task's context during a "
             "local run: it returns None, because in a local run every task shares this process and the "
             "thread cannot tell which task started it (on a cluster it would get the run of its own "

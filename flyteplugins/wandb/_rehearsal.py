@@ -26,7 +26,8 @@ from ._layers import Resolved
 
 __all__ = ["declared_env_vars", "plan_environment_warnings", "warn_environment", "warn_offline_shared"]
 
-logger = logging.getLogger("flyteplugins.wandb")
+# What differs between a local run and a cluster: a logger of its own, so it can be tuned apart.
+local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
 
 _ENV_ORIGIN = "env "
 _warned_lock = threading.Lock()
@@ -76,7 +77,8 @@ def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> t
         if resolved.kind_of(name) != "env":
             continue
         origin = resolved.origin(name) or ""
-        variable = origin[len(_ENV_ORIGIN) :] if origin.startswith(_ENV_ORIGIN) else origin
+        # "env WANDB_BASE_URL (web address derived from it)": the variable is the first word.
+        variable = origin[len(_ENV_ORIGIN) :].split(" ", 1)[0] if origin.startswith(_ENV_ORIGIN) else ""
         if not variable or variable in declared:
             continue
         messages.append(
@@ -99,7 +101,7 @@ def warn_environment(resolved: Resolved, declared: frozenset[str]) -> None:
             if message in _warned:
                 continue
             _warned.add(message)
-        logger.warning(message)
+        local_remote_logger.warning(message)
 
 
 def offline_shared_message(run_id: str, run_dir: str) -> str:
@@ -125,4 +127,4 @@ def warn_offline_shared(run_id: str, run_dir: str) -> None:
         if run_id in _warned:
             return
         _warned.add(run_id)
-    logger.warning(message)
+    local_remote_logger.warning(message)

@@ -362,8 +362,10 @@ def _wandb_init(kwargs: dict[str, Any]) -> Any:
     """
     import wandb
 
+    from ._compat import prepare_wandb
     from ._requirements import after_init, settings_overrides
 
+    prepare_wandb()
     kwargs = dict(kwargs)
     settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)

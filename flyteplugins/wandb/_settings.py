@@ -375,9 +375,9 @@ WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
 
 @functools.cache
 def _env_source() -> type[Any]:
-    """The pydantic-settings class that reads the watched variables verbatim.
+    """The pydantic-settings class the TOML file source reads for.
 
-    Built on first use: pydantic-settings is needed only once the environment is first read.
+    Built on first use: pydantic-settings is needed only when a configuration file is read.
     """
     from pydantic import create_model
     from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -395,7 +395,11 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
     Returns the validated values, the variable each came from (``env WANDB_PROJECT``), and the
     config file named by ``FLYTEPLUGINS_WANDB_CONFIG`` if any.
     """
-    raw = _env_source()().model_dump(exclude_none=True)
+    # The variables verbatim, case-sensitive, empty ones ignored (what the pydantic-settings source
+    # did). Read straight from os.environ: every remote task reads them on its cold path, and the
+    # pydantic-settings machinery costs that path time and memory for a plain dictionary lookup.
+    environ = os.environ
+    raw = {var: environ[var] for var in WATCHED_ENV_VARS if environ.get(var)}
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for var, field in ENV_VARS.items():
