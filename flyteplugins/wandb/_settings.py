@@ -109,7 +109,8 @@ def _wandb_name(field: str) -> Any:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # Validators are built on first use: a process that never validates a sweep never builds its model.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
 
 
 class RunSettings(_Strict):
