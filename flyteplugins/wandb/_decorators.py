@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast, overload
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
+from ._lineage import TaskLineage
 from ._link import Wandb
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
@@ -77,7 +78,10 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
 
 
 def _wrap(
-    fn: Callable[..., Any], make_scope: Callable[[], RunScope], download: Callable[[RunScope], bool]
+    fn: Callable[..., Any],
+    make_scope: Callable[[], RunScope],
+    download: Callable[[RunScope], bool],
+    lineage: TaskLineage,
 ) -> Callable[..., Any]:
     """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function."""
     if inspect.iscoroutinefunction(fn):
@@ -85,6 +89,7 @@ def _wrap(
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             scope = make_scope()
+            call = lineage.prepare(scope, args, kwargs)
             if scope.plan.action == "init":
                 # wandb.init blocks for tens of milliseconds: keep the event loop free so that
                 # concurrent sibling tasks start their runs side by side.
@@ -92,10 +97,14 @@ def _wrap(
             else:
                 scope.start()
             scope.activate()
+            if call is not None:
+                call.started(scope)
             failed = True
             try:
                 result = await fn(*args, **kwargs)
                 failed = False
+                if call is not None and call.wants_outputs:
+                    await asyncio.to_thread(call.succeeded, scope, result)
             finally:
                 scope.deactivate()
                 await _after_async(scope, failed, download(scope))
@@ -106,12 +115,17 @@ def _wrap(
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         scope = make_scope()
+        call = lineage.prepare(scope, args, kwargs)
         scope.start()
         scope.activate()
+        if call is not None:
+            call.started(scope)
         failed = True
         try:
             result = fn(*args, **kwargs)
             failed = False
+            if call is not None:
+                call.succeeded(scope, result)
         finally:
             scope.deactivate()
             _after_sync(scope, failed, download(scope))
@@ -125,21 +139,25 @@ def _wrap_task_function(
     task_layer: Layer,
     download_logs: bool | None,
     topology: ElasticTopology | None = None,
+    lineage: TaskLineage | None = None,
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 
-    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download)
+    lineage = lineage or TaskLineage.for_function(fn)
+    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download, lineage)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
     # A plain function's run (e.g. a sweep trial) is not downloaded: there is no task to attach
     # the download to as a trace.
-    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False)
+    lineage = TaskLineage.for_function(fn)
+    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False, lineage)
 
 
 def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
     topology = elastic_topology(getattr(task, "plugin_config", None))
+    lineage = TaskLineage.for_task(task, task_layer.values.get("log_outputs"))
     at_decoration = resolve("run", task=task_layer, context={}, use_current_context=False)
     specs = distributed_links_spec(
         at_decoration.get("run_mode", "auto"), at_decoration.get("rank_scope", "global"), topology
@@ -160,7 +178,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
-    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology)
+    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology, lineage)
     return decorated
 
 
@@ -175,6 +193,8 @@ def wandb_init(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    log_inputs: bool | list[str] | None = None,
+    log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     **kwargs: Any,
@@ -187,6 +207,8 @@ def wandb_init(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    log_inputs: bool | list[str] | None = None,
+    log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     **kwargs: Any,
@@ -201,6 +223,9 @@ def wandb_init(
     - ``run_mode="shared"``: always write into the parent's run (an error if there is none).
     - ``rank_scope``: which ranks of a distributed task log (``global`` or ``worker``).
     - ``download_logs=True``: after the task, download the run's files as a Flyte trace.
+    - ``log_inputs`` (default ``True``, or a list of input names): record the task's inputs in
+      the run config; ``log_outputs=True`` (or a list of output names): log ``File``/``Dir``
+      outputs as reference artifacts and other outputs in the run summary. See the Lineage page.
 
     A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
     run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
@@ -227,6 +252,8 @@ def wandb_init(
         run_mode=run_mode,
         rank_scope=rank_scope,
         download_logs=download_logs,
+        log_inputs=log_inputs,
+        log_outputs=log_outputs,
         project=project,
         entity=entity,
         **kwargs,
