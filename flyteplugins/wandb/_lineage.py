@@ -26,7 +26,9 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -451,8 +453,42 @@ def _console_url(ctx: Any) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
+_alive_lock = threading.Lock()
+# Flyte task contexts of tasks in progress in this process whose work may run in plain threads
+# (a sweep task's trials run by wandb.agent), with their task names.
+_alive: dict[int, tuple[Any, str]] = {}
+
+
+@contextmanager
+def task_in_progress(task_name: str) -> Iterator[None]:
+    """While the body runs, code in threads without a Flyte context (a sweep trial run by
+    ``wandb.agent``) gets this task's identity (the innermost task, when several are in progress).
+
+    Example:
+        >>> with task_in_progress("env.tune"):  # outside a task: nothing to remember
+        ...     pass
+    """
+    import flyte
+
+    ctx = flyte.ctx()
+    if not ctx:
+        yield
+        return
+    key = object()
+    with _alive_lock:
+        _alive[id(key)] = (ctx, task_name)
+    try:
+        yield
+    finally:
+        with _alive_lock:
+            _alive.pop(id(key), None)
+
+
 def flyte_identity(task_name: str, *, function: str | None = None) -> FlyteIdentity | None:
     """The Flyte identity of the action running here (``None`` outside a Flyte task).
+
+    A plain function (``function`` set) in a thread without a Flyte context gets the identity of
+    the task in progress (:func:`task_in_progress`; the most recently entered one if several).
 
     Example:
         >>> flyte_identity("env.train") is None  # not inside a task
@@ -461,6 +497,12 @@ def flyte_identity(task_name: str, *, function: str | None = None) -> FlyteIdent
     import flyte
 
     ctx = flyte.ctx()
+    if not ctx and function is not None:
+        with _alive_lock:
+            alive = list(_alive.values())
+        if alive:
+            # In a pod, the only task; in a local run, the innermost (last entered).
+            ctx, task_name = alive[-1]
     if not ctx:
         return None
     action = ctx.action
