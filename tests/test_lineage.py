@@ -29,6 +29,7 @@ from flyteplugins.wandb._lineage import (
     artifact_name,
     flyte_identity,
     plan_lineage,
+    use_artifacts,
 )
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
 from flyteplugins.wandb._settings import RUN
@@ -370,7 +371,7 @@ def test_file_output_is_a_reference_artifact_and_its_consumer_records_the_use(
 
 class RecordingOnlineRun:
     """Stands in for an online W&B run (the W&B service is not reachable here): records what the
-    consumer hands to ``use_artifact``; the narrowest boundary of the online-only path."""
+    consumer hands to ``use_artifact``. The narrowest boundary of the online-only path."""
 
     offline = False
 
@@ -384,34 +385,20 @@ class RecordingOnlineRun:
 def test_online_consumer_uses_the_producers_artifact_version_without_a_lookup(
     wandb_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flyteplugins.wandb._lineage import TaskLineage, _Call
-
     monkeypatch.setenv("LINEAGE_BLOB_DIR", str(tmp_path))
     owner_id, _ = run_local(pipeline, 10).outputs
     [logged] = the_run(wandb_root, owner_id).artifacts
-    uri = f"file://{tmp_path / 'model.bin'}"
-    plan = plan_lineage(
-        FlyteIdentity("r", "a", "lineage.evaluate"), {"model": File(path=str(tmp_path / "model.bin"))}, True
-    )
-
-    class Scope:
-        plan = type("P", (), {"action": "init"})()
-        run = RecordingOnlineRun()
-
-    call = _Call(
-        TaskLineage("lineage.evaluate", "evaluate", ["model"], []), plan_identity(), plan, False, False
-    )
-    call.started(Scope)
-    [used] = Scope.run.used
+    model = File(path=str(tmp_path / "model.bin"))
+    consumer = plan_lineage(FlyteIdentity("r", "a9", "lineage.evaluate"), {"model": model}, True, label="a9")
+    online = RecordingOnlineRun()
+    assert use_artifacts(online, consumer.uses) == 1
+    [used] = online.used
     # Same name and same manifest digest as what the producer logged: W&B resolves it to the
     # producer's version (artifacts are versioned by digest), with no name lookup first.
-    assert (used.name, used.type) == (logged.name, "flyte-file")
-    assert used.digest == logged.digest
-    assert [e.ref for e in used.manifest.entries.values()] == [uri]
-
-
-def plan_identity() -> FlyteIdentity:
-    return FlyteIdentity("r", "a", "lineage.evaluate")
+    assert (used.name, used.type, used.digest) == (logged.name, "flyte-file", logged.digest)
+    assert [e.ref for e in used.manifest.entries.values()] == [f"file://{tmp_path / 'model.bin'}"]
+    # Offline runs (and user mocks without a real "offline" flag) never call use_artifact.
+    assert use_artifacts(type("OfflineRun", (), {"offline": True})(), consumer.uses) == 0
 
 
 @wandb_init(log_outputs=True)
@@ -501,3 +488,50 @@ def test_object_store_references_need_no_cloud_sdk() -> None:
         artifact = _build_artifact(ArtifactSpec.for_blob(uri, "file"))
         [entry] = artifact.manifest.entries.values()
         assert (entry.ref, entry.digest, entry.path) == (uri, uri, "model.pt" if "run" in uri else "m.pt")
+
+
+# --- who logs outputs, and the command line ---------------------------------------------------------
+
+
+@env.task
+async def decide_outputs(owner: bool, rank: str) -> list[bool]:
+    """Inside a real task context: whether a writer of a distributed run would log outputs."""
+    from flyteplugins.wandb._codec import RunIdentity
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._lineage import TaskLineage
+    from flyteplugins.wandb._run import RunScope, TaskRunPlan
+
+    os.environ.update(RANK=rank, WORLD_SIZE="2")
+    try:
+        shared = {"mode": "shared", "x_primary": owner, "x_label": f"rank-{rank}"}
+        plan = TaskRunPlan("init", RunIdentity("job"), {}, shared, owner=owner, finishes=True)
+        lineage = TaskLineage("lineage.train", "train", [], ["model"])
+        call = lineage.prepare(RunScope(plan, resolve("run", context={"wandb_log_outputs": "true"})), (), {})
+        assert call is not None
+        return [call.wants_outputs, call.plan.key == ("flyte" if owner else f"flyte/rank-{rank}")]
+    finally:
+        for var in ("RANK", "WORLD_SIZE"):
+            os.environ.pop(var, None)
+
+
+def test_in_distributed_training_only_the_run_owner_logs_outputs() -> None:
+    assert run_local(decide_outputs, True, "0").outputs == [True, True]
+    assert run_local(decide_outputs, False, "1").outputs == [False, True]
+
+
+def test_flyte_wandb_explain_shows_the_lineage_settings() -> None:
+    from click.testing import CliRunner
+
+    from flyteplugins.wandb._cli import wandb_group
+
+    result = CliRunner().invoke(
+        wandb_group,
+        ["explain", "-c", 'log_inputs=["lr"]', "-c", "wandb_log_outputs=true"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert "['lr']" in rows["log_inputs"] and "custom_context key wandb_log_inputs" in rows["log_inputs"]
+    assert "True" in rows["log_outputs"] and "custom_context key wandb_log_outputs" in rows["log_outputs"]
+    bad = CliRunner().invoke(wandb_group, ["explain", "-c", "log_outputs=[1]"])
+    assert bad.exit_code == 2 and "log_outputs" in bad.output

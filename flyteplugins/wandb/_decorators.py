@@ -7,16 +7,18 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
-from ._lineage import TaskLineage
 from ._link import Wandb
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
 from ._types import RankScope, RunMode
+
+if TYPE_CHECKING:
+    from ._lineage import TaskLineage
 
 __all__ = ["is_flyte_task", "task_layer_from_arguments", "wandb_init"]
 
@@ -144,6 +146,8 @@ def _wrap_task_function(
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 
+    from ._lineage import TaskLineage
+
     lineage = lineage or TaskLineage.for_function(fn)
     return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download, lineage)
 
@@ -151,11 +155,15 @@ def _wrap_task_function(
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
     # A plain function's run (e.g. a sweep trial) is not downloaded: there is no task to attach
     # the download to as a trace.
+    from ._lineage import TaskLineage
+
     lineage = TaskLineage.for_function(fn)
     return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False, lineage)
 
 
 def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
+    from ._lineage import TaskLineage
+
     topology = elastic_topology(getattr(task, "plugin_config", None))
     lineage = TaskLineage.for_task(task, task_layer.values.get("log_outputs"))
     at_decoration = resolve("run", task=task_layer, context={}, use_current_context=False)

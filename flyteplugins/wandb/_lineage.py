@@ -49,6 +49,7 @@ __all__ = [
     "describe_value",
     "plan_lineage",
     "plan_outputs",
+    "use_artifacts",
 ]
 
 logger = logging.getLogger("flyteplugins.wandb")
@@ -563,6 +564,22 @@ def _build_artifact(spec: ArtifactSpec) -> Any:
     return artifact
 
 
+def use_artifacts(run: Any, uses: Sequence[ArtifactSpec]) -> int:
+    """Declare the artifacts of a task's ``File``/``Dir`` inputs as used by an online ``run``;
+    returns how many were declared (none offline).
+
+    Each is a draft with the producer's name and the same reference, so the same manifest
+    digest: W&B resolves it to the version the producer logged, without looking the name up
+    first. Offline, wandb refuses ``use_artifact``; the writer's config entry (``used``) records
+    each artifact's name and URI instead.
+    """
+    if not uses or getattr(run, "offline", True) is not False:
+        return 0
+    for spec in uses:
+        run.use_artifact(_build_artifact(spec))
+    return len(uses)
+
+
 @dataclass
 class _Call:
     """Lineage of one call of a decorated task: the plan, then what is left to do."""
@@ -581,12 +598,7 @@ class _Call:
                 return
             if scope.plan.action == "reuse":
                 run.config.update({self.plan.key: self.plan.entry}, allow_val_change=True)
-            if self.plan.uses and getattr(run, "offline", True) is False:
-                for spec in self.plan.uses:
-                    # Same name and same reference as the producer's: W&B matches the version by
-                    # digest, without a lookup. Offline, wandb refuses use_artifact: the config
-                    # entry's "used" records name and URI instead.
-                    run.use_artifact(_build_artifact(spec))
+            use_artifacts(run, self.plan.uses)
         except Exception as exc:
             logger.warning("lineage: could not record task %s in W&B run: %s", self.identity.task_name, exc)
 
