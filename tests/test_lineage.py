@@ -459,22 +459,44 @@ def test_log_outputs_naming_no_output_fails_at_decoration() -> None:
 
 @wandb_init(log_outputs=True)
 @env.task
-async def refused_outputs() -> tuple[File, Dir, int]:
-    # W&B refuses: the run is finished before the outputs are logged. The Dir cannot be
-    # referenced: its path does not exist.
+async def refused_output() -> File:
+    # W&B refuses: the run is finished before the outputs are logged.
     task_run().finish()
-    return File(path="s3://bucket/model.pt"), Dir(path="/nonexistent/folder"), 7
+    return File(path="s3://bucket/model.pt")
 
 
-def test_refused_or_unreferenceable_outputs_are_warnings_and_the_result_is_kept(
+@wandb_init(log_outputs=True)
+@env.task
+async def unreferenceable_outputs() -> tuple[Dir, File, int]:
+    # The Dir's local path does not exist; the File has no path at all.
+    return Dir(path="/nonexistent/folder"), File(path=""), 7
+
+
+def lineage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("lineage:")]
+
+
+def test_an_artifact_refused_by_wandb_is_one_warning_and_the_result_is_kept(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
-        result = run_local(refused_outputs)
+        result = run_local(refused_output)
     assert result.outputs.path == "s3://bucket/model.pt"
-    warnings = [r.getMessage() for r in caplog.records if "lineage:" in r.getMessage()]
-    assert any("'o0'" in w and "refused_outputs" in w for w in warnings), warnings
-    assert any("'o1'" in w for w in warnings), warnings
+    [warning] = lineage_warnings(caplog)
+    assert "'o0'" in warning and "lineage.refused_output" in warning and "result is kept" in warning
+
+
+def test_each_output_that_cannot_be_referenced_is_one_warning_naming_it(
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        result = run_local(unreferenceable_outputs)
+    assert result.outputs.path == "/nonexistent/folder"
+    warnings = lineage_warnings(caplog)
+    assert len(warnings) == 2, warnings
+    assert "'o0'" in warnings[1] and "'o1'" in warnings[0], warnings
+    [run] = runs(wandb_root)
+    assert run.artifacts == [] and run.summary["flyte/unreferenceable_outputs/o2"] == 7
 
 
 def test_object_store_references_need_no_cloud_sdk() -> None:

@@ -62,7 +62,6 @@ MAX_TEXT = 256
 MAX_ITEMS = 32
 MAX_JSON = 1024
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
-_BLOB_SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "az", "http", "https")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +220,9 @@ def blob_uri(value: Any) -> tuple[str, Literal["file", "dir"]] | None:
         kind = "dir"
     else:
         return None
-    path = str(value.path)
+    path = str(value.path or "")
+    if not path:
+        return None
     scheme = urlsplit(path).scheme
     if scheme and len(scheme) > 1:  # "C:" is a drive, not a scheme
         return path, kind
@@ -371,8 +372,8 @@ def plan_outputs(
 
     ``File``/``Dir`` outputs become reference artifacts (metadata: the Flyte run, action, task,
     output name and console URL; alias ``<task>-<output>``), other outputs summary values under
-    ``flyte/<task>/<output>``. Selected outputs that are ``DataFrame`` values without a URI, or
-    blobs with no URI, are listed as unreferenceable.
+    ``flyte/<task>/<output>`` (a ``DataFrame`` by its URI). ``File``/``Dir`` outputs without a
+    path are listed as unreferenceable.
 
     Example:
         >>> from flyte.io import File
@@ -392,15 +393,12 @@ def plan_outputs(
         kind = type(value).__name__
         blob = blob_uri(value) if kind in ("File", "Dir") else None
         if blob is not None:
-            if urlsplit(blob[0]).scheme not in _BLOB_SCHEMES:
-                bad.append(name)
-                continue
             metadata = {f"flyte_{k}": v for k, v in base.items()}
             metadata["flyte_output"] = name
             metadata["uri"] = blob[0]
             alias = _safe_name(f"{task_short_name}-{name}", 128)
             artifacts.append((name, ArtifactSpec.for_blob(blob[0], blob[1], metadata, (alias,))))
-        elif kind in ("File", "Dir") or (kind == "DataFrame" and not getattr(value, "uri", None)):
+        elif kind in ("File", "Dir"):
             bad.append(name)
         else:
             summary[f"{CONFIG_KEY}/{task_short_name}/{name}"] = describe_value(value)
