@@ -397,6 +397,18 @@ def test_online_consumer_uses_the_producers_artifact_version_without_a_lookup(
     # producer's version (artifacts are versioned by digest), with no name lookup first.
     assert (used.name, used.type, used.digest) == (logged.name, "flyte-file", logged.digest)
     assert [e.ref for e in used.manifest.entries.values()] == [f"file://{tmp_path / 'model.bin'}"]
+    # A run never uses what it logged itself (a sibling task writing into the same run).
+    from flyteplugins.wandb._lineage import OutputsPlan, log_output_plan
+
+    class OnlineRunThatLogs(RecordingOnlineRun):
+        id = "shared-run"
+
+        def log_artifact(self, artifact: Any, aliases: list[str]) -> None:
+            pass
+
+    shared = OnlineRunThatLogs()
+    log_output_plan(shared, OutputsPlan(artifacts=(("o0", consumer.uses[0]),)), "lineage.train")
+    assert use_artifacts(shared, consumer.uses) == 0 and shared.used == []
     # Offline runs (and user mocks without a real "offline" flag) never call use_artifact.
     assert use_artifacts(type("OfflineRun", (), {"offline": True})(), consumer.uses) == 0
 

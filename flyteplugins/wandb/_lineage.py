@@ -456,6 +456,8 @@ _alive_lock = threading.Lock()
 # Flyte task contexts of tasks in progress in this process whose work may run in plain threads
 # (a sweep task's trials run by wandb.agent), with their task names.
 _alive: dict[int, tuple[Any, str]] = {}
+# (run id, artifact name) of the artifacts runs of this process logged.
+_logged_here: set[tuple[str, str]] = set()
 
 
 @contextmanager
@@ -573,9 +575,14 @@ def use_artifacts(run: Any, uses: Sequence[ArtifactSpec]) -> int:
     """
     if not uses or getattr(run, "offline", True) is not False:
         return 0
-    for spec in uses:
+    run_id = str(getattr(run, "id", ""))
+    with _alive_lock:
+        # An artifact this very run logged (a sibling writing into the same run) is its output
+        # already: using it too would make the run its own input.
+        foreign = [spec for spec in uses if (run_id, spec.name) not in _logged_here]
+    for spec in foreign:
         run.use_artifact(_build_artifact(spec))
-    return len(uses)
+    return len(foreign)
 
 
 @dataclass
@@ -629,6 +636,8 @@ def log_output_plan(run: Any, plan: OutputsPlan, task_name: str) -> None:
     for name, spec in plan.artifacts:
         try:
             run.log_artifact(_build_artifact(spec), aliases=list(spec.aliases))
+            with _alive_lock:
+                _logged_here.add((str(getattr(run, "id", "")), spec.name))
         except Exception as exc:
             logger.warning(
                 "lineage: output %r of task %s not logged as W&B artifact %s (the result is kept): %s",
