@@ -569,3 +569,22 @@ def test_flyte_wandb_explain_shows_the_lineage_settings() -> None:
     assert "True" in rows["log_outputs"] and "custom_context key wandb_log_outputs" in rows["log_outputs"]
     bad = CliRunner().invoke(wandb_group, ["explain", "-c", "log_outputs=[1]"])
     assert bad.exit_code == 2 and "log_outputs" in bad.output
+
+
+def test_only_flytes_own_types_are_recorded_by_uri() -> None:
+    from flyte.io import DataFrame
+
+    from flyteplugins.wandb._lineage import describe_value
+
+    class File:  # a user's class that happens to share a name with Flyte's
+        path = "/secret/place"
+
+    class UserFrame:
+        uri = "s3://not/a/flyte/frame"
+
+    UserFrame.__name__ = "DataFrame"
+    assert describe_value(DataFrame(uri="s3://bucket/frame.parquet")) == "s3://bucket/frame.parquet"
+    assert describe_value(DataFrame()) == "<DataFrame>"
+    assert describe_value(File()) == "<File>"
+    assert describe_value(UserFrame()) == "<DataFrame>"
+    assert plan_lineage(FlyteIdentity("r", "a", "t"), {"f": File()}, True).uses == ()

@@ -247,6 +247,15 @@ def artifact_name(uri: str) -> str:
     return f"{_safe_name(segment, 64)}-{digest}"
 
 
+def _flyte_io_kind(value: Any) -> str | None:
+    """``File``, ``Dir`` or ``DataFrame`` for Flyte's own types, else ``None``; without importing
+    ``flyte.io`` for the values that are not (most inputs are plain numbers and strings)."""
+    kind = type(value).__name__
+    if kind in ("File", "Dir", "DataFrame") and type(value).__module__.startswith("flyte.io"):
+        return kind
+    return None
+
+
 def _type_name(value: Any) -> str:
     return f"<{type(value).__name__}>"
 
@@ -272,11 +281,12 @@ def describe_value(value: Any, depth: int = 0) -> Any:
     if isinstance(value, enum.Enum):
         inner = value.value
         return describe_value(inner, depth) if isinstance(inner, (str, int, float, bool)) else value.name
-    blob = blob_uri(value) if type(value).__name__ in ("File", "Dir") else None
-    if blob is not None:
-        return blob[0]
-    if type(value).__name__ == "DataFrame" and hasattr(value, "uri"):
+    io_kind = _flyte_io_kind(value)
+    if io_kind == "DataFrame":
         return str(value.uri) if value.uri else _type_name(value)
+    if io_kind is not None:
+        blob = blob_uri(value)
+        return blob[0] if blob is not None else _type_name(value)
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_ITEMS or depth >= 2:
             return f"<{type(value).__name__} of {len(value)} items>"
@@ -332,7 +342,7 @@ def plan_lineage(
     for name in names[:MAX_INPUTS]:
         value = inputs[name]
         recorded[name] = describe_value(value)
-        blob = blob_uri(value) if type(value).__name__ in ("File", "Dir") else None
+        blob = blob_uri(value) if _flyte_io_kind(value) in ("File", "Dir") else None
         if blob is not None:
             spec = ArtifactSpec.for_blob(blob[0], blob[1])
             uses.append(spec)
@@ -390,7 +400,7 @@ def plan_outputs(
         value = outputs[name]
         if _CREDENTIAL_NAME.search(name):
             continue
-        kind = type(value).__name__
+        kind = _flyte_io_kind(value)
         blob = blob_uri(value) if kind in ("File", "Dir") else None
         if blob is not None:
             metadata = {f"flyte_{k}": v for k, v in base.items()}
