@@ -588,3 +588,23 @@ def test_only_flytes_own_types_are_recorded_by_uri() -> None:
     assert describe_value(File()) == "<File>"
     assert describe_value(UserFrame()) == "<DataFrame>"
     assert plan_lineage(FlyteIdentity("r", "a", "t"), {"f": File()}, True).uses == ()
+
+
+def test_a_remote_tasks_local_path_is_not_referenced_but_its_flyte_storage_is() -> None:
+    # In a remote task, Flyte uploads a File returned with a pod-local path after the task: that
+    # path is not the blob. A path inside the task's raw data path (Flyte's own, shared storage) is.
+    from flyteplugins.wandb._lineage import plan_outputs
+
+    remote = FlyteIdentity("r", "a0", "env.train", mode="remote", raw_data_path="/mnt/flyte/raw")
+    outputs = {
+        "scratch": File(path="/tmp/model.pt"),
+        "stored": File(path="/mnt/flyte/raw/ab/model.pt"),
+        "uploaded": File(path="s3://bucket/ab/model.pt"),
+    }
+    plan = plan_outputs(remote, "train", outputs, True)
+    assert plan.unreferenceable == ("scratch",)
+    assert [name for name, _ in plan.artifacts] == ["stored", "uploaded"]
+    local = plan_outputs(
+        FlyteIdentity("r", "a0", "env.train"), "train", {"scratch": outputs["scratch"]}, True
+    )
+    assert [name for name, _ in local.artifacts] == ["scratch"]

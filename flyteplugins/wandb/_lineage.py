@@ -88,6 +88,7 @@ class FlyteIdentity:
     metadata_path: str | None = None
     rank: str | None = None
     function: str | None = None
+    raw_data_path: str | None = None
 
     def as_entry(self) -> dict[str, Any]:
         """The identity as a run-config entry (unset fields left out)."""
@@ -383,7 +384,8 @@ def plan_outputs(
     ``File``/``Dir`` outputs become reference artifacts (metadata: the Flyte run, action, task,
     output name and console URL; alias ``<task>-<output>``), other outputs summary values under
     ``flyte/<task>/<output>`` (a ``DataFrame`` by its URI). ``File``/``Dir`` outputs without a
-    path are listed as unreferenceable.
+    path are listed as unreferenceable, and so are local paths of a remote task outside its raw
+    data path: Flyte uploads those after the task returns, to a URI not known yet.
 
     Example:
         >>> from flyte.io import File
@@ -402,7 +404,9 @@ def plan_outputs(
             continue
         kind = _flyte_io_kind(value)
         blob = blob_uri(value) if kind in ("File", "Dir") else None
-        if blob is not None:
+        if blob is not None and _uploaded_later(blob[0], identity):
+            bad.append(name)
+        elif blob is not None:
             metadata = {f"flyte_{k}": v for k, v in base.items()}
             metadata["flyte_output"] = name
             metadata["uri"] = blob[0]
@@ -413,6 +417,17 @@ def plan_outputs(
         else:
             summary[f"{CONFIG_KEY}/{task_short_name}/{name}"] = describe_value(value)
     return OutputsPlan(tuple(artifacts), summary, tuple(bad))
+
+
+def _uploaded_later(uri: str, identity: FlyteIdentity) -> bool:
+    """A local path returned by a remote task that is not in Flyte's own (local or shared) storage:
+    Flyte uploads it once the task has returned, so the pod-local path is not the blob."""
+    if identity.mode == "local" or not uri.startswith("file://"):
+        return False
+    prefix = identity.raw_data_path or ""
+    if prefix and not urlsplit(prefix).scheme:
+        prefix = "file://" + os.path.abspath(prefix)
+    return not (prefix.startswith("file://") and uri.startswith(prefix.rstrip("/") + "/"))
 
 
 def check_output_selection(task_name: str, selection: Any, output_names: Sequence[str]) -> None:
@@ -532,6 +547,7 @@ def flyte_identity(task_name: str, *, function: str | None = None) -> FlyteIdent
         mode=ctx.mode,
         console_url=_console_url(ctx),
         metadata_path=ctx.output_path or None,
+        raw_data_path=str(ctx.raw_data_path.path) if ctx.raw_data_path else None,
         rank=rank,
         function=function,
     )
@@ -639,7 +655,9 @@ def log_output_plan(run: Any, plan: OutputsPlan, task_name: str) -> None:
     """Log an :class:`OutputsPlan` into ``run``; each failure is one warning, never an error."""
     for name in plan.unreferenceable:
         logger.warning(
-            "lineage: output %r of task %s has no blob URI W&B can reference; not logged as an artifact",
+            "lineage: output %r of task %s is not a blob W&B can reference (no path, or a local path of "
+            "a remote task, uploaded by Flyte only after the task; return File.from_local(...) to "
+            "upload it first); not logged as an artifact",
             name,
             task_name,
         )
