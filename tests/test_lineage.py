@@ -166,11 +166,11 @@ def test_writer_into_a_run_of_another_process_adds_only_its_own_key(wandb_root: 
     assert run.notes is None
 
 
-def test_console_url_of_a_remote_action_comes_from_flytes_console_helper(tmp_path: Path) -> None:
-    # Online-only path at the narrowest boundary: a remote task context and a stand-in for the
-    # Flyte control-plane client that holds Flyte's real Console URL builder (no network here).
-    from flyte._context import internal_ctx
-    from flyte._initialize import _InitConfig, init_config_context
+def remote_task_context(tmp_path: Path) -> tuple[Any, Any, Any]:
+    """A remote task context (action a7 of run r42 in ml/development, org acme), an init config
+    with a stand-in for the Flyte control-plane client that holds Flyte's real Console URL
+    builder, and that builder. No network: the client is never asked anything."""
+    from flyte._initialize import _InitConfig
     from flyte.models import ActionID, RawDataPath, TaskContext
     from flyte.remote._client.controlplane import Console
     from flyte.report import Report
@@ -192,7 +192,15 @@ def test_console_url_of_a_remote_action_comes_from_flytes_console_helper(tmp_pat
         report=Report(name="a7"),
         mode="remote",
     )
-    configured = _InitConfig(root_dir=tmp_path, client=client)  # type: ignore[arg-type]
+    return tctx, _InitConfig(root_dir=tmp_path, client=client), console  # type: ignore[arg-type]
+
+
+def test_console_url_of_a_remote_action_comes_from_flytes_console_helper(tmp_path: Path) -> None:
+    # Online-only path at the narrowest boundary: see remote_task_context.
+    from flyte._context import internal_ctx
+    from flyte._initialize import _InitConfig, init_config_context
+
+    tctx, configured, console = remote_task_context(tmp_path)
     with init_config_context(configured), internal_ctx().replace_task_context(tctx):
         identity = flyte_identity("env.train")
     expected = console.action_url("ml", "development", "r42", "a7")
@@ -210,6 +218,42 @@ def test_console_url_of_a_remote_action_comes_from_flytes_console_helper(tmp_pat
     with init_config_context(_InitConfig(root_dir=tmp_path)), internal_ctx().replace_task_context(tctx):
         identity = flyte_identity("env.train")
     assert identity is not None and identity.console_url is None
+
+
+@wandb_init(project="lin")
+@env.task
+async def remote_owner(lr: float) -> str:
+    return str(task_run().id)
+
+
+def test_a_remote_tasks_run_links_back_to_its_console_page(wandb_root: Path, tmp_path: Path) -> None:
+    # What runs in a task pod: the decorated task function inside a remote task context (the
+    # control-plane client is the stand-in of remote_task_context; W&B is offline).
+    import asyncio
+
+    from flyte._context import internal_ctx
+    from flyte._initialize import init_config_context
+
+    tctx, configured, console = remote_task_context(tmp_path)
+    with init_config_context(configured), internal_ctx().replace_task_context(tctx):
+        run_id = asyncio.run(remote_owner.func(lr=0.3))
+    url = console.action_url("ml", "development", "r42", "a7")
+    run = the_run(wandb_root, run_id)
+    assert run_id == "r42-a7"
+    assert run.config["flyte"] == {
+        "org": "acme",
+        "project": "ml",
+        "domain": "development",
+        "run": "r42",
+        "action": "a7",
+        "task": "lineage.remote_owner",
+        "attempt": 0,
+        "mode": "remote",
+        "url": url,
+        "metadata": "s3://bucket/metadata/r42/a7",
+        "inputs": {"lr": 0.3},
+    }
+    assert run.notes == f"Flyte action a7 of run r42 (task lineage.remote_owner): {url}"
 
 
 # --- inputs ----------------------------------------------------------------------------------------
