@@ -804,6 +804,8 @@ def _worker_main(kind: str, out: Path, settings: Settings) -> None:
             result = worker_link(settings, workdir)
         elif kind == "tasks":
             result = worker_tasks(settings, workdir)
+        elif kind == "lineage":
+            result = worker_lineage(settings, workdir)
         elif kind == "profile-link":
             worker_link(QUICK, workdir, profile=True)
             result = {}
@@ -878,8 +880,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_origin(label, links[label])
             print(f"child tasks ({label}): {settings.rounds} rounds of {settings.children} ...", flush=True)
             tasks[label] = run_worker(python, "tasks", settings, workdir)
+        print("lineage (ours) ...", flush=True)
+        lineage = run_worker(PROJECT_PYTHON, "lineage", settings, workdir)
 
-    rows = build_rows(imports, links, tasks, settings.children) + cold_rows(cold)
+    rows = build_rows(imports, links, tasks, settings.children) + cold_rows(cold) + lineage_rows(lineage)
     reference_label = "reference (measured)" if "reference" in pythons else "reference (documented)"
     table = render_table(rows, reference_label)
     ours = links["ours"]
@@ -963,6 +967,120 @@ def _notes(settings: Settings, links: dict[str, dict[str, Any]], tasks: dict[str
         lines.append(f"- {label}: W&B run directories created per {settings.children} children: {per_phase}")
     lines += ["", "Where the time goes: `.venv/bin/python benchmarks/run.py --profile`."]
     return "\n".join(lines) + "\n"
+
+
+# --- lineage: backlink + inputs per task, reference artifacts against blob size ------------------
+
+LINEAGE_TARGET_MS = 1.0
+# A reference artifact costs the same whatever the blob's size: within this ratio (noise).
+REFERENCE_SIZE_RATIO_TARGET = 1.5
+SMALL_BLOB = 1024
+LARGE_BLOB = 200 * 1024 * 1024
+
+
+def worker_lineage(settings: Settings, workdir: Path) -> dict[str, Any]:
+    """Time (1) ``@wandb_init`` children sharing the parent's run, with five inputs, with and
+    without lineage (the backlink and inputs: ``TaskLineage.prepare`` switched off for the
+    baseline), phases interleaved; (2) logging a reference artifact of a 1 KB and of a 200 MB
+    file (sparse: its bytes would still have to be read to be hashed or copied)."""
+    _offline_wandb(workdir)
+
+    import flyte
+    from flyte.io import File
+
+    from flyteplugins.wandb import get_wandb_run, wandb_init
+    from flyteplugins.wandb._lineage import ArtifactSpec, TaskLineage, _build_artifact
+
+    # Flyte reads the task's annotations (strings here) against this module's globals.
+    globals()["File"] = File
+    task = _task_decorator(flyte.TaskEnvironment(name="bench_lineage"))
+    real_prepare = TaskLineage.prepare
+
+    def no_lineage(self: TaskLineage, scope: Any, args: Any, kwargs: Any) -> None:
+        return None
+
+    @wandb_init
+    @task
+    async def child(i: int, lr: float, name: str, layers: list[int], data: File) -> int:
+        return i
+
+    blobs = {size: workdir / f"blob-{size}.bin" for size in (SMALL_BLOB, LARGE_BLOB)}
+    for size, path in blobs.items():
+        with open(path, "wb") as f:
+            f.truncate(size)
+
+    @wandb_init(project="bench", entity="bench")
+    @task
+    async def parent(n: int, rounds: int) -> str:
+        data = File(path=str(blobs[SMALL_BLOB]))
+        for i in range(3):  # warm-up
+            await child(i, 0.1, "resnet", [64, 32], data)
+        seconds: dict[str, list[float]] = {"without": [], "with": []}
+        for _ in range(rounds):
+            for phase in ("without", "with"):
+                TaskLineage.prepare = real_prepare if phase == "with" else no_lineage  # type: ignore[method-assign]
+                start = time.perf_counter()
+                for i in range(n):
+                    await child(i, 0.1, "resnet", [64, 32], data)
+                seconds[phase].append(time.perf_counter() - start)
+        TaskLineage.prepare = real_prepare  # type: ignore[method-assign]
+        run = get_wandb_run()
+        per_size: dict[str, list[float]] = {str(size): [] for size in blobs}
+        for _ in range(max(5, rounds * 4)):
+            for size, path in blobs.items():
+                spec = ArtifactSpec.for_blob(f"file://{path}", "file")
+                start = time.perf_counter()
+                run.log_artifact(_build_artifact(spec))
+                per_size[str(size)].append(time.perf_counter() - start)
+        return json.dumps({"seconds": seconds, "artifact_seconds": per_size})
+
+    result: dict[str, Any] = json.loads(_run_local(parent, settings.children, settings.rounds))
+    return {**result, "children": settings.children}
+
+
+def lineage_figures(result: dict[str, Any]) -> dict[str, float]:
+    """Per-child lineage overhead (median of rounds) and median reference-artifact times.
+
+    Example:
+        >>> r = {"seconds": {"without": [0.1], "with": [0.125]}, "children": 50,
+        ...      "artifact_seconds": {"1024": [0.002], "209715200": [0.0022]}}
+        >>> f = lineage_figures(r)
+        >>> round(f["overhead_ms"], 3), round(f["small_ms"], 1), round(f["size_ratio"], 2)
+        (0.5, 2.0, 1.1)
+    """
+    n = result["children"]
+    seconds = result["seconds"]
+    pairs = zip(seconds["without"], seconds["with"], strict=True)
+    small = statistics.median(result["artifact_seconds"][str(SMALL_BLOB)]) * 1e3
+    large = statistics.median(result["artifact_seconds"][str(LARGE_BLOB)]) * 1e3
+    return {
+        "baseline_ms": statistics.median(seconds["without"]) / n * 1e3,
+        "overhead_ms": statistics.median((w - wo) / n * 1e3 for wo, w in pairs),
+        "small_ms": small,
+        "large_ms": large,
+        "size_ratio": large / small,
+    }
+
+
+def lineage_rows(result: dict[str, Any]) -> list[Row]:
+    """The lineage rows of the results table (this package only: the reference has no lineage)."""
+    f = lineage_figures(result)
+    return [
+        Row(
+            "lineage: backlink + 5 inputs, `@wandb_init` child sharing the parent's run: overhead per child",
+            f"{f['overhead_ms']:.2f} ms (child {f['baseline_ms']:.1f} ms without)",
+            "no lineage",
+            f"≤ {LINEAGE_TARGET_MS:.0f} ms",
+            _yes(f["overhead_ms"] <= LINEAGE_TARGET_MS),
+        ),
+        Row(
+            "lineage: reference artifact of a File output, 1 KB vs 200 MB blob: median per artifact",
+            f"{f['small_ms']:.2f} ms vs {f['large_ms']:.2f} ms ({f['size_ratio']:.2f}x)",
+            "no lineage",
+            f"≤ {REFERENCE_SIZE_RATIO_TARGET:.1f}x",
+            _yes(f["size_ratio"] <= REFERENCE_SIZE_RATIO_TARGET),
+        ),
+    ]
 
 
 if __name__ == "__main__":

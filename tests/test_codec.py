@@ -230,7 +230,8 @@ def test_types_survive_a_real_flyte_run_and_reach_wandb() -> None:
         "true",
     )
     assert recorded.tags == ("1", "null")
-    assert recorded.config == {"lr": 0.5}
+    # Next to the user's config, only the task's Flyte backlink (lineage).
+    assert recorded.config["lr"] == 0.5 and set(recorded.config) == {"lr", "flyte"}
 
 
 # --- credentials -------------------------------------------------------------------------------

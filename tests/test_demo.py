@@ -184,3 +184,18 @@ def test_demo_keeps_a_mode_the_user_chose(tmp_path: Path) -> None:
 def test_the_demo_needs_nothing_from_the_shell_that_a_cluster_would_lack(demo) -> None:
     # Every W&B setting of the demo travels with the workflow's context, as it would to a cluster.
     assert "in this process's environment" not in demo[0].stdout + demo[0].stderr
+
+
+def test_demo_shows_the_backlink_and_a_reference_artifact(demo) -> None:
+    result, cwd = demo
+    section = result.stdout.split("Lineage: what the pipeline's W&B run records about Flyte", 1)[1]
+    rows = parse_rows(result.stdout)
+    run = recorded(cwd, rows["pipeline"].run_id)
+    # What the demo prints is what W&B recorded: the backlink, the notes, one artifact.
+    assert run.config["flyte"]["task"] == "flyte_wandb_demo.pipeline"
+    assert f"notes:  {run.notes}" in section and run.notes.startswith("Flyte local run demo-")
+    [artifact] = run.artifacts
+    model = cwd / ".wandb-demo" / "model.txt"
+    assert artifact.uris == [f"file://{model}"]
+    assert f"artifact {artifact.name} (flyte-file)" in section
+    assert f"references: file://{model}" in section

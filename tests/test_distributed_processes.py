@@ -367,3 +367,26 @@ def test_elastic_range_on_one_node_matches_its_worker_links(tmp_path: Path) -> N
         (f"{base}-worker-0", None, "worker-0-rank-0", True),
         (f"{base}-worker-0", None, "worker-0-rank-1", False),
     ]
+
+
+@pytest.mark.parametrize("topology", ["1x2", "2x2"])
+def test_each_writer_of_a_distributed_run_adds_its_own_backlink(
+    table_jobs: dict[str, Job], topology: str
+) -> None:
+    # Lineage: in a shared run the primary writes the owner's "flyte" key, every other rank
+    # "flyte/<its label>" (W&B merges writers' config updates top-level key by key, so no writer
+    # can overwrite another's); ranks with runs of their own ("new") each own a "flyte" key.
+    job = table_jobs[topology]
+    for run_mode, rank_scope in (("shared", "global"), ("shared", "worker"), ("new", "global")):
+        for rank, result in enumerate(job.combo(run_mode, rank_scope)):
+            seen = result["seen"]
+            config = read_offline_run(seen["run_dir"], wait=READ_WAIT_S).config
+            keys = sorted(k for k in config if k == "flyte" or k.startswith("flyte/"))
+            owner = run_mode == "new" or seen["x_primary"]
+            assert keys == (["flyte"] if owner else [f"flyte/{seen['x_label']}"]), (run_mode, rank, keys)
+            entry = config[keys[0]]
+            assert (entry["action"], entry["mode"], entry["rank"]) == (
+                seen["action_name"],
+                "local",
+                str(rank),
+            )

@@ -51,8 +51,16 @@ ENV_VAR = {
     "run_mode": "FLYTEPLUGINS_WANDB_RUN_MODE",
     "rank_scope": "FLYTEPLUGINS_WANDB_RANK_SCOPE",
     "download_logs": "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS",
+    "log_inputs": "FLYTEPLUGINS_WANDB_LOG_INPUTS",
+    "log_outputs": "FLYTEPLUGINS_WANDB_LOG_OUTPUTS",
 }
-DEFAULTS = {"run_mode": "auto", "rank_scope": "global", "download_logs": False}
+DEFAULTS = {
+    "run_mode": "auto",
+    "rank_scope": "global",
+    "download_logs": False,
+    "log_inputs": True,
+    "log_outputs": False,
+}
 
 # A distinct value for each field in each layer; neighbouring layers always differ, and for the
 # fields a link shows, they differ in what the link shows (own run vs the parent's, disabled or not).
@@ -112,6 +120,24 @@ VALUES: dict[str, dict[str, Any]] = {
         "env": False,
         "parent": True,
         "block": False,
+        "task": True,
+    },
+    # Lineage: a boolean or names, alternating from layer to layer. The decorator's output names
+    # are checked against the task's outputs, so the task layer says True.
+    "log_inputs": {
+        "default": True,
+        "file": ("a", "b"),
+        "env": False,
+        "parent": ("c",),
+        "block": True,
+        "task": ("d",),
+    },
+    "log_outputs": {
+        "default": False,
+        "file": True,
+        "env": ("m",),
+        "parent": False,
+        "block": ("n", "o"),
         "task": True,
     },
 }
@@ -299,6 +325,8 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "FLYTEPLUGINS_WANDB_RUN_MODE": "shared",
         "FLYTEPLUGINS_WANDB_RANK_SCOPE": "worker",
         "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "true",
+        "FLYTEPLUGINS_WANDB_LOG_INPUTS": "lr, epochs",
+        "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "false",
         "WANDB_BASE_URL": "https://api.company.com",
     }
     for var, text in texts.items():
@@ -317,6 +345,8 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "run_mode": "shared",
         "rank_scope": "worker",
         "download_logs": True,
+        "log_inputs": ("lr", "epochs"),
+        "log_outputs": False,
         "host": "https://app.company.com",
     }
     for name, var in ENV_VAR.items():

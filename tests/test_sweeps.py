@@ -525,3 +525,24 @@ def test_sweep_download_failure_keeps_the_result(
     assert len(warnings) == 1
     assert "could not download W&B sweep team/proj/sweep1 (the task's result is kept)" in warnings[0]
     assert "cannot write W&B downloads to" in warnings[0]
+
+
+def test_each_trial_run_records_the_sweep_task_it_ran_in(
+    sweeps: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, wandb_root: Path
+) -> None:
+    # Lineage: wandb.agent runs each trial in a thread of its own, without the task's Flyte
+    # context; the trial's run still points back to the sweep task, under its own "flyte" key,
+    # next to (never over) the sweep's parameters.
+    import wandb
+
+    trials = [("trial-c", {"lr": 0.2, "depth": 3}), ("trial-d", {"lr": 0.4, "depth": 5})]
+    monkeypatch.setattr(wandb, "agent", agent_like_wandb(trials))
+    run_local(run_sweep, 2, custom_context=dict(GRID))
+    actions = set()
+    for run_id, params in trials:
+        config, _, _, _ = read_trial(wandb_root, run_id)
+        assert {k: config[k] for k in params} == params
+        entry = config["flyte"]
+        assert (entry["task"], entry["function"]) == ("sweep_tests.sweep_agent", f"{__name__}.objective")
+        actions.add(entry["action"])
+    assert len(actions) == 1

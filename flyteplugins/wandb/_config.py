@@ -222,6 +222,8 @@ def wandb_config(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    log_inputs: bool | list[str] | None = None,
+    log_outputs: bool | list[str] | None = None,
     **kwargs: Any,
 ) -> WandbConfig:
     """W&B run settings for a workflow, a block of code, or one task call.
@@ -229,6 +231,7 @@ def wandb_config(
     Only the arguments you pass are set: an inner block overrides just those fields of the outer
     layers. ``notes`` and ``job_type`` are first-class fields; any other keyword becomes an extra
     ``wandb.init()`` argument. Invalid values raise :class:`WandbConfigError` here, at the call.
+    ``log_inputs`` / ``log_outputs`` choose what lineage records (see the Lineage page).
 
     Example:
         ```python
@@ -258,6 +261,8 @@ def wandb_config(
         run_mode=run_mode,
         rank_scope=rank_scope,
         download_logs=download_logs,
+        log_inputs=log_inputs,
+        log_outputs=log_outputs,
         kwargs=extra or None,
         **first_class,
     )

@@ -7,7 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
@@ -17,6 +17,9 @@ from ._rehearsal import declared_env_vars
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
 from ._types import RankScope, RunMode
+
+if TYPE_CHECKING:
+    from ._lineage import TaskLineage
 
 __all__ = ["is_flyte_task", "task_layer_from_arguments", "wandb_init"]
 
@@ -78,7 +81,10 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
 
 
 def _wrap(
-    fn: Callable[..., Any], make_scope: Callable[[], RunScope], download: Callable[[RunScope], bool]
+    fn: Callable[..., Any],
+    make_scope: Callable[[], RunScope],
+    download: Callable[[RunScope], bool],
+    lineage: TaskLineage,
 ) -> Callable[..., Any]:
     """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function."""
     if inspect.iscoroutinefunction(fn):
@@ -86,6 +92,7 @@ def _wrap(
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             scope = make_scope()
+            call = lineage.prepare(scope, args, kwargs)
             if scope.plan.action == "init":
                 # wandb.init blocks for tens of milliseconds: keep the event loop free so that
                 # concurrent sibling tasks start their runs side by side.
@@ -93,10 +100,14 @@ def _wrap(
             else:
                 scope.start()
             scope.activate()
+            if call is not None:
+                call.started(scope)
             failed = True
             try:
                 result = await fn(*args, **kwargs)
                 failed = False
+                if call is not None and call.wants_outputs:
+                    await asyncio.to_thread(call.succeeded, scope, result)
             finally:
                 scope.deactivate()
                 await _after_async(scope, failed, download(scope))
@@ -107,12 +118,17 @@ def _wrap(
     @functools.wraps(fn)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
         scope = make_scope()
+        call = lineage.prepare(scope, args, kwargs)
         scope.start()
         scope.activate()
+        if call is not None:
+            call.started(scope)
         failed = True
         try:
             result = fn(*args, **kwargs)
             failed = False
+            if call is not None:
+                call.succeeded(scope, result)
         finally:
             scope.deactivate()
             _after_sync(scope, failed, download(scope))
@@ -127,21 +143,31 @@ def _wrap_task_function(
     download_logs: bool | None,
     topology: ElasticTopology | None = None,
     declared_env: frozenset[str] = frozenset(),
+    lineage: TaskLineage | None = None,
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 
-    return _wrap(fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download)
+    from ._lineage import TaskLineage
+
+    lineage = lineage or TaskLineage.for_function(fn)
+    return _wrap(fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
     # A plain function's run (e.g. a sweep trial) is not downloaded: there is no task to attach
     # the download to as a trace.
-    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False)
+    from ._lineage import TaskLineage
+
+    lineage = TaskLineage.for_function(fn)
+    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False, lineage)
 
 
 def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
+    from ._lineage import TaskLineage
+
     topology = elastic_topology(getattr(task, "plugin_config", None))
+    lineage = TaskLineage.for_task(task, task_layer.values.get("log_outputs"))
     at_decoration = resolve("run", task=task_layer, context={}, use_current_context=False)
     specs = distributed_links_spec(
         at_decoration.get("run_mode", "auto"), at_decoration.get("rank_scope", "global"), topology
@@ -163,7 +189,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
     decorated.func = _wrap_task_function(
-        task.func, task_layer, download_logs, topology, declared_env_vars(task)
+        task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage
     )
     return decorated
 
@@ -179,6 +205,8 @@ def wandb_init(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    log_inputs: bool | list[str] | None = None,
+    log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     **kwargs: Any,
@@ -191,6 +219,8 @@ def wandb_init(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    log_inputs: bool | list[str] | None = None,
+    log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
     **kwargs: Any,
@@ -205,6 +235,9 @@ def wandb_init(
     - ``run_mode="shared"``: always write into the parent's run (an error if there is none).
     - ``rank_scope``: which ranks of a distributed task log (``global`` or ``worker``).
     - ``download_logs=True``: after the task, download the run's files as a Flyte trace.
+    - ``log_inputs`` (default ``True``, or a list of input names): record the task's inputs in
+      the run config; ``log_outputs=True`` (or a list of output names): log ``File``/``Dir``
+      outputs as reference artifacts and other outputs in the run summary. See the Lineage page.
 
     A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
     run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
@@ -231,6 +264,8 @@ def wandb_init(
         run_mode=run_mode,
         rank_scope=rank_scope,
         download_logs=download_logs,
+        log_inputs=log_inputs,
+        log_outputs=log_outputs,
         project=project,
         entity=entity,
         **kwargs,

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "OfflineArtifact",
     "OfflineRun",
     "OfflineRunFormatError",
     "find_offline_run_dirs",
@@ -75,6 +76,32 @@ class OfflineRunFormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class OfflineArtifact:
+    """An artifact the run logged (``run.log_artifact``), as its log recorded it.
+
+    ``references`` holds one ``(path, ref, digest, size)`` per manifest entry; ``ref`` is the
+    referenced URI (empty for a file stored in the artifact itself).
+
+    Example:
+        >>> refs = (("m", "s3://b/m", "s3://b/m", 0),)
+        >>> OfflineArtifact("m-1", "flyte-file", "d", ("latest",), {}, refs).uris
+        ['s3://b/m']
+    """
+
+    name: str
+    type: str
+    digest: str
+    aliases: tuple[str, ...]
+    metadata: dict[str, Any]
+    references: tuple[tuple[str, str, str, int], ...]
+
+    @property
+    def uris(self) -> list[str]:
+        """The URIs the artifact references."""
+        return [ref for _, ref, _, _ in self.references if ref]
+
+
+@dataclass(frozen=True)
 class OfflineRun:
     """What one run directory's transaction log recorded.
 
@@ -103,6 +130,7 @@ class OfflineRun:
         file_records: the files wandb registered for upload, in order of registration.
         start_time: the run's start, seconds since the epoch.
         host: the host name recorded for the run.
+        artifacts: the artifacts the run logged, in order.
         truncated: the log ends in an incomplete or unreadable chunk, as when it is still being
             written or its writer was killed; everything before it was read.
         offline: the directory is an offline run's (``offline-run-...``); ``run-...`` directories
@@ -140,6 +168,7 @@ class OfflineRun:
     host: str | None = None
     truncated: bool = False
     offline: bool = True
+    artifacts: list[OfflineArtifact] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -455,6 +484,7 @@ class _RunBuilder:
         self.file_records: list[str] = []
         self.start_time: float | None = None
         self.host: str | None = None
+        self.artifacts: list[OfflineArtifact] = []
 
     def apply(self, record: Any) -> None:
         kind = record.WhichOneof("record_type")
@@ -485,6 +515,18 @@ class _RunBuilder:
             self.has_environment = True
         elif kind == "telemetry":
             self.shared_mode = self.shared_mode or bool(record.telemetry.feature.shared_mode)
+        elif kind == "artifact":
+            art = record.artifact
+            self.artifacts.append(
+                OfflineArtifact(
+                    name=art.name,
+                    type=art.type,
+                    digest=art.digest,
+                    aliases=tuple(art.aliases),
+                    metadata=json.loads(art.metadata) if art.metadata else {},
+                    references=tuple((e.path, e.ref, e.digest, int(e.size)) for e in art.manifest.contents),
+                )
+            )
 
     def _run(self, run: Any) -> None:
         # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
@@ -548,4 +590,5 @@ class _RunBuilder:
             host=self.host,
             truncated=truncated,
             offline=not self.directory.name.startswith("run-"),
+            artifacts=self.artifacts,
         )

@@ -108,6 +108,23 @@ def _wandb_name(field: str) -> Any:
     return check
 
 
+def _name_selection(value: Any) -> Any:
+    """``log_inputs`` / ``log_outputs``: a boolean, or names; text as from an environment variable
+    (``true``, ``false``, ``lr,epochs``) becomes one of those."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("true", "1", "yes", "on"):
+            return True
+        if text.lower() in ("false", "0", "no", "off", ""):
+            return False
+        value = [name.strip() for name in text.split(",") if name.strip()]
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(name, str) and name.isidentifier() for name in value):
+            raise ValueError("names must be Python identifiers")
+        return tuple(value)
+    return value
+
+
 class _Strict(BaseModel):
     # Validators are built on first use: a process that never validates a sweep never builds its model.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
@@ -130,11 +147,14 @@ class RunSettings(_Strict):
     run_mode: Literal["auto", "new", "shared"] | None = None
     rank_scope: Literal["global", "worker"] | None = None
     download_logs: bool | None = None
+    log_inputs: bool | tuple[str, ...] | None = None
+    log_outputs: bool | tuple[str, ...] | None = None
     kwargs: dict[str, Any] | None = None
 
     _check_project = field_validator("project")(_wandb_name("project"))
     _check_entity = field_validator("entity")(_wandb_name("entity"))
     _check_id = field_validator("id")(_wandb_name("id"))
+    _check_selection = field_validator("log_inputs", "log_outputs", mode="before")(_name_selection)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -237,6 +257,8 @@ _RUN_ALLOWED = {
     "run_mode": "one of 'auto', 'new', 'shared'",
     "rank_scope": "one of 'global', 'worker'",
     "download_logs": "a boolean (true/false)",
+    "log_inputs": "true, false, or a list of the task's input names (env: comma-separated)",
+    "log_outputs": "true, false, or a list of the task's output names (env: comma-separated)",
     "kwargs": "a dict of extra wandb.init() arguments",
 }
 _SWEEP_ALLOWED = {
@@ -314,8 +336,8 @@ class Schema:
                 detail = f"{detail} ({error['msg'].removeprefix('Value error, ')})"
             raise WandbConfigError(name, data.get(name), origin_of(name), detail) from None
         dumped = model.model_dump(exclude_unset=True, exclude_none=True)
-        for key in ("tags", "prior_runs"):
-            if key in dumped:
+        for key in ("tags", "prior_runs", "log_inputs", "log_outputs"):
+            if isinstance(dumped.get(key), list):
                 dumped[key] = tuple(dumped[key])
         return dumped
 
@@ -340,7 +362,13 @@ RUN = Schema(
             "rank_scope",
         }
     ),
-    defaults={"run_mode": "auto", "rank_scope": "global", "download_logs": False},
+    defaults={
+        "run_mode": "auto",
+        "rank_scope": "global",
+        "download_logs": False,
+        "log_inputs": True,
+        "log_outputs": False,
+    },
 )
 SWEEP = Schema(
     kind="sweep",
@@ -369,6 +397,8 @@ ENV_VARS: dict[str, str] = {
     "FLYTEPLUGINS_WANDB_RUN_MODE": "run_mode",
     "FLYTEPLUGINS_WANDB_RANK_SCOPE": "rank_scope",
     "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "download_logs",
+    "FLYTEPLUGINS_WANDB_LOG_INPUTS": "log_inputs",
+    "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "log_outputs",
 }
 HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
 WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)

@@ -237,8 +237,10 @@ def _download_sync(plan: SweepPlan) -> None:
 
 
 def _wrap_sweep_function(
-    fn: Callable[..., Any], sweep_layer: Layer, download_logs: bool | None
+    fn: Callable[..., Any], sweep_layer: Layer, download_logs: bool | None, task_name: str = ""
 ) -> Callable[..., Any]:
+    from ._lineage import task_in_progress
+
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -248,7 +250,8 @@ def _wrap_sweep_function(
                 # wandb.sweep waits on the W&B server: keep the event loop free meanwhile.
                 plan = plan.with_id(await asyncio.to_thread(create_sweep, plan))
             _log_skip(plan)
-            with _published(plan):
+            # Trials run by wandb.agent in its own threads find the task's identity there.
+            with _published(plan), task_in_progress(task_name):
                 result = await fn(*args, **kwargs)
             await _download_async(plan)
             return result
@@ -261,7 +264,7 @@ def _wrap_sweep_function(
         if plan.action == "create":
             plan = plan.with_id(create_sweep(plan))
         _log_skip(plan)
-        with _published(plan):
+        with _published(plan), task_in_progress(task_name):
             result = fn(*args, **kwargs)
         _download_sync(plan)
         return result
@@ -295,7 +298,7 @@ def _decorate_sweep_task(task: Any, sweep_layer: Layer, download_logs: bool | No
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), link))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the sweep behaviour.
-    decorated.func = _wrap_sweep_function(task.func, sweep_layer, download_logs)
+    decorated.func = _wrap_sweep_function(task.func, sweep_layer, download_logs, task.name)
     return decorated
 
 

@@ -11,10 +11,13 @@ A parent task starts a W&B run; its children show the three run modes:
 - ``evaluate`` is called inside ``with wandb_config(run_mode="new", tags=["eval"])`` and so gets
   its own run, tagged ``eval``, although its decorator says nothing about run modes,
 - ``report`` (``run_mode="shared"``) must write into the parent's run.
+- ``export_model`` (``log_outputs=True``) returns a ``flyte.io.File``, logged into the parent's run
+  as a W&B artifact that references the file (see the Lineage page of the docs).
 
 Afterwards the demo prints, for every task, its run mode, the W&B run it wrote to, the link Flyte
 shows for it and where the offline run lives on disk; then where each setting came from
-(:func:`~flyteplugins.wandb.explain`) and how to upload the runs.
+(:func:`~flyteplugins.wandb.explain`), what the pipeline's run records about Flyte (lineage), and
+how to upload the runs.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import flyte
+from flyte.io import File
 
 from ._config import wandb_config
 from ._decorators import wandb_init
 from ._layers import LayerKind, explain, resolve
 from ._link import Wandb
-from ._offline import find_offline_run_dirs
+from ._offline import find_offline_run_dirs, read_offline_run
 from ._run import get_wandb_run
 from ._settings import preserved_environ
 
@@ -95,6 +99,15 @@ async def report() -> str:
     return _log({"report/tasks_done": 4})
 
 
+@wandb_init(log_outputs=True)
+@task
+async def export_model(epochs: int) -> File:
+    """``log_outputs=True``: the returned file becomes a W&B artifact referencing it (no copy)."""
+    path = Path(os.environ["WANDB_DIR"]) / "model.txt"
+    path.write_text(f"a model trained for {epochs} epochs\n")
+    return await File.from_local(str(path))
+
+
 @wandb_init
 @task
 async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5) -> str:
@@ -113,6 +126,7 @@ async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5
     with wandb_config(run_mode="new", tags=["eval"]):
         await evaluate(0.5)
     await report()
+    await export_model(epochs)
     return run_id
 
 
@@ -251,6 +265,8 @@ def _report(rows: Sequence[TaskRow], context: Mapping[str, str], wandb_dir: Path
     _heading("Where the workflow's W&B settings come from: explain()", out)
     print(explain(context=context), file=out)
 
+    _lineage_report(rows, out)
+
     run_dirs: list[Path] = []
     for row in rows:
         run_dirs.extend(p for p in row.run_dirs if p not in run_dirs)
@@ -266,6 +282,27 @@ def _report(rows: Sequence[TaskRow], context: Mapping[str, str], wandb_dir: Path
     print("", file=out)
     print(f"They belong to entity {DEMO_ENTITY!r}, project {DEMO_PROJECT!r}; add", file=out)
     print("--entity YOUR_ENTITY --project YOUR_PROJECT to `wandb sync` to upload them to yours.", file=out)
+
+
+def _lineage_report(rows: Sequence[TaskRow], out: TextIO) -> None:
+    """The pipeline run's backlink to Flyte, its writers' entries and its artifacts, read back from
+    what W&B wrote to disk."""
+    owner = next((r for r in rows if r.task == "pipeline" and r.run_dirs), None)
+    if owner is None:
+        return
+    run = read_offline_run(owner.run_dirs[0], wait=10)
+    _heading("Lineage: what the pipeline's W&B run records about Flyte", out)
+    print(f"notes:  {run.notes}", file=out)
+    for key in sorted(k for k in run.config if k == "flyte" or k.startswith("flyte/")):
+        entry = run.config[key]
+        if not isinstance(entry, Mapping):
+            continue
+        shown = {k: entry[k] for k in ("task", "action", "attempt", "url", "inputs", "used") if k in entry}
+        print(f"config[{key!r}]: {shown}", file=out)
+    for artifact in run.artifacts:
+        print(f"artifact {artifact.name} ({artifact.type}), aliases {', '.join(artifact.aliases)}", file=out)
+        print(f"    references: {', '.join(artifact.uris)}", file=out)
+        print(f"    metadata:   {artifact.metadata}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
