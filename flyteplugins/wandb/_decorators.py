@@ -15,6 +15,7 @@ from ._layers import Layer, layer, resolve
 from ._link import Wandb
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
+from ._signals import arm, guard
 from ._types import RankScope, RunMode
 
 __all__ = ["is_flyte_task", "task_layer_from_arguments", "wandb_init"]
@@ -94,7 +95,8 @@ def _wrap(
             scope.activate()
             failed = True
             try:
-                result = await fn(*args, **kwargs)
+                with guard(scope):
+                    result = await fn(*args, **kwargs)
                 failed = False
             finally:
                 scope.deactivate()
@@ -110,7 +112,8 @@ def _wrap(
         scope.activate()
         failed = True
         try:
-            result = fn(*args, **kwargs)
+            with guard(scope):
+                result = fn(*args, **kwargs)
             failed = False
         finally:
             scope.deactivate()
@@ -233,6 +236,9 @@ def wandb_init(
     )
 
     def decorator(func: F) -> F:
+        # A task body may run off the main thread (local runs, sync tasks): the signal handler
+        # that finishes its run on SIGTERM/SIGINT is put in place here, on the main thread.
+        arm()
         if is_flyte_task(func):
             return cast(F, _decorate_task(func, task_layer, download_logs))
         if hasattr(func, "func") and hasattr(func, "override"):

@@ -22,6 +22,7 @@ from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run
 from ._errors import WandbConfigError, WandbRunError
 from ._layers import Layer, Resolved, current_context, resolve
 from ._plan import own_run_id, task_run_target
+from ._signals import Budget, call_within
 
 __all__ = [
     "ActiveRun",
@@ -311,6 +312,24 @@ _PROBE_TIMEOUT = 3.0
 _PROBE_TTL = 30.0
 _probe_lock = threading.Lock()
 _probe_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+_DEFAULT_TIMEOUT = 30.0
+
+
+def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
+    """Cap wandb's own ``init_timeout`` / ``finish_timeout`` by what is left of ``budget``.
+
+    A smaller value the user set stays; wandb's defaults (90 s to start, no bound to finish)
+    would let a stalled server hold a task far beyond the budget.
+    """
+    import wandb
+
+    settings = kwargs.get("settings") or wandb.Settings()
+    left = max(0.5, budget.remaining())
+    if "init_timeout" not in settings.model_fields_set or settings.init_timeout > left:
+        settings.init_timeout = left
+    if not settings.finish_timeout or settings.finish_timeout > budget.total:
+        settings.finish_timeout = max(0.5, budget.total)
+    kwargs["settings"] = settings
 
 
 def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
@@ -344,7 +363,7 @@ def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] |
     return shown, host, port
 
 
-def _probe(host: str, port: int) -> str | None:
+def _probe(host: str, port: int, timeout: float = _PROBE_TIMEOUT) -> str | None:
     """Why a TCP connection to ``host:port`` fails, or ``None`` when it succeeds."""
     import socket
     import time
@@ -355,7 +374,7 @@ def _probe(host: str, port: int) -> str | None:
     if cached is not None and now - cached[0] < _PROBE_TTL:
         return cached[1]
     try:
-        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT).close()
+        socket.create_connection((host, port), timeout=max(0.1, min(timeout, _PROBE_TIMEOUT))).close()
         reason = None
     except OSError as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -412,7 +431,7 @@ def _free_failed_run_ids() -> bool:
         return False
 
 
-def _wandb_init(kwargs: dict[str, Any]) -> Any:
+def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     """``wandb.init`` that does not kill the task when the W&B server cannot be reached.
 
     The server is probed with a short TCP connection first: an online ``wandb.init`` against a
@@ -430,7 +449,12 @@ def _wandb_init(kwargs: dict[str, Any]) -> Any:
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
     target = _server_to_probe(kwargs)
-    reason = _probe(target[1], target[2]) if target is not None and target[2] is not None else None
+    budget = budget or Budget(_DEFAULT_TIMEOUT)
+    if target is not None:
+        bound_timeouts(kwargs, budget)
+    reason = None
+    if target is not None and target[2] is not None:
+        reason = _probe(target[1], target[2], budget.remaining())
     if target is not None and reason is not None:
         run = _init_offline(kwargs, target[0], reason)
     else:
@@ -501,6 +525,9 @@ class RunScope:
         self._token: Token[ActiveRun | None] | None = None
         self._publish: AbstractContextManager[Any] | None = None
         self._previous_global: Any = None
+        # The time W&B may cost this task in total (start + finish), from the `timeout` setting.
+        self.budget = Budget(float(resolved.get("timeout", _DEFAULT_TIMEOUT)))
+        self._ended = False
 
     @property
     def run(self) -> Any | None:
@@ -523,7 +550,8 @@ class RunScope:
         _check_init_kwargs(plan.init_kwargs, self.resolved)
         kwargs = dict(plan.init_kwargs)
         _merge_settings(kwargs, plan.shared)
-        run = _wandb_init(kwargs)
+        self.budget = Budget(self.budget.total)
+        run = _wandb_init(kwargs, self.budget)
         identity = RunIdentity(
             id=str(run.id),
             entity=plan.identity.entity or (getattr(run, "entity", None) or None),
@@ -563,18 +591,41 @@ class RunScope:
 
         A failure to finish is logged, never raised: it must not cost the task its result.
         """
+        self._end(1 if failed else 0, max(self.budget.remaining(), 1.0), preempting=False)
+
+    def preempt(self, exit_code: int, seconds: float) -> None:
+        """Finish the run as preempted (a signal): flush, ``mark_preempting``, non-zero exit code."""
+        self._end(exit_code, min(seconds, max(self.budget.remaining(), 1.0)), preempting=True)
+
+    def _end(self, exit_code: int, seconds: float, preempting: bool) -> None:
         active = self.active
-        if active is None or not self.plan.finishes or self.plan.action == "reuse":
+        if active is None or not self.plan.finishes or self.plan.action == "reuse" or self._ended:
             return
+        self._ended = True
         if active.owner:
             with _live_lock:
                 if _live.get(active.identity.id) is active:
                     del _live[active.identity.id]
             _unset_globals(active.run, self._previous_global)
-        try:
-            active.run.finish(exit_code=1 if failed else 0)
-        except Exception as exc:
-            logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, exc)
+
+        def end() -> None:
+            if preempting:
+                active.run.mark_preempting()
+            active.run.finish(exit_code=exit_code)
+
+        done, error = call_within(end, seconds, "finish")
+        if error is not None:
+            logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, error)
+        elif not done:
+            run_dir = os.path.dirname(str(active.run.dir))
+            logger.warning(
+                "W&B run %s did not finish within %.0f s (server slow or unreachable); its data is kept "
+                "in %s; upload it later with: wandb sync %s",
+                active.identity.id,
+                seconds,
+                run_dir,
+                run_dir,
+            )
 
 
 def scope_for_task(task_layer: Layer | None, topology: ElasticTopology | None = None) -> RunScope:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ __all__ = [
 CONFIG_FILE_ENV = "FLYTEPLUGINS_WANDB_CONFIG"
 
 # Characters the W&B backend rejects in run ids, project and entity names (wandb_settings.py).
-_RESERVED = {"id": ":;,#?/'\\%", "project": "/\\#?%:", "entity": "/\\#?%:"}
+_RESERVED = {"id": ":;,#?/'", "project": "/\\#?%:", "entity": "/\\#?%:"}
 # Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
 # hyperparameters, "api_key" or "auth_token" are credentials.
 _CREDENTIAL_NAME = re.compile(
@@ -108,6 +109,37 @@ def _wandb_name(field: str) -> Any:
     return check
 
 
+def _wandb_run_id(value: str | None) -> str | None:
+    """Accept exactly the run ids the installed wandb accepts.
+
+    Once wandb is imported, its own validator decides; before (links rendered, blocks built
+    without wandb loaded) the rule of wandb 0.31 stands in, so that a configuration does not
+    cost a wandb import. A test keeps the two in agreement.
+    """
+    if value is None:
+        return None
+    validate = None
+    if "wandb" in sys.modules:
+        try:
+            # private wandb API: the run id validator of wandb.Settings.
+            from wandb.sdk.wandb_settings import Settings
+
+            validate = Settings.validate_run_id
+        except Exception:  # pragma: no cover - a wandb without it
+            validate = None
+    if validate is not None:
+        try:
+            validate(value, None)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    if not value or value != value.strip():
+        raise ValueError("Run ID cannot be empty or start or end with whitespace")
+    if any(ch in _RESERVED["id"] for ch in value):
+        raise ValueError(f"Run ID cannot contain the characters: {_RESERVED['id']}")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -129,11 +161,19 @@ class RunSettings(_Strict):
     run_mode: Literal["auto", "new", "shared"] | None = None
     rank_scope: Literal["global", "worker"] | None = None
     download_logs: bool | None = None
+    timeout: float | None = None
     kwargs: dict[str, Any] | None = None
 
     _check_project = field_validator("project")(_wandb_name("project"))
     _check_entity = field_validator("entity")(_wandb_name("entity"))
-    _check_id = field_validator("id")(_wandb_name("id"))
+    _check_id = field_validator("id")(_wandb_run_id)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError("a finite number of seconds above 0")
+        return value
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -225,7 +265,7 @@ _RUN_ALLOWED = {
     "project": "a W&B project name: 1-128 characters, none of / \\ # ? % :",
     "entity": "a W&B entity name: 1-128 characters, none of / \\ # ? % :",
     "host": "an http(s) URL such as https://wandb.ai",
-    "id": "a W&B run id: 1-128 characters, none of : ; , # ? / ' \\ %",
+    "id": "a W&B run id as wandb accepts it: not empty, no leading or trailing whitespace, none of : ; , # ? / '",
     "name": "a string",
     "tags": "a list of strings, each 1-64 characters",
     "config": "a dict of JSON-serialisable values",
@@ -236,6 +276,7 @@ _RUN_ALLOWED = {
     "run_mode": "one of 'auto', 'new', 'shared'",
     "rank_scope": "one of 'global', 'worker'",
     "download_logs": "a boolean (true/false)",
+    "timeout": "seconds W&B may delay a task's start and finish in total, e.g. 30",
     "kwargs": "a dict of extra wandb.init() arguments",
 }
 _SWEEP_ALLOWED = {
@@ -339,7 +380,7 @@ RUN = Schema(
             "rank_scope",
         }
     ),
-    defaults={"run_mode": "auto", "rank_scope": "global", "download_logs": False},
+    defaults={"run_mode": "auto", "rank_scope": "global", "download_logs": False, "timeout": 30.0},
 )
 SWEEP = Schema(
     kind="sweep",
@@ -368,6 +409,7 @@ ENV_VARS: dict[str, str] = {
     "FLYTEPLUGINS_WANDB_RUN_MODE": "run_mode",
     "FLYTEPLUGINS_WANDB_RANK_SCOPE": "rank_scope",
     "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "download_logs",
+    "FLYTEPLUGINS_WANDB_TIMEOUT": "timeout",
 }
 HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
 WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
