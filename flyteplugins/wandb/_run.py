@@ -324,11 +324,11 @@ def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
     import wandb
 
     settings = kwargs.get("settings") or wandb.Settings()
-    left = max(0.5, budget.remaining())
-    if "init_timeout" not in settings.model_fields_set or settings.init_timeout > left:
-        settings.init_timeout = left
-    if not settings.finish_timeout or settings.finish_timeout > budget.total:
-        settings.finish_timeout = max(0.5, budget.total)
+    start, finish = budget.for_start(), budget.for_finish()
+    if "init_timeout" not in settings.model_fields_set or settings.init_timeout > start:
+        settings.init_timeout = start
+    if not settings.finish_timeout or settings.finish_timeout > finish:
+        settings.finish_timeout = finish
     kwargs["settings"] = settings
 
 
@@ -409,7 +409,7 @@ def _init_offline(kwargs: Mapping[str, Any], server: str, reason: str) -> Any:
     return run
 
 
-def _free_failed_run_ids() -> bool:
+def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
     """Whether the run id of a failed online start could be freed for an offline start.
 
     wandb's service keeps the id of an online start that failed, and only a new service frees
@@ -424,7 +424,9 @@ def _free_failed_run_ids() -> bool:
             ours = bool(_live)
         if ours or wandb_setup.singleton().most_recent_active_run is not None:
             return False
-        wandb.teardown()
+        # The old service may take seconds to shut down (it still waits on the stalled server);
+        # wandb forgets it at once, so a new one serves the offline start while it finishes.
+        call_within(wandb.teardown, seconds, "teardown")
         return True
     except Exception:  # pragma: no cover - a wandb without these helpers
         logger.debug("could not restart the wandb service", exc_info=True)
@@ -461,7 +463,7 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
         try:
             run = wandb.init(**kwargs)
         except Exception as exc:
-            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids():
+            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
                 raise
             run = _init_offline(kwargs, target[0], type(exc).__name__)
     after_init(run)
@@ -616,7 +618,8 @@ class RunScope:
         done, error = call_within(end, seconds, "finish")
         if error is not None:
             logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, error)
-        elif not done:
+        # wandb's own finish_timeout (see bound_timeouts) gives up uploading: private wandb API.
+        elif not done or getattr(active.run, "_finish_timed_out", False):
             run_dir = os.path.dirname(str(active.run.dir))
             logger.warning(
                 "W&B run %s did not finish within %.0f s (server slow or unreachable); its data is kept "

@@ -58,6 +58,10 @@ logger = logging.getLogger("flyteplugins.wandb")
 PREEMPT_SECONDS = 10.0
 
 
+_START_SHARE = 2.0 / 3.0
+_FLOOR = 0.5
+
+
 @dataclass
 class Budget:
     """A deadline shared by a run's start and finish: ``total`` seconds from creation.
@@ -76,6 +80,28 @@ class Budget:
     def remaining(self) -> float:
         """Seconds left, never below zero."""
         return max(0.0, self.total - (time.monotonic() - self.started))
+
+    def for_start(self) -> float:
+        """Seconds the start may wait on the server (``wandb.init``'s ``init_timeout``).
+
+        Two thirds of what is left: the rest is kept for what follows a start that timed out
+        (wandb gives the failed run ``for_finish()`` seconds to shut down, then the run starts
+        offline), so that start and fallback together stay within the budget.
+
+        Example:
+            >>> Budget(30.0).for_start() <= 20.0
+            True
+        """
+        return max(_FLOOR, self.remaining() * _START_SHARE)
+
+    def for_finish(self) -> float:
+        """Seconds wandb may spend uploading at the end of the run (its ``finish_timeout``).
+
+        Example:
+            >>> round(Budget(30.0).for_finish())
+            10
+        """
+        return max(_FLOOR, self.total * (1.0 - _START_SHARE))
 
     @property
     def expired(self) -> bool:

@@ -1,0 +1,135 @@
+"""A stalled W&B server delays a task by at most the ``timeout`` setting, then the run goes offline.
+
+The servers are real local sockets on 127.0.0.1: one accepts connections and never answers (a
+wedged proxy), one answers every request with HTTP 500 or 503 (a server under load). wandb runs
+for real, online first, with a fake API key; nothing of the plugin is mocked.
+"""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import flyte
+import pytest
+from conftest import run_local, task_run
+from test_offline_fallback import FAKE_KEY, online_wandb_at
+
+from flyteplugins.wandb import wandb_init
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+
+env = flyte.TaskEnvironment(name="stalled_server")
+
+TIMEOUT_S = 3.0
+# A local Flyte run, the offline start after the fallback and the offline finish, on a busy machine.
+SLACK_S = 4.0
+HARD_TIMEOUT_S = 120
+
+
+@pytest.fixture(autouse=True)
+def hard_timeout() -> Iterator[None]:
+    """End the whole test process, with every thread's traceback, if a test here hangs."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(HARD_TIMEOUT_S, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+@pytest.fixture
+def silent_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Online wandb pointed at a server that accepts connections and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        with online_wandb_at(f"http://127.0.0.1:{server.getsockname()[1]}", monkeypatch) as url:
+            yield url
+
+
+class _Failing(http.server.BaseHTTPRequestHandler):
+    status = 500
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"error")
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=[500, 503])
+def failing_server(
+    request: pytest.FixtureRequest, wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Online wandb pointed at a server that answers every request with HTTP 500 or 503."""
+    handler = type("Handler", (_Failing,), {"status": request.param})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with online_wandb_at(f"http://127.0.0.1:{server.server_address[1]}", monkeypatch) as url:
+            yield url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@wandb_init(project="proj-stall", entity="ent-stall", timeout=TIMEOUT_S)
+@env.task
+async def train(steps: int) -> dict[str, str]:
+    run = task_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return {"run_id": str(run.id), "offline": str(run.offline)}
+
+
+def _assert_bounded_offline_run(
+    server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture, elapsed: float, outputs: dict[str, str]
+) -> None:
+    assert elapsed < TIMEOUT_S + SLACK_S, f"the task took {elapsed:.1f} s with timeout={TIMEOUT_S}"
+    assert outputs["offline"] == "True"
+    offline = [
+        d for d in find_offline_run_dirs(wandb_root, outputs["run_id"]) if d.name.startswith("offline-run-")
+    ]
+    assert len(offline) == 1, offline
+    run = read_offline_run(offline[0], wait=15)
+    assert (run.project, run.entity, run.exit_code) == ("proj-stall", "ent-stall", 0)
+    assert run.column("loss") == [1.0 / (step + 1) for step in range(4)]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb"]
+    assert len(warnings) == 1, warnings
+    assert str(offline[0]) in warnings[0] and f"wandb sync {offline[0]}" in warnings[0]
+    assert server in warnings[0]
+    assert FAKE_KEY not in caplog.text
+
+
+def test_a_server_that_never_answers_costs_at_most_the_timeout(
+    silent_server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    result = run_local(train, 4)
+    _assert_bounded_offline_run(silent_server, wandb_root, caplog, time.monotonic() - started, result.outputs)
+
+
+def test_a_server_answering_5xx_costs_at_most_the_timeout(
+    failing_server: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    result = run_local(train, 4)
+    _assert_bounded_offline_run(failing_server, wandb_root, caplog, time.monotonic() - started, result.outputs)
