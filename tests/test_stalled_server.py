@@ -133,3 +133,102 @@ def test_a_server_answering_5xx_costs_at_most_the_timeout(
     started = time.monotonic()
     result = run_local(train, 4)
     _assert_bounded_offline_run(failing_server, wandb_root, caplog, time.monotonic() - started, result.outputs)
+
+
+# --- a server that accepts the run, then stalls --------------------------------------------------
+
+
+class _StallsAfterStart(http.server.BaseHTTPRequestHandler):
+    """A stand-in for the W&B cloud service (there is no network here), at its HTTP boundary.
+
+    It answers the two GraphQL requests of a run's start (``UpsertBucket``, and an organisation
+    query answered with empty data), then stalls every request from the run's first
+    ``file_stream`` upload on: the server went away while the task ran.
+    """
+
+    stalled = threading.Event()
+    release = threading.Event()
+
+    def do_POST(self) -> None:
+        import json
+
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if "file_stream" in self.path or self.stalled.is_set():
+            self.stalled.set()
+            self.release.wait(60)
+            return
+        query = str(json.loads(body or b"{}").get("query", ""))
+        data: dict[str, object] = {}
+        if "upsertBucket" in query:
+            data = {
+                "upsertBucket": {
+                    "inserted": True,
+                    "bucket": {
+                        "id": "b1",
+                        "name": "stall-finish",
+                        "displayName": "stall-finish",
+                        "description": "",
+                        "config": "{}",
+                        "sweepName": None,
+                        "historyLineCount": 0,
+                        "project": {"id": "p1", "name": "proj-stall", "entity": {"id": "e1", "name": "ent-stall"}},
+                    },
+                }
+            }
+        payload = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server_stalling_after_start(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    handler = type("Handler", (_StallsAfterStart,), {"stalled": threading.Event(), "release": threading.Event()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with online_wandb_at(f"http://127.0.0.1:{server.server_address[1]}", monkeypatch) as url:
+            yield url
+    finally:
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@wandb_init(project="proj-stall", entity="ent-stall", id="stall-finish", timeout=TIMEOUT_S)
+@env.task
+async def train_then_lose_the_server(steps: int) -> dict[str, str]:
+    run = task_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return {"run_id": str(run.id), "offline": str(run.offline)}
+
+
+def test_a_finish_that_cannot_upload_keeps_the_data_on_disk_and_the_task_completes(
+    server_stalling_after_start: str, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    started = time.monotonic()
+    result = run_local(train_then_lose_the_server, 4)
+    elapsed = time.monotonic() - started
+
+    assert result.outputs == {"run_id": "stall-finish", "offline": "False"}
+    assert elapsed < TIMEOUT_S + SLACK_S, f"the task took {elapsed:.1f} s with timeout={TIMEOUT_S}"
+    (run_dir,) = find_offline_run_dirs(wandb_root, "stall-finish")
+    run = read_offline_run(run_dir, wait=15)
+    assert not run.offline  # the online run's own folder: `wandb sync` uploads the rest from it
+    assert run.column("loss") == [1.0 / (step + 1) for step in range(4)]
+    assert run.exit_code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb"]
+    assert len(warnings) == 1, warnings
+    assert f"wandb sync {run_dir}" in warnings[0]
+    assert FAKE_KEY not in caplog.text
