@@ -94,6 +94,7 @@ def test_example_env_resolves_to_its_documented_values(monkeypatch: pytest.Monke
         "run_mode": ("auto", "env FLYTEPLUGINS_WANDB_RUN_MODE"),
         "rank_scope": ("worker", "env FLYTEPLUGINS_WANDB_RANK_SCOPE"),
         "download_logs": (True, "env FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS"),
+        "timeout": (30.0, "env FLYTEPLUGINS_WANDB_TIMEOUT"),
     }
     assert {name: (resolved.get(name), resolved.origin(name)) for name in expected} == expected
     assert resolved.get("id") is None and resolved.get("name") is None
@@ -170,6 +171,7 @@ def test_wandb_toml_resolves_to_its_documented_values(monkeypatch: pytest.Monkey
         "run_mode": "auto",
         "rank_scope": "global",
         "download_logs": False,
+        "timeout": 30.0,
         "config": {"architecture": "resnet50", "learning_rate": 0.001, "epochs": 10},
         "kwargs": {"save_code": True},
     }

@@ -99,6 +99,7 @@ def test_explain_with_nothing_configured_shows_defaults_only() -> None:
         "run_mode": "auto",
         "rank_scope": "global",
         "download_logs": False,
+        "timeout": 30.0,
     }
 
 

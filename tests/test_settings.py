@@ -51,8 +51,9 @@ ENV_VAR = {
     "run_mode": "FLYTEPLUGINS_WANDB_RUN_MODE",
     "rank_scope": "FLYTEPLUGINS_WANDB_RANK_SCOPE",
     "download_logs": "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS",
+    "timeout": "FLYTEPLUGINS_WANDB_TIMEOUT",
 }
-DEFAULTS = {"run_mode": "auto", "rank_scope": "global", "download_logs": False}
+DEFAULTS = {"run_mode": "auto", "rank_scope": "global", "download_logs": False, "timeout": 30.0}
 
 # A distinct value for each field in each layer; neighbouring layers always differ, and for the
 # fields a link shows, they differ in what the link shows (own run vs the parent's, disabled or not).
@@ -114,6 +115,7 @@ VALUES: dict[str, dict[str, Any]] = {
         "block": False,
         "task": True,
     },
+    "timeout": {"default": 30.0, "file": 11.0, "env": 12.5, "parent": 13.0, "block": 14.0, "task": 15.0},
 }
 ORDER = ("default", "file", "env", "parent", "block", "task")
 PAIRS = [
@@ -299,6 +301,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "FLYTEPLUGINS_WANDB_RUN_MODE": "shared",
         "FLYTEPLUGINS_WANDB_RANK_SCOPE": "worker",
         "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "true",
+        "FLYTEPLUGINS_WANDB_TIMEOUT": "12.5",
         "WANDB_BASE_URL": "https://api.company.com",
     }
     for var, text in texts.items():
@@ -317,6 +320,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "run_mode": "shared",
         "rank_scope": "worker",
         "download_logs": True,
+        "timeout": 12.5,
         "host": "https://app.company.com",
     }
     for name, var in ENV_VAR.items():

@@ -232,3 +232,26 @@ def test_a_finish_that_cannot_upload_keeps_the_data_on_disk_and_the_task_complet
     assert len(warnings) == 1, warnings
     assert f"wandb sync {run_dir}" in warnings[0]
     assert FAKE_KEY not in caplog.text
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-1", "inf"])
+def test_a_bad_timeout_names_the_setting_its_layer_and_what_is_allowed(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flyteplugins.wandb import WandbConfigError, wandb_config
+    from flyteplugins.wandb._layers import reload_settings, resolve
+
+    monkeypatch.setenv("FLYTEPLUGINS_WANDB_TIMEOUT", text)
+    reload_settings()
+    with pytest.raises(WandbConfigError) as env_error:
+        resolve(context={})
+    assert (env_error.value.field, env_error.value.origin) == ("timeout", "env FLYTEPLUGINS_WANDB_TIMEOUT")
+    assert "seconds" in str(env_error.value)
+    monkeypatch.delenv("FLYTEPLUGINS_WANDB_TIMEOUT")
+    reload_settings()
+    with pytest.raises(WandbConfigError) as context_error:
+        resolve(context={"wandb_timeout": text})
+    assert context_error.value.origin == "custom_context key wandb_timeout"
+    if text != "soon":
+        with pytest.raises(WandbConfigError, match="timeout"):
+            wandb_config(timeout=float(text))

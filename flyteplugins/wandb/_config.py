@@ -222,6 +222,7 @@ def wandb_config(
     run_mode: RunMode | None = None,
     rank_scope: RankScope | None = None,
     download_logs: bool | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> WandbConfig:
     """W&B run settings for a workflow, a block of code, or one task call.
@@ -258,6 +259,7 @@ def wandb_config(
         run_mode=run_mode,
         rank_scope=rank_scope,
         download_logs=download_logs,
+        timeout=timeout,
         kwargs=extra or None,
         **first_class,
     )
