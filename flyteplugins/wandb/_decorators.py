@@ -164,6 +164,8 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
     decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology)
+    # `flyte wandb check --task` resolves the settings as this task would.
+    setattr(decorated.func, "_flyteplugins_wandb_layer", task_layer)  # noqa: B010
     return decorated
 
 
