@@ -86,7 +86,7 @@ def _serve(monkeypatch: pytest.MonkeyPatch, **attributes: Any) -> Iterator[tuple
     requests: list[str] = []
     handler = type("Handler", (FakeWandb,), {"requests": requests, **attributes})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("WANDB_BASE_URL", url)

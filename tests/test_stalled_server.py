@@ -79,7 +79,7 @@ def failing_server(
     """Online wandb pointed at a server that answers every request with HTTP 500 or 503."""
     handler = type("Handler", (_Failing,), {"status": request.param})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         with online_wandb_at(f"http://127.0.0.1:{server.server_address[1]}", monkeypatch) as url:
@@ -193,7 +193,7 @@ def server_stalling_after_start(wandb_sandbox: Path, monkeypatch: pytest.MonkeyP
     handler = type("Handler", (_StallsAfterStart,), {"stalled": threading.Event(), "release": threading.Event()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         with online_wandb_at(f"http://127.0.0.1:{server.server_address[1]}", monkeypatch) as url:

@@ -35,6 +35,7 @@ __all__ = [
     "SweepSettings",
     "check_no_credentials",
     "ensure_json",
+    "explicit_settings_fields",
     "preserved_environ",
     "read_env",
     "read_file",
@@ -74,6 +75,23 @@ def check_no_credentials(value: Any, origin: str, path: str) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             check_no_credentials(item, origin, path)
+
+
+def explicit_settings_fields(settings: Any, origin: str) -> Any:
+    """The fields set on a ``wandb.Settings`` (a mapping is returned as it is).
+
+    Its dump also holds wandb's defaults and computed fields: only what the user set travels.
+
+    Example:
+        >>> explicit_settings_fields({"console": "off"}, "wandb_config()")
+        {'console': 'off'}
+    """
+    if settings is None or isinstance(settings, Mapping):
+        return settings
+    fields_set = getattr(settings, "model_fields_set", None)
+    if fields_set is None:
+        raise WandbConfigError("settings", settings, origin, "a dict or a wandb.Settings object")
+    return {k: v for k, v in settings.model_dump(mode="json").items() if k in fields_set}
 
 
 def ensure_json(field: str, value: Any, origin: str) -> Any:
