@@ -213,9 +213,13 @@ def test_an_unknown_entity_fails_and_a_new_project_passes(
     server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WANDB_API_KEY", FAKE_KEY)
-    unknown = rows_by_name(check(online=True, context={"wandb_entity": "nobody", "wandb_project": "p"}))["access"]
+    unknown = rows_by_name(check(online=True, context={"wandb_entity": "nobody", "wandb_project": "p"}))[
+        "access"
+    ]
     assert not unknown.ok and "entity nobody does not exist" in unknown.detail and unknown.fix
-    new = rows_by_name(check(online=True, context={"wandb_entity": "team", "wandb_project": "fresh"}))["access"]
+    new = rows_by_name(check(online=True, context={"wandb_entity": "team", "wandb_project": "fresh"}))[
+        "access"
+    ]
     assert new.ok and "project fresh will be created" in new.detail
 
 

@@ -63,7 +63,9 @@ async def train_with_odd_id() -> str:
 def test_a_task_runs_with_an_id_wandb_accepts(wandb_root: Path) -> None:
     result = run_local(train_with_odd_id)
     assert result.outputs == "run 50%"
-    assert result.links["train_with_odd_id"] == [("Weights & Biases", "https://wandb.ai/team/proj/runs/run%2050%25")]
+    assert result.links["train_with_odd_id"] == [
+        ("Weights & Biases", "https://wandb.ai/team/proj/runs/run%2050%25")
+    ]
     (run_dir,) = find_offline_run_dirs(wandb_root, "run 50%")
     assert read_offline_run(run_dir, wait=15).column("x") == [1]
 

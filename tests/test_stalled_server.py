@@ -132,7 +132,9 @@ def test_a_server_answering_5xx_costs_at_most_the_timeout(
     caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
     started = time.monotonic()
     result = run_local(train, 4)
-    _assert_bounded_offline_run(failing_server, wandb_root, caplog, time.monotonic() - started, result.outputs)
+    _assert_bounded_offline_run(
+        failing_server, wandb_root, caplog, time.monotonic() - started, result.outputs
+    )
 
 
 # --- a server that accepts the run, then stalls --------------------------------------------------
@@ -171,7 +173,11 @@ class _StallsAfterStart(http.server.BaseHTTPRequestHandler):
                         "config": "{}",
                         "sweepName": None,
                         "historyLineCount": 0,
-                        "project": {"id": "p1", "name": "proj-stall", "entity": {"id": "e1", "name": "ent-stall"}},
+                        "project": {
+                            "id": "p1",
+                            "name": "proj-stall",
+                            "entity": {"id": "e1", "name": "ent-stall"},
+                        },
                     },
                 }
             }
@@ -190,7 +196,9 @@ class _StallsAfterStart(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server_stalling_after_start(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    handler = type("Handler", (_StallsAfterStart,), {"stalled": threading.Event(), "release": threading.Event()})
+    handler = type(
+        "Handler", (_StallsAfterStart,), {"stalled": threading.Event(), "release": threading.Event()}
+    )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
         download_wandb_sweep_logs,
     )
     from ._layers import Explanation, explain, reload_settings
-    from ._preflight import CheckResult, check
     from ._link import Wandb, WandbSweep
+    from ._preflight import CheckResult, check
     from ._run import get_wandb_run, get_wandb_run_dir, get_wandb_sweep_id
     from ._sweep import wandb_sweep
 

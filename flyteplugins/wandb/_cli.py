@@ -194,7 +194,9 @@ def link_command(
 
 @wandb_group.command(name="check")
 @click.option("--task", "task_spec", default=None, metavar="FILE:TASK", help="Check as this task would run.")
-@click.option("--online", is_flag=True, help="Also ask the server whether the entity and project are accessible.")
+@click.option(
+    "--online", is_flag=True, help="Also ask the server whether the entity and project are accessible."
+)
 @_context_option
 @_clear_errors
 def check_command(task_spec: str | None, online: bool, context_items: tuple[str, ...]) -> None:

@@ -128,7 +128,9 @@ def server_row(found: _Found, error: str | None) -> CheckResult:
     )
 
 
-def access_row(found: _Found, status: int | None, data: Mapping[str, Any] | None, error: str | None) -> CheckResult:
+def access_row(
+    found: _Found, status: int | None, data: Mapping[str, Any] | None, error: str | None
+) -> CheckResult:
     """Whether the key is accepted and the entity and project can be reached.
 
     ``status``/``data``/``error`` are the GraphQL answer of :func:`_ask_access`.
@@ -164,7 +166,9 @@ def access_row(found: _Found, status: int | None, data: Mapping[str, Any] | None
         return CheckResult("access", True, f"key accepted; runs go to entity {entity}, project uncategorized")
     if not data.get("project"):
         return CheckResult(
-            "access", True, f"entity {entity} is accessible; project {found.project} will be created by the first run"
+            "access",
+            True,
+            f"entity {entity} is accessible; project {found.project} will be created by the first run",
         )
     return CheckResult("access", True, f"entity {entity} and project {found.project} are accessible")
 
@@ -268,7 +272,9 @@ def _without_userinfo(url: str) -> str:
 def _gather(task: Any, context: Mapping[str, str] | None) -> tuple[_Found, Any]:
     from ._layers import resolve
 
-    layer = getattr(getattr(task, "func", None), "_flyteplugins_wandb_layer", None) if task is not None else None
+    layer = (
+        getattr(getattr(task, "func", None), "_flyteplugins_wandb_layer", None) if task is not None else None
+    )
     resolved = resolve("run", task=layer, context=dict(context or {}), use_current_context=False)
     mode = str(resolved.get("mode") or "online")
     found = _Found(
@@ -312,11 +318,11 @@ def _ask_server(url: str, timeout: float) -> str | None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{url}/healthz", timeout=timeout) as response:
             status = int(response.status)
     except urllib.error.HTTPError as exc:
         status = int(exc.code)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return f"no answer within {timeout:g} s"
     except urllib.error.URLError as exc:
         reason = exc.reason
@@ -337,9 +343,7 @@ _ACCESS_QUERY = """query FlyteWandbCheck($entity: String!, $project: String!, $w
 }"""
 
 
-def _ask_access(
-    found: _Found, key: str
-) -> tuple[int | None, Mapping[str, Any] | None, str | None]:
+def _ask_access(found: _Found, key: str) -> tuple[int | None, Mapping[str, Any] | None, str | None]:
     """POST one GraphQL query with the key; ``(status, data, error)``. The key is never returned."""
     import base64
     import urllib.error
@@ -363,7 +367,7 @@ def _ask_access(
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=found.timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=found.timeout) as response:
             payload = json.loads(response.read() or b"{}")
             return int(response.status), payload.get("data") or {}, None
     except urllib.error.HTTPError as exc:
@@ -407,7 +411,9 @@ def check(
     try:
         found, _ = _gather(task, context)
     except WandbConfigError as exc:
-        return [CheckResult("configuration", False, str(exc), f"fix {exc.field} in {exc.origin}: {exc.allowed}")]
+        return [
+            CheckResult("configuration", False, str(exc), f"fix {exc.field} in {exc.origin}: {exc.allowed}")
+        ]
     rows = [CheckResult("configuration", True, "every setting is valid"), mode_row(found)]
     if found.mode in ("offline", "disabled"):
         return rows

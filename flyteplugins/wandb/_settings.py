@@ -283,7 +283,7 @@ _RUN_ALLOWED = {
     "project": "a W&B project name: 1-128 characters, none of / \\ # ? % :",
     "entity": "a W&B entity name: 1-128 characters, none of / \\ # ? % :",
     "host": "an http(s) URL such as https://wandb.ai",
-    "id": "a W&B run id as wandb accepts it: not empty, no leading or trailing whitespace, none of : ; , # ? / '",
+    "id": "a W&B run id as wandb accepts it: no leading or trailing whitespace, none of : ; , # ? / '",
     "name": "a string",
     "tags": "a list of strings, each 1-64 characters",
     "config": "a dict of JSON-serialisable values",

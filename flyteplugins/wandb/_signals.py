@@ -299,7 +299,7 @@ def _handle(signum: int, frame: Any) -> None:
     """The handler: finish the guarded runs (once), then pass the signal on."""
     global _handling
     with _lock:
-        previous = _previous.get(signum, None)
+        previous = _previous.get(signum)
         first = not _handling
         _handling = True
     try:
