@@ -108,24 +108,37 @@ def test_a_handler_installed_before_is_called_after_the_run_is_finished(tmp_path
 
 
 class Recorder:
-    """A guarded target that records how it was ended."""
+    """A guarded target that records how it was told about a signal and how it was ended."""
 
     def __init__(self) -> None:
+        self.marked = 0
         self.ended: list[tuple[int, float]] = []
+
+    def preempting(self) -> None:
+        self.marked += 1
 
     def preempt(self, exit_code: int, seconds: float) -> None:
         self.ended.append((exit_code, seconds))
 
 
+class Stop(Exception):
+    """What the program's own handler raises to stop, like KeyboardInterrupt or SystemExit."""
+
+
 @pytest.fixture
 def user_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """The program's own SIGTERM and SIGINT handlers (recording), installed before any guard."""
+    """The program's own SIGTERM and SIGINT handlers, installed before any guard.
+
+    They record the signal; SIGTERM then stops the program (raises), SIGINT lets it carry on.
+    """
     monkeypatch.setattr(_signals, "_armed", False)
     monkeypatch.setattr(_signals, "_previous", {})
     calls: list[int] = []
 
     def user_handler(signum: int, frame: Any) -> None:
         calls.append(signum)
+        if signum == signal.SIGTERM:
+            raise Stop
 
     saved = {s: signal.signal(s, user_handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -141,13 +154,24 @@ def test_guards_install_once_chain_the_previous_handler_and_restore_it(user_hand
     with _signals.guard(outer, seconds=3):
         assert signal.getsignal(signal.SIGTERM) is _signals._handle
         with _signals.guard(inner, seconds=3):
-            signal.raise_signal(signal.SIGTERM)
+            with pytest.raises(Stop):
+                signal.raise_signal(signal.SIGTERM)
             # The inner guard closing keeps the handler: the outer one still holds it.
         assert signal.getsignal(signal.SIGTERM) is _signals._handle
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getsignal(signal.SIGINT) is not _signals._handle
-    assert outer.ended == [(143, 3)] and inner.ended == [(143, 3)]
+    # The program's handler stopped it: both runs were finished before that went on.
+    assert (outer.marked, outer.ended, inner.marked, inner.ended) == (1, [(143, 3)], 1, [(143, 3)])
     assert user_handlers == [signal.SIGTERM]
+
+
+def test_a_previous_handler_that_carries_on_keeps_the_run_open(user_handlers: list[int]) -> None:
+    target = Recorder()
+    with _signals.guard(target, seconds=3):
+        signal.raise_signal(signal.SIGINT)
+        # The program chose to continue after the signal: its run must keep working.
+        assert (target.marked, target.ended) == (1, [])
+    assert user_handlers == [signal.SIGINT]
 
 
 def test_a_signal_with_no_guarded_run_is_only_passed_on(user_handlers: list[int]) -> None:

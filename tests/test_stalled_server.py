@@ -115,6 +115,14 @@ def _assert_bounded_offline_run(
     assert str(offline[0]) in warnings[0] and f"wandb sync {offline[0]}" in warnings[0]
     assert server in warnings[0]
     assert FAKE_KEY not in caplog.text
+    _assert_key_not_stored(wandb_root)
+
+
+def _assert_key_not_stored(wandb_root: Path) -> None:
+    """No file wandb or the plugin wrote (logs, metadata, transaction logs) holds the API key."""
+    for path in wandb_root.rglob("*"):
+        if path.is_file():
+            assert FAKE_KEY.encode() not in path.read_bytes(), path
 
 
 def test_a_server_that_never_answers_costs_at_most_the_timeout(
@@ -240,6 +248,7 @@ def test_a_finish_that_cannot_upload_keeps_the_data_on_disk_and_the_task_complet
     assert len(warnings) == 1, warnings
     assert f"wandb sync {run_dir}" in warnings[0]
     assert FAKE_KEY not in caplog.text
+    _assert_key_not_stored(wandb_root)
 
 
 @pytest.mark.parametrize("text", ["soon", "0", "-1", "inf"])

@@ -595,6 +595,11 @@ class RunScope:
         """
         self._end(1 if failed else 0, max(self.budget.remaining(), 1.0), preempting=False)
 
+    def preempting(self) -> None:
+        """Tell W&B that this run is being preempted (a signal arrived)."""
+        if self.active is not None and not self._ended and self.plan.action != "reuse":
+            self.active.run.mark_preempting()
+
     def preempt(self, exit_code: int, seconds: float) -> None:
         """Finish the run as preempted (a signal): flush, ``mark_preempting``, non-zero exit code."""
         self._end(exit_code, min(seconds, max(self.budget.remaining(), 1.0)), preempting=True)

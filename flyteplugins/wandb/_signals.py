@@ -2,10 +2,11 @@
 
 This is the only module that touches :mod:`signal`. Its entry point is :func:`guard`, a context
 manager the task wrapper puts around a task body: while it is open, SIGTERM (what Kubernetes
-sends on preemption, node drain or a timeout) and SIGINT make the run finish as preempted (its
-data flushed, ``run.mark_preempting()``, exit code ``128 + signal``) within a bounded time, and
-then the signal takes its usual course: the handler that was installed before is called, or the
-default action (the process ends by the signal) is re-raised. Nothing is swallowed.
+sends on preemption, node drain or a timeout) and SIGINT make the run finish as preempted
+(``run.mark_preempting()``, its data flushed, exit code ``128 + signal``) within a bounded time,
+and the signal takes its usual course: the default action (the process ends by the signal) is
+raised again, or the handler that was installed before is called, the run being finished before
+that handler stops the program. Nothing is swallowed; see :func:`_handle` for the order.
 
 Where a task body runs decides where the handler can come from, because Python runs signal
 handlers on the main thread only and lets only the main thread install them:
@@ -140,6 +141,9 @@ def call_within(fn: Callable[[], Any], seconds: float, name: str) -> tuple[bool,
 class Preemptible(Protocol):
     """What a guard protects: something that can end itself as preempted, within a time."""
 
+    def preempting(self) -> None:
+        """Say that a preemption has begun (quick; the end may follow)."""
+
     def preempt(self, exit_code: int, seconds: float) -> None:
         """End as preempted with ``exit_code``, taking at most about ``seconds``."""
 
@@ -227,6 +231,8 @@ def guard(target: Preemptible, seconds: float = PREEMPT_SECONDS) -> Iterator[Non
 
     Example:
         >>> class Run:
+        ...     def preempting(self) -> None:
+        ...         print("preempting")
         ...     def preempt(self, exit_code: int, seconds: float) -> None:
         ...         print("preempted", exit_code)
         >>> with guard(Run()):
@@ -254,6 +260,19 @@ def guard(target: Preemptible, seconds: float = PREEMPT_SECONDS) -> Iterator[Non
                     _uninstall()
 
 
+def _targets() -> list[tuple[Preemptible, float]]:
+    with _lock:
+        return list(_live.values())
+
+
+def _mark_all() -> None:
+    """Tell every guarded run that it is being preempted (quick: one message each)."""
+    for target, _ in _targets():
+        done, error = call_within(target.preempting, 1.0, "preempting")
+        if error is not None or not done:
+            logger.debug("could not mark a W&B run as preempting: %s", error)
+
+
 def _preempt_all(signum: int) -> None:
     with _lock:
         targets = list(_live.values())
@@ -261,7 +280,8 @@ def _preempt_all(signum: int) -> None:
     if not targets:
         return
     exit_code = 128 + signum
-    deadline = time.monotonic() + max(seconds for _, seconds in targets)
+    limit = max(seconds for _, seconds in targets)
+    deadline = time.monotonic() + limit
     threads = []
     for target, seconds in targets:
 
@@ -278,17 +298,14 @@ def _preempt_all(signum: int) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
     if any(t.is_alive() for t in threads):
         logger.warning(
-            "W&B: runs not finished within %.0f s of signal %d; their data stays on disk", seconds, signum
+            "W&B: runs not finished within %.0f s of signal %d; their data stays on disk", limit, signum
         )
 
 
-def _chain(signum: int, frame: Any, previous: Any) -> None:
+def _reraise_default(signum: int) -> None:
+    """Raise ``signum`` again with its default action (for SIGTERM and SIGINT: end the process)."""
     import signal
 
-    if callable(previous):
-        previous(signum, frame)
-        return
-    # SIG_DFL (or nothing known): re-raise the signal with its default action.
     with _lock:
         _previous.pop(signum, None)
     signal.signal(signum, signal.SIG_DFL)
@@ -296,7 +313,15 @@ def _chain(signum: int, frame: Any, previous: Any) -> None:
 
 
 def _handle(signum: int, frame: Any) -> None:
-    """The handler: finish the guarded runs (once), then pass the signal on."""
+    """The handler: finish the guarded runs as preempted, and pass the signal on.
+
+    The runs are marked as preempting at once. With no handler before ours (``SIG_DFL``), they
+    are finished and the signal is raised again with its default action. A handler installed
+    before ours is called next: when it ends the process the Python way (``KeyboardInterrupt``,
+    ``SystemExit``, Flyte's abort), the runs are finished before that goes on; when it returns,
+    the program chose to carry on after the signal, and the runs stay open for the task to use.
+    A second signal while the first is handled goes straight on.
+    """
     global _handling
     with _lock:
         previous = _previous.get(signum)
@@ -304,8 +329,19 @@ def _handle(signum: int, frame: Any) -> None:
         _handling = True
     try:
         if first:
+            _mark_all()
+        if callable(previous):
+            try:
+                previous(signum, frame)
+            except BaseException:
+                if first:
+                    _preempt_all(signum)
+                raise
+            return
+        if first:
             _preempt_all(signum)
+        _reraise_default(signum)
     finally:
-        with _lock:
-            _handling = False
-    _chain(signum, frame, previous)
+        if first:
+            with _lock:
+                _handling = False
