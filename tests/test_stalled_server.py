@@ -272,3 +272,17 @@ def test_a_bad_timeout_names_the_setting_its_layer_and_what_is_allowed(
     if text != "soon":
         with pytest.raises(WandbConfigError, match="timeout"):
             wandb_config(timeout=float(text))
+
+
+def test_the_time_a_task_works_does_not_count_against_its_budget(wandb_root: Path) -> None:
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import RunScope, plan_task_run
+
+    resolved = resolve(context={"wandb_timeout": "1.5"})
+    scope = RunScope(plan_task_run(resolved, run_name="r", action_name="a0", remote=False), resolved)
+    scope.start()
+    assert scope.run is not None
+    time.sleep(1.6)  # the task's own work, longer than the whole budget
+    assert scope.budget.remaining() > 1.0  # what the start left is still there for the finish
+    scope.finish(failed=False)
+    assert read_offline_run(find_offline_run_dirs(wandb_root, "r-a0")[0], wait=15).exit_code == 0

@@ -316,19 +316,17 @@ _DEFAULT_TIMEOUT = 30.0
 
 
 def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
-    """Cap wandb's own ``init_timeout`` / ``finish_timeout`` by what is left of ``budget``.
-
-    A smaller value the user set stays; wandb's defaults (90 s to start, no bound to finish)
-    would let a stalled server hold a task far beyond the budget.
-    """
+    """Cap wandb's own ``init_timeout`` / ``finish_timeout`` by the budget (see ``Budget``)."""
     import wandb
 
     settings = kwargs.get("settings") or wandb.Settings()
-    start, finish = budget.for_start(), budget.for_finish()
-    if "init_timeout" not in settings.model_fields_set or settings.init_timeout > start:
-        settings.init_timeout = start
-    if not settings.finish_timeout or settings.finish_timeout > finish:
-        settings.finish_timeout = finish
+    explicit = settings.model_fields_set
+    timeouts = budget.wandb_timeouts(
+        settings.init_timeout if "init_timeout" in explicit else None,
+        settings.finish_timeout if "finish_timeout" in explicit else None,
+    )
+    for name, value in timeouts.items():
+        setattr(settings, name, value)
     kwargs["settings"] = settings
 
 
@@ -552,8 +550,8 @@ class RunScope:
         _check_init_kwargs(plan.init_kwargs, self.resolved)
         kwargs = dict(plan.init_kwargs)
         _merge_settings(kwargs, plan.shared)
-        self.budget = Budget(self.budget.total)
-        run = _wandb_init(kwargs, self.budget)
+        with self.budget.spending():
+            run = _wandb_init(kwargs, self.budget)
         identity = RunIdentity(
             id=str(run.id),
             entity=plan.identity.entity or (getattr(run, "entity", None) or None),

@@ -65,49 +65,61 @@ _FLOOR = 0.5
 
 @dataclass
 class Budget:
-    """A deadline shared by a run's start and finish: ``total`` seconds from creation.
+    """The seconds W&B may cost a task: ``total``, shared by the run's start and its finish.
+
+    Only the time spent waiting on W&B counts (inside :meth:`spending`), not the task's own
+    work in between: a task that trains for hours still has what its start left for its finish.
 
     Example:
-        >>> budget = Budget(2.0)
-        >>> budget.remaining() <= 2.0, budget.expired
-        (True, False)
-        >>> Budget(0.0).expired
+        >>> budget = Budget(30.0)
+        >>> with budget.spending():
+        ...     pass  # wandb.init(...)
+        >>> 29.0 < budget.remaining() <= 30.0
         True
     """
 
     total: float
-    started: float = field(default_factory=time.monotonic)
+    spent: float = 0.0
+    _since: float | None = field(default=None, repr=False)
+
+    @contextmanager
+    def spending(self) -> Iterator[None]:
+        """Count the time spent inside the block against the budget."""
+        since = time.monotonic()
+        self._since = since
+        try:
+            yield
+        finally:
+            self._since = None
+            self.spent += time.monotonic() - since
 
     def remaining(self) -> float:
         """Seconds left, never below zero."""
-        return max(0.0, self.total - (time.monotonic() - self.started))
+        running = time.monotonic() - self._since if self._since is not None else 0.0
+        return max(0.0, self.total - self.spent - running)
 
-    def for_start(self) -> float:
-        """Seconds the start may wait on the server (``wandb.init``'s ``init_timeout``).
+    def wandb_timeouts(self, init_timeout: float | None, finish_timeout: float | None) -> dict[str, float]:
+        """wandb's ``init_timeout`` and ``finish_timeout`` for a start beginning now.
 
-        Two thirds of what is left: the rest is kept for what follows a start that timed out
-        (wandb gives the failed run ``for_finish()`` seconds to shut down, then the run starts
-        offline), so that start and fallback together stay within the budget.
-
-        Example:
-            >>> Budget(30.0).for_start() <= 20.0
-            True
-        """
-        return max(_FLOOR, self.remaining() * _START_SHARE)
-
-    def for_finish(self) -> float:
-        """Seconds wandb may spend uploading at the end of the run (its ``finish_timeout``).
+        The start may wait two thirds of what is left; the rest is kept for what follows a start
+        that timed out (wandb gives the failed run ``finish_timeout`` to shut down, then the run
+        starts offline), so that start and fallback together stay within the budget. The finish
+        may upload for a third of the total. Smaller values the user set (``None``: not set)
+        are kept.
 
         Example:
-            >>> round(Budget(30.0).for_finish())
-            10
+            >>> Budget(30.0).wandb_timeouts(None, None)
+            {'init_timeout': 20.0, 'finish_timeout': 10.0}
+            >>> Budget(30.0).wandb_timeouts(5.0, 0.0)
+            {'init_timeout': 5.0, 'finish_timeout': 10.0}
         """
-        return max(_FLOOR, self.total * (1.0 - _START_SHARE))
-
-    @property
-    def expired(self) -> bool:
-        """Whether the budget is spent."""
-        return self.remaining() <= 0.0
+        start = round(max(_FLOOR, self.remaining() * _START_SHARE), 3)
+        finish = round(max(_FLOOR, self.total * (1.0 - _START_SHARE)), 3)
+        return {
+            "init_timeout": min(init_timeout, start) if init_timeout else start,
+            # wandb's finish_timeout 0 means "no bound".
+            "finish_timeout": min(finish_timeout, finish) if finish_timeout else finish,
+        }
 
 
 def call_within(fn: Callable[[], Any], seconds: float, name: str) -> tuple[bool, BaseException | None]:
