@@ -153,9 +153,8 @@ def test_guards_install_once_chain_the_previous_handler_and_restore_it(user_hand
     outer, inner = Recorder(), Recorder()
     with _signals.guard(outer, seconds=3):
         assert signal.getsignal(signal.SIGTERM) is _signals._handle
-        with _signals.guard(inner, seconds=3):
-            with pytest.raises(Stop):
-                signal.raise_signal(signal.SIGTERM)
+        with _signals.guard(inner, seconds=3), pytest.raises(Stop):
+            signal.raise_signal(signal.SIGTERM)
             # The inner guard closing keeps the handler: the outer one still holds it.
         assert signal.getsignal(signal.SIGTERM) is _signals._handle
     assert signal.getsignal(signal.SIGTERM) is before
