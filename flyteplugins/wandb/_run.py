@@ -528,6 +528,7 @@ class RunScope:
         # The time W&B may cost this task in total (start + finish), from the `timeout` setting.
         self.budget = Budget(float(resolved.get("timeout", _DEFAULT_TIMEOUT)))
         self._ended = False
+        self._end_lock = threading.Lock()  # a signal's finish and the task's own may race
 
     @property
     def run(self) -> Any | None:
@@ -604,9 +605,12 @@ class RunScope:
 
     def _end(self, exit_code: int, seconds: float, preempting: bool) -> None:
         active = self.active
-        if active is None or not self.plan.finishes or self.plan.action == "reuse" or self._ended:
+        if active is None or not self.plan.finishes or self.plan.action == "reuse":
             return
-        self._ended = True
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
         if active.owner:
             with _live_lock:
                 if _live.get(active.identity.id) is active:
