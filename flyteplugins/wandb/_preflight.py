@@ -123,8 +123,8 @@ def server_row(found: _Found, error: str | None) -> CheckResult:
         "server",
         False,
         f"{found.api_url}: {error}",
-        "check WANDB_BASE_URL, the network and proxies between this machine and the server; "
-        "tasks would wait up to the timeout setting and then continue offline",
+        "check WANDB_BASE_URL, the network and proxies between this machine and the server "
+        "(meanwhile tasks continue offline, after waiting at most the timeout setting)",
     )
 
 

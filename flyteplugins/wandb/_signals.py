@@ -11,15 +11,16 @@ that handler stops the program. Nothing is swallowed; see :func:`_handle` for th
 Where a task body runs decides where the handler can come from, because Python runs signal
 handlers on the main thread only and lets only the main thread install them:
 
-- a remote task: ``flyte/_bin/runtime.py`` runs the task with ``asyncio.run`` on the main thread,
-  so an async task's guard installs the handler itself and restores the previous one when the
-  last guarded task of the process ends (a reference count: one installation however many tasks
-  run concurrently or nested);
 - a local run and every sync task: the body runs on a worker thread (``flyte.run`` hands the
-  run to a background event loop, sync tasks go to a thread pool), so the guard cannot install
-  anything. The handler is then put in place by :func:`arm`, which ``@wandb_init`` calls when it
-  decorates a task on the main thread (module import). While no guarded run is live it only
-  passes the signal on, as if it were not there.
+  run to a background event loop, sync tasks go to a thread pool), so its guard cannot install
+  anything. The handler is put in place by :func:`arm`, which ``@wandb_init`` calls when it
+  decorates a task on the main thread (module import, in a local run and in the remote runtime
+  alike). While no guarded run is live it only passes each signal on, as if it were not there;
+- a remote async task: ``flyte/_bin/runtime.py`` runs it with ``asyncio.run`` on the main thread,
+  so its guard installs the handler itself wherever it is not in place (nothing armed it, or a
+  handler installed since replaced it, which is then chained) and puts back what it replaced
+  when the last guarded task of the process ends (a reference count: one installation however
+  many tasks run concurrently or nested).
 
 The handler finishes every run registered by a guard in this process, whatever thread runs it.
 
