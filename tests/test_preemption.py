@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import flyte
 import pytest
+from conftest import run_local, task_run
 from dist_worker import clean_env
 
-from flyteplugins.wandb import _signals
-from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+from flyteplugins.wandb import _signals, wandb_init
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run, read_offline_runs
 
 WORKER = Path(__file__).with_name("preempt_worker.py")
 READY_TIMEOUT_S = 60.0
@@ -211,3 +213,31 @@ def test_a_guard_off_the_main_thread_installs_nothing(user_handlers: list[int]) 
     thread.start()
     thread.join(5)
     assert seen and seen[0] is not _signals._handle
+
+
+# --- retries, as docs/reliability.md describes them offline ----------------------------------------
+
+retry_env = flyte.TaskEnvironment(name="preemption_retry")
+
+
+@wandb_init(project="proj", entity="team", id="retried-run")
+@retry_env.task(retries=1)
+async def preempted_once(marker: str) -> int:
+    run = task_run()
+    first = not Path(marker).exists()
+    for step in range(3):
+        run.log({"loss": step + (0 if first else 10)})
+    if first:
+        Path(marker).write_text("attempt 1")
+        raise RuntimeError("attempt 1 lost its node")
+    return 2
+
+
+def test_an_offline_retry_resumes_the_run_in_its_own_folder_with_steps_from_zero(
+    wandb_root: Path, tmp_path: Path
+) -> None:
+    assert run_local(preempted_once, str(tmp_path / "marker")).outputs == 2
+    first, second = read_offline_runs(wandb_root, "retried-run", wait=15)
+    assert (first.resumed, first.exit_code, first.column("loss")) == (True, 1, [0, 1, 2])
+    assert (second.resumed, second.exit_code, second.column("loss")) == (True, 0, [10, 11, 12])
+    assert [row["_step"] for row in second.history] == [0, 1, 2]  # offline: no server to continue from
