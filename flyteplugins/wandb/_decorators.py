@@ -182,6 +182,7 @@ def wandb_init(
     download_logs: bool | None = None,
     project: str | None = None,
     entity: str | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -194,6 +195,7 @@ def wandb_init(
     download_logs: bool | None = None,
     project: str | None = None,
     entity: str | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> F | Callable[[F], F]:
     """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
@@ -206,6 +208,8 @@ def wandb_init(
     - ``run_mode="shared"``: always write into the parent's run (an error if there is none).
     - ``rank_scope``: which ranks of a distributed task log (``global`` or ``worker``).
     - ``download_logs=True``: after the task, download the run's files as a Flyte trace.
+    - ``timeout``: seconds a W&B server may delay the task's run start and finish in total
+      (default 30); after it the run continues offline, its data kept for ``wandb sync``.
 
     A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
     run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
@@ -234,6 +238,7 @@ def wandb_init(
         download_logs=download_logs,
         project=project,
         entity=entity,
+        timeout=timeout,
         **kwargs,
     )
 
