@@ -53,6 +53,7 @@ ENV_VAR = {
     "download_logs": "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS",
     "log_inputs": "FLYTEPLUGINS_WANDB_LOG_INPUTS",
     "log_outputs": "FLYTEPLUGINS_WANDB_LOG_OUTPUTS",
+    "timeout": "FLYTEPLUGINS_WANDB_TIMEOUT",
 }
 DEFAULTS = {
     "run_mode": "auto",
@@ -60,6 +61,7 @@ DEFAULTS = {
     "download_logs": False,
     "log_inputs": True,
     "log_outputs": False,
+    "timeout": 30.0,
 }
 
 # A distinct value for each field in each layer; neighbouring layers always differ, and for the
@@ -140,6 +142,7 @@ VALUES: dict[str, dict[str, Any]] = {
         "block": ("n", "o"),
         "task": True,
     },
+    "timeout": {"default": 30.0, "file": 11.0, "env": 12.5, "parent": 13.0, "block": 14.0, "task": 15.0},
 }
 ORDER = ("default", "file", "env", "parent", "block", "task")
 PAIRS = [
@@ -327,6 +330,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "true",
         "FLYTEPLUGINS_WANDB_LOG_INPUTS": "lr, epochs",
         "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "false",
+        "FLYTEPLUGINS_WANDB_TIMEOUT": "12.5",
         "WANDB_BASE_URL": "https://api.company.com",
     }
     for var, text in texts.items():
@@ -347,6 +351,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "download_logs": True,
         "log_inputs": ("lr", "epochs"),
         "log_outputs": False,
+        "timeout": 12.5,
         "host": "https://app.company.com",
     }
     for name, var in ENV_VAR.items():

@@ -32,9 +32,11 @@ if TYPE_CHECKING:
     )
     from ._layers import Explanation, explain, reload_settings
     from ._link import Wandb, WandbSweep
+    from ._preflight import CheckResult, check
     from ._sweep import wandb_sweep
 
 __all__ = [
+    "CheckResult",
     "DistributedInfo",
     "Explanation",
     "RankScope",
@@ -45,6 +47,7 @@ __all__ = [
     "WandbRunError",
     "WandbSweep",
     "WandbSweepConfig",
+    "check",
     "download_wandb_run_dir",
     "download_wandb_run_logs",
     "download_wandb_sweep_dirs",
@@ -75,6 +78,8 @@ _LAZY = {
     "Explanation": "._layers",
     "explain": "._layers",
     "reload_settings": "._layers",
+    "CheckResult": "._preflight",
+    "check": "._preflight",
     "Wandb": "._link",
     "WandbSweep": "._link",
     "wandb_init": "._decorators",

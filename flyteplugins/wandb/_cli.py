@@ -96,6 +96,7 @@ def wandb_group() -> None:
     \b
     flyte wandb explain          where every W&B setting comes from, here and now
     flyte wandb link ...         the W&B link a task would get
+    flyte wandb check            will W&B work for a task? (mode, credentials, server)
     flyte wandb demo             run a local workflow with W&B in offline mode
     """
 
@@ -189,6 +190,27 @@ def link_command(
         click.echo("(no link: W&B mode is 'disabled', so the task has no run)", err=True)
         return
     click.echo(url)
+
+
+@wandb_group.command(name="check")
+@click.option("--task", "task_spec", default=None, metavar="FILE:TASK", help="Check as this task would run.")
+@click.option(
+    "--online", is_flag=True, help="Also ask the server whether the entity and project are accessible."
+)
+@_context_option
+@_clear_errors
+def check_command(task_spec: str | None, online: bool, context_items: tuple[str, ...]) -> None:
+    """Check that W&B will work, before containers start: one row per check, with the fix.
+
+    Resolves the settings like a task (with --task, like that task: its @wandb_init arguments and
+    its environment's secrets). Exit code 0 when every check passes, 1 otherwise.
+    """
+    from ._preflight import check, format_results
+
+    context = parse_context(context_items)
+    rows = check(task_spec, online=online, context=context)
+    click.echo(format_results(rows))
+    raise SystemExit(0 if all(row.ok for row in rows) else 1)
 
 
 @wandb_group.command(name="demo")

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ._codec import encode_fields
 from ._layers import Layer, current_context, layer, push_block, reset_block, resolve
-from ._settings import RUN, SWEEP, Schema, check_no_credentials, ensure_json
+from ._settings import RUN, SWEEP, Schema, check_no_credentials, ensure_json, explicit_settings_fields
 from ._types import RankScope, RunMode
 
 __all__ = [
@@ -43,7 +43,7 @@ def _entry_key() -> tuple[int, int]:
 
 
 class _Block(Mapping[str, str]):
-    __slots__ = ("_encoded", "_entries", "_layer", "_lock")
+    __slots__ = ("_defaults", "_encoded", "_entries", "_layer", "_lock")
     _schema: Schema
     _label: str
 
@@ -57,6 +57,9 @@ class _Block(Mapping[str, str]):
         self._encoded = encode_fields(self._schema, validated, origin)
         self._entries: dict[tuple[int, int], list[tuple[Any, AbstractContextManager[Any] | None]]] = {}
         self._lock = threading.Lock()
+        # Typed attributes fall back to these (the resolved block of get_wandb_context); the
+        # mapping of custom_context entries never holds them.
+        self._defaults: Mapping[str, Any] = {}
 
     # -- mapping of custom_context entries --------------------------------------------------------
 
@@ -77,7 +80,7 @@ class _Block(Mapping[str, str]):
         # Typed read access to the fields, e.g. cfg.project; None when the block does not set it.
         if name.startswith("_") or name not in self._schema.model.model_fields:
             raise AttributeError(name)
-        return self._layer.values.get(name)
+        return self._layer.values.get(name, self._defaults.get(name))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _Block.__slots__:
@@ -224,6 +227,7 @@ def wandb_config(
     download_logs: bool | None = None,
     log_inputs: bool | list[str] | None = None,
     log_outputs: bool | list[str] | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> WandbConfig:
     """W&B run settings for a workflow, a block of code, or one task call.
@@ -247,6 +251,9 @@ def wandb_config(
         ```
     """
     extra = dict(kwargs)
+    if "settings" in extra:
+        # A wandb.Settings travels as the fields the user set on it (credentials refused below).
+        extra["settings"] = explicit_settings_fields(extra["settings"], "wandb_config()")
     first_class = {k: extra.pop(k) for k in ("notes", "job_type") if k in extra}
     values = _passed(
         project=project,
@@ -263,6 +270,7 @@ def wandb_config(
         download_logs=download_logs,
         log_inputs=log_inputs,
         log_outputs=log_outputs,
+        timeout=timeout,
         kwargs=extra or None,
         **first_class,
     )
@@ -316,18 +324,21 @@ _B = TypeVar("_B", bound=_Block)
 
 def _resolved_block(cls: type[_B]) -> _B:
     resolved = resolve(cls._schema.kind, context=current_context())
-    values = {
-        name: value
-        for name, value in resolved.values.items()
-        if resolved.kind_of(name) not in ("default", None)
-    }
-    return cls(values, "resolved configuration")
+    values: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    for name, value in resolved.values.items():
+        (defaults if resolved.kind_of(name) in ("default", None) else values)[name] = value
+    block = cls(values, "resolved configuration")
+    block._defaults = defaults
+    return block
 
 
 def get_wandb_context() -> WandbConfig:
-    """The W&B run settings in effect here, from every layer except defaults, as a block.
+    """The W&B run settings in effect here, as a block.
 
-    Empty (and so falsy) when nothing configures W&B.
+    As a mapping it holds only what some layer set (empty, and so falsy, when nothing configures
+    W&B); its typed attributes give the effective value, defaults included
+    (``get_wandb_context().run_mode`` is ``"auto"`` when nothing sets it).
 
     Example:
         >>> from flyteplugins.wandb import get_wandb_context, wandb_config

@@ -16,6 +16,7 @@ from ._link import Wandb
 from ._rehearsal import declared_env_vars
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, check_no_credentials
+from ._signals import arm, guard
 from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def _wrap(
                 call.started(scope)
             failed = True
             try:
-                result = await fn(*args, **kwargs)
+                with guard(scope):
+                    result = await fn(*args, **kwargs)
                 failed = False
                 if call is not None and call.wants_outputs:
                     await asyncio.to_thread(call.succeeded, scope, result)
@@ -125,7 +127,8 @@ def _wrap(
             call.started(scope)
         failed = True
         try:
-            result = fn(*args, **kwargs)
+            with guard(scope):
+                result = fn(*args, **kwargs)
             failed = False
             if call is not None:
                 call.succeeded(scope, result)
@@ -191,6 +194,8 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated.func = _wrap_task_function(
         task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage
     )
+    # `flyte wandb check --task` resolves the settings as this task would.
+    setattr(decorated.func, "_flyteplugins_wandb_layer", task_layer)  # noqa: B010
     return decorated
 
 
@@ -209,6 +214,7 @@ def wandb_init(
     log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -223,6 +229,7 @@ def wandb_init(
     log_outputs: bool | list[str] | None = None,
     project: str | None = None,
     entity: str | None = None,
+    timeout: float | None = None,
     **kwargs: Any,
 ) -> F | Callable[[F], F]:
     """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
@@ -238,6 +245,8 @@ def wandb_init(
     - ``log_inputs`` (default ``True``, or a list of input names): record the task's inputs in
       the run config; ``log_outputs=True`` (or a list of output names): log ``File``/``Dir``
       outputs as reference artifacts and other outputs in the run summary. See the Lineage page.
+    - ``timeout``: seconds a W&B server may delay the task's run start and finish in total
+      (default 30); after it the run continues offline, its data kept for ``wandb sync``.
 
     A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
     run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
@@ -268,10 +277,14 @@ def wandb_init(
         log_outputs=log_outputs,
         project=project,
         entity=entity,
+        timeout=timeout,
         **kwargs,
     )
 
     def decorator(func: F) -> F:
+        # A task body may run off the main thread (local runs, sync tasks): the signal handler
+        # that finishes its run on SIGTERM/SIGINT is put in place here, on the main thread.
+        arm()
         if is_flyte_task(func):
             return cast(F, _decorate_task(func, task_layer, download_logs))
         if hasattr(func, "func") and hasattr(func, "override"):

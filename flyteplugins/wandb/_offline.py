@@ -117,6 +117,8 @@ class OfflineRun:
         summary: the final summary, including ``_step``, ``_runtime``, ``_timestamp``.
         exit_code: the code given to ``run.finish`` (0 by default), ``None`` when the log has no
             exit record: the run is still running, or its process died without finishing it.
+        preempting: the run was marked as preempting (``run.mark_preempting()``), as the plugin
+            does when a signal ends the task.
         resumed: the run was started with a ``resume`` setting for an existing id (offline wandb
             cannot know whether the id existed, so a resumed run is a second directory).
         label: the writer's ``x_label`` (shared mode / distributed writers), when recorded: wandb
@@ -158,6 +160,7 @@ class OfflineRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
+    preempting: bool = False
     resumed: bool = False
     label: str | None = None
     primary: bool | None = None
@@ -477,6 +480,7 @@ class _RunBuilder:
         self.summary: dict[str, Any] = {}
         self.history: list[dict[str, Any]] = []
         self.exit_code: int | None = None
+        self.preempting = False
         self.resumed = False
         self.stats_label: str | None = None
         self.has_environment = False
@@ -501,6 +505,8 @@ class _RunBuilder:
             _apply_items(self.summary, record.summary.update, record.summary.remove)
         elif kind == "exit":
             self.exit_code = int(record.exit.exit_code)
+        elif kind == "preempting":
+            self.preempting = True
         elif kind == "files":
             for item in record.files.files:
                 if item.path not in self.file_records:
@@ -580,6 +586,7 @@ class _RunBuilder:
             history=self.history,
             summary=summary,
             exit_code=self.exit_code,
+            preempting=self.preempting,
             resumed=self.resumed,
             label=label,
             primary=None if label is None else self.has_environment,

@@ -32,6 +32,7 @@ from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run
 from ._errors import WandbConfigError, WandbRunError
 from ._layers import Layer, Resolved, resolve
 from ._plan import own_run_id, task_run_target
+from ._signals import Budget, call_within
 
 __all__ = [
     "ActiveRun",
@@ -252,6 +253,22 @@ _PROBE_TIMEOUT = 3.0
 _PROBE_TTL = 30.0
 _probe_lock = threading.Lock()
 _probe_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
+_DEFAULT_TIMEOUT = 30.0
+
+
+def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
+    """Cap wandb's own ``init_timeout`` / ``finish_timeout`` by the budget (see ``Budget``)."""
+    import wandb
+
+    settings = kwargs.get("settings") or wandb.Settings()
+    explicit = settings.model_fields_set
+    timeouts = budget.wandb_timeouts(
+        settings.init_timeout if "init_timeout" in explicit else None,
+        settings.finish_timeout if "finish_timeout" in explicit else None,
+    )
+    for name, value in timeouts.items():
+        setattr(settings, name, value)
+    kwargs["settings"] = settings
 
 
 def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
@@ -285,7 +302,7 @@ def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] |
     return shown, host, port
 
 
-def _probe(host: str, port: int) -> str | None:
+def _probe(host: str, port: int, timeout: float = _PROBE_TIMEOUT) -> str | None:
     """Why a TCP connection to ``host:port`` fails, or ``None`` when it succeeds."""
     import socket
     import time
@@ -296,7 +313,7 @@ def _probe(host: str, port: int) -> str | None:
     if cached is not None and now - cached[0] < _PROBE_TTL:
         return cached[1]
     try:
-        socket.create_connection((host, port), timeout=_PROBE_TIMEOUT).close()
+        socket.create_connection((host, port), timeout=max(0.1, min(timeout, _PROBE_TIMEOUT))).close()
         reason = None
     except OSError as exc:
         reason = f"{type(exc).__name__}: {exc}"
@@ -331,7 +348,7 @@ def _init_offline(kwargs: Mapping[str, Any], server: str, reason: str) -> Any:
     return run
 
 
-def _free_failed_run_ids() -> bool:
+def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
     """Whether the run id of a failed online start could be freed for an offline start.
 
     wandb's service keeps the id of an online start that failed, and only a new service frees
@@ -344,14 +361,16 @@ def _free_failed_run_ids() -> bool:
 
         if _active.any_live() or wandb_setup.singleton().most_recent_active_run is not None:
             return False
-        wandb.teardown()
+        # The old service may take seconds to shut down (it still waits on the stalled server);
+        # wandb forgets it at once, so a new one serves the offline start while it finishes.
+        call_within(wandb.teardown, seconds, "teardown")
         return True
     except Exception:  # pragma: no cover - a wandb without these helpers
         logger.debug("could not restart the wandb service", exc_info=True)
         return False
 
 
-def _wandb_init(kwargs: dict[str, Any]) -> Any:
+def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     """``wandb.init`` that does not kill the task when the W&B server cannot be reached.
 
     The server is probed with a short TCP connection first: an online ``wandb.init`` against a
@@ -371,14 +390,19 @@ def _wandb_init(kwargs: dict[str, Any]) -> Any:
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
     target = _server_to_probe(kwargs)
-    reason = _probe(target[1], target[2]) if target is not None and target[2] is not None else None
+    budget = budget or Budget(_DEFAULT_TIMEOUT)
+    if target is not None:
+        bound_timeouts(kwargs, budget)
+    reason = None
+    if target is not None and target[2] is not None:
+        reason = _probe(target[1], target[2], budget.remaining())
     if target is not None and reason is not None:
         run = _init_offline(kwargs, target[0], reason)
     else:
         try:
             run = wandb.init(**kwargs)
         except Exception as exc:
-            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids():
+            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
                 raise
             run = _init_offline(kwargs, target[0], type(exc).__name__)
     after_init(run)
@@ -451,6 +475,10 @@ class RunScope:
         self._token: Token[ActiveRun | None] | None = None
         self._publish: AbstractContextManager[Any] | None = None
         self._previous_global: Any = None
+        # The time W&B may cost this task in total (start + finish), from the `timeout` setting.
+        self.budget = Budget(float(resolved.get("timeout", _DEFAULT_TIMEOUT)))
+        self._ended = False
+        self._end_lock = threading.Lock()  # a signal's finish and the task's own may race
 
     @property
     def run(self) -> Any | None:
@@ -472,7 +500,8 @@ class RunScope:
         _check_init_kwargs(plan.init_kwargs, self.resolved)
         kwargs = dict(plan.init_kwargs)
         _merge_settings(kwargs, plan.shared)
-        run = _wandb_init(kwargs)
+        with self.budget.spending():
+            run = _wandb_init(kwargs, self.budget)
         identity = RunIdentity(
             id=str(run.id),
             entity=plan.identity.entity or (getattr(run, "entity", None) or None),
@@ -515,16 +544,48 @@ class RunScope:
 
         A failure to finish is logged, never raised: it must not cost the task its result.
         """
+        self._end(1 if failed else 0, max(self.budget.remaining(), 1.0), preempting=False)
+
+    def preempting(self) -> None:
+        """Tell W&B that this run is being preempted (a signal arrived)."""
+        if self.active is not None and not self._ended and self.plan.action != "reuse":
+            self.active.run.mark_preempting()
+
+    def preempt(self, exit_code: int, seconds: float) -> None:
+        """Finish the run as preempted (a signal): flush, ``mark_preempting``, non-zero exit code."""
+        self._end(exit_code, min(seconds, max(self.budget.remaining(), 1.0)), preempting=True)
+
+    def _end(self, exit_code: int, seconds: float, preempting: bool) -> None:
         active = self.active
         if active is None or not self.plan.finishes or self.plan.action == "reuse":
             return
+        with self._end_lock:
+            if self._ended:
+                return
+            self._ended = True
         if active.owner:
             _active.unregister_live(active)
             _unset_globals(active.run, self._previous_global)
-        try:
-            active.run.finish(exit_code=1 if failed else 0)
-        except Exception as exc:
-            logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, exc)
+
+        def end() -> None:
+            if preempting:
+                active.run.mark_preempting()
+            active.run.finish(exit_code=exit_code)
+
+        done, error = call_within(end, seconds, "finish")
+        if error is not None:
+            logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, error)
+        # wandb's own finish_timeout (see bound_timeouts) gives up uploading: private wandb API.
+        elif not done or getattr(active.run, "_finish_timed_out", False):
+            run_dir = os.path.dirname(str(active.run.dir))
+            logger.warning(
+                "W&B run %s did not finish within %.0f s (server slow or unreachable); its data is kept "
+                "in %s; upload it later with: wandb sync %s",
+                active.identity.id,
+                seconds,
+                run_dir,
+                run_dir,
+            )
 
 
 def scope_for_task(

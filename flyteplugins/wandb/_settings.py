@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = [
     "SweepSettings",
     "check_no_credentials",
     "ensure_json",
+    "explicit_settings_fields",
     "preserved_environ",
     "read_env",
     "read_file",
@@ -42,7 +44,7 @@ __all__ = [
 CONFIG_FILE_ENV = "FLYTEPLUGINS_WANDB_CONFIG"
 
 # Characters the W&B backend rejects in run ids, project and entity names (wandb_settings.py).
-_RESERVED = {"id": ":;,#?/'\\%", "project": "/\\#?%:", "entity": "/\\#?%:"}
+_RESERVED = {"id": ":;,#?/'", "project": "/\\#?%:", "entity": "/\\#?%:"}
 # Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
 # hyperparameters, "api_key" or "auth_token" are credentials.
 _CREDENTIAL_NAME = re.compile(
@@ -73,6 +75,23 @@ def check_no_credentials(value: Any, origin: str, path: str) -> None:
     elif isinstance(value, (list, tuple)):
         for item in value:
             check_no_credentials(item, origin, path)
+
+
+def explicit_settings_fields(settings: Any, origin: str) -> Any:
+    """The fields set on a ``wandb.Settings`` (a mapping is returned as it is).
+
+    Its dump also holds wandb's defaults and computed fields: only what the user set travels.
+
+    Example:
+        >>> explicit_settings_fields({"console": "off"}, "wandb_config()")
+        {'console': 'off'}
+    """
+    if settings is None or isinstance(settings, Mapping):
+        return settings
+    fields_set = getattr(settings, "model_fields_set", None)
+    if fields_set is None:
+        raise WandbConfigError("settings", settings, origin, "a dict or a wandb.Settings object")
+    return {k: v for k, v in settings.model_dump(mode="json").items() if k in fields_set}
 
 
 def ensure_json(field: str, value: Any, origin: str) -> Any:
@@ -125,6 +144,37 @@ def _name_selection(value: Any) -> Any:
     return value
 
 
+def _wandb_run_id(value: str | None) -> str | None:
+    """Accept exactly the run ids the installed wandb accepts.
+
+    Once wandb is imported, its own validator decides; before (links rendered, blocks built
+    without wandb loaded) the rule of wandb 0.31 stands in, so that a configuration does not
+    cost a wandb import. A test keeps the two in agreement.
+    """
+    if value is None:
+        return None
+    validate = None
+    if "wandb" in sys.modules:
+        try:
+            # private wandb API: the run id validator of wandb.Settings.
+            from wandb.sdk.wandb_settings import Settings
+
+            validate = Settings.validate_run_id
+        except Exception:  # pragma: no cover - a wandb without it
+            validate = None
+    if validate is not None:
+        try:
+            validate(value, None)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    if not value or value != value.strip():
+        raise ValueError("Run ID cannot be empty or start or end with whitespace")
+    if any(ch in _RESERVED["id"] for ch in value):
+        raise ValueError(f"Run ID cannot contain the characters: {_RESERVED['id']}")
+    return value
+
+
 class _Strict(BaseModel):
     # Validators are built on first use: a process that never validates a sweep never builds its model.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False, defer_build=True)
@@ -149,12 +199,20 @@ class RunSettings(_Strict):
     download_logs: bool | None = None
     log_inputs: bool | tuple[str, ...] | None = None
     log_outputs: bool | tuple[str, ...] | None = None
+    timeout: float | None = None
     kwargs: dict[str, Any] | None = None
 
     _check_project = field_validator("project")(_wandb_name("project"))
     _check_entity = field_validator("entity")(_wandb_name("entity"))
-    _check_id = field_validator("id")(_wandb_name("id"))
+    _check_id = field_validator("id")(_wandb_run_id)
     _check_selection = field_validator("log_inputs", "log_outputs", mode="before")(_name_selection)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError("a finite number of seconds above 0")
+        return value
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -246,7 +304,7 @@ _RUN_ALLOWED = {
     "project": "a W&B project name: 1-128 characters, none of / \\ # ? % :",
     "entity": "a W&B entity name: 1-128 characters, none of / \\ # ? % :",
     "host": "an http(s) URL such as https://wandb.ai",
-    "id": "a W&B run id: 1-128 characters, none of : ; , # ? / ' \\ %",
+    "id": "a W&B run id as wandb accepts it: no leading or trailing whitespace, none of : ; , # ? / '",
     "name": "a string",
     "tags": "a list of strings, each 1-64 characters",
     "config": "a dict of JSON-serialisable values",
@@ -259,6 +317,7 @@ _RUN_ALLOWED = {
     "download_logs": "a boolean (true/false)",
     "log_inputs": "true, false, or a list of the task's input names (env: comma-separated)",
     "log_outputs": "true, false, or a list of the task's output names (env: comma-separated)",
+    "timeout": "seconds W&B may delay a task's start and finish in total, e.g. 30",
     "kwargs": "a dict of extra wandb.init() arguments",
 }
 _SWEEP_ALLOWED = {
@@ -368,6 +427,7 @@ RUN = Schema(
         "download_logs": False,
         "log_inputs": True,
         "log_outputs": False,
+        "timeout": 30.0,
     },
 )
 SWEEP = Schema(
@@ -399,6 +459,7 @@ ENV_VARS: dict[str, str] = {
     "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "download_logs",
     "FLYTEPLUGINS_WANDB_LOG_INPUTS": "log_inputs",
     "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "log_outputs",
+    "FLYTEPLUGINS_WANDB_TIMEOUT": "timeout",
 }
 HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
 WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
