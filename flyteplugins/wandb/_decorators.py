@@ -76,10 +76,24 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
         download_after_task_sync(scope.active.identity)
 
 
+def _begin_tab(scope: RunScope, report: tuple[str, bool] | None) -> Any:
+    if report is None or scope.active is None:
+        return None
+    from ._report_tab import begin_tab
+
+    return begin_tab(scope, *report)
+
+
 def _wrap(
-    fn: Callable[..., Any], make_scope: Callable[[], RunScope], download: Callable[[RunScope], bool]
+    fn: Callable[..., Any],
+    make_scope: Callable[[], RunScope],
+    download: Callable[[RunScope], bool],
+    report: tuple[str, bool] | None = None,
 ) -> Callable[..., Any]:
-    """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function."""
+    """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function.
+
+    ``report`` is a task's (short name, declared with ``report=True``): its report tab.
+    """
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -92,6 +106,7 @@ def _wrap(
             else:
                 scope.start()
             scope.activate()
+            tab = _begin_tab(scope, report)
             failed = True
             try:
                 result = await fn(*args, **kwargs)
@@ -99,6 +114,8 @@ def _wrap(
             finally:
                 scope.deactivate()
                 await _after_async(scope, failed, download(scope))
+                if tab is not None:
+                    await tab.write_async(failed)
             return result
 
         return async_wrapper
@@ -108,6 +125,7 @@ def _wrap(
         scope = make_scope()
         scope.start()
         scope.activate()
+        tab = _begin_tab(scope, report)
         failed = True
         try:
             result = fn(*args, **kwargs)
@@ -115,6 +133,8 @@ def _wrap(
         finally:
             scope.deactivate()
             _after_sync(scope, failed, download(scope))
+            if tab is not None:
+                tab.write(failed)
         return result
 
     return sync_wrapper
@@ -125,11 +145,12 @@ def _wrap_task_function(
     task_layer: Layer,
     download_logs: bool | None,
     topology: ElasticTopology | None = None,
+    report: tuple[str, bool] | None = None,
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
 
-    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download)
+    return _wrap(fn, lambda: scope_for_task(task_layer, topology), wants_download, report)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
@@ -160,7 +181,9 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
-    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology)
+    # The "Weights & Biases" report tab, for tasks declared with report=True.
+    report = (str(getattr(task, "short_name", None) or task.name), bool(getattr(task, "report", False)))
+    decorated.func = _wrap_task_function(task.func, task_layer, download_logs, topology, report)
     return decorated
 
 
