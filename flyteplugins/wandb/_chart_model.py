@@ -41,10 +41,11 @@ __all__ = [
     "section_of",
 ]
 
-# The page stays well under 1 MB: about 40 bytes of SVG path per drawn point.
+# The page stays well under 1 MB: about 40 bytes of SVG path per drawn point. A chart is about 400
+# pixels wide, so a minimum and a maximum for every pixel column is as much as can be seen.
 DEFAULT_POINT_BUDGET = 16_000
 DEFAULT_MAX_CHARTS = 48
-_MAX_POINTS_PER_CHART = 1_000
+_MAX_POINTS_PER_CHART = 800
 _MIN_POINTS_PER_CHART = 100
 # The section W&B puts metrics without a "/" prefix in.
 UNGROUPED = "Charts"

@@ -29,6 +29,8 @@ from ._offline import OfflineRun
 
 __all__ = ["Column", "RunHistory", "read_history"]
 
+_REMOVED = object()
+
 
 @dataclass
 class Column:
@@ -131,36 +133,71 @@ def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
     data = log_file.read_bytes()
     payloads, truncated, bytes_read = _scan(data, log_file)
 
-    texts: dict[str, tuple[list[int], list[str]]] = {}
-    summary: dict[str, str | None] = {}
-    row = 0
-    record = wandb_internal_pb2.Record()
+    records = []
     for payload in payloads:
-        record.Clear()
+        record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
-        kind = record.WhichOneof("record_type")
+        records.append(record)
+    kinds = [record.WhichOneof("record_type") for record in records]
+    # wandb's service mirrors each history record into a summary record written just before it,
+    # with the same keys and values (the last value of a metric is its summary). Those mirrors are
+    # half of a long log; they are recognised (a summary record with as many entries as the
+    # history record that follows it) and taken from the history instead. Not when a metric
+    # declares another summary (define_metric(summary="min"), goal=...): then every summary
+    # record is read.
+    mirrors = not any(
+        kind == "metric" and (record.metric.HasField("summary") or record.metric.goal)
+        for kind, record in zip(kinds, records, strict=True)
+    )
+    texts: dict[str, tuple[list[int], list[str]]] = {}
+    # key -> (position in the log, JSON text or None when removed), from non-mirror summary records.
+    summary: dict[str, tuple[int, str | None]] = {}
+    row_position: list[int] = []
+    row = 0
+    for index, (kind, record) in enumerate(zip(kinds, records, strict=True)):
         if kind == "history":
             for item in record.history.item:
-                key = _key(item)
+                nested = item.nested_key
+                key = nested[0] if len(nested) == 1 else _key(item)
                 column = texts.get(key)
                 if column is None:
                     column = texts[key] = ([], [])
                 column[0].append(row)
                 column[1].append(item.value_json)
+            row_position.append(index)
             row += 1
         elif kind == "summary":
-            # Last write wins; the JSON is decoded once at the end, for the keys that remain.
-            for item in record.summary.update:
-                summary[_key(item)] = item.value_json
+            update = record.summary.update
+            if (
+                mirrors
+                and index + 1 < len(records)
+                and kinds[index + 1] == "history"
+                and not len(record.summary.remove)
+                and len(update) == len(records[index + 1].history.item)
+            ):
+                continue
+            for item in update:
+                summary[_key(item)] = (index, item.value_json)
             for item in record.summary.remove:
-                summary.pop(_key(item), None)
+                summary[_key(item)] = (index, None)
         else:
             builder.apply(record)
     run = builder.build(truncated)
-    merged = dict(run.summary)
-    for key, text in summary.items():
-        if key != "_wandb" and not key.startswith("_wandb."):
-            merged[key] = _decode_values([text or "null"])[0]
     columns = {key: Column(rows, _decode_values(values)) for key, (rows, values) in texts.items()}
+    merged = dict(run.summary)
+    latest: dict[str, tuple[int, Any]] = {}
+    if mirrors:
+        for key, column in columns.items():
+            latest[key] = (row_position[column.rows[-1]], column.values[-1])
+    for key, (position, text) in summary.items():
+        if key not in latest or position > latest[key][0]:
+            latest[key] = (position, _REMOVED if text is None else _decode_values([text])[0])
+    for key, (_, value) in latest.items():
+        if key == "_wandb" or key.startswith("_wandb."):
+            continue
+        if value is _REMOVED:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
     run = dataclasses.replace(run, summary=merged, bytes_read=bytes_read, log_size=len(data))
     return RunHistory(run=run, columns=columns, rows=row)

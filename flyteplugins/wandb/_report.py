@@ -43,9 +43,11 @@ __all__ = [
     "ReportContext",
     "TaskSteps",
     "charts_available",
+    "locate_run_dirs",
     "render_page",
     "render_report",
     "safe_url",
+    "write_report",
 ]
 
 TAB_NAME = "Weights & Biases"
@@ -508,3 +510,77 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
     name = Path(run_dir).name
     match = _RUN_DIR.match(name)
     return Path(f"wandb-report-{match.group('rest') if match else name}.html")
+
+
+def locate_run_dirs(target: str) -> list[Path]:
+    """The run directories ``flyte wandb report TARGET`` means, oldest first.
+
+    ``target`` is a run directory, its ``run-<id>.wandb`` file, or a run id looked up in the
+    local wandb folders (the configured ``dir``, ``WANDB_DIR``, the working directory). A run id
+    can have several directories: a resumed run, or several writers of one run.
+
+    Example:
+        >>> locate_run_dirs("no-such-run-id")
+        []
+    """
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix == ".wandb":
+        return [path.parent]
+    if path.is_dir():
+        from ._offline import find_offline_run_dirs
+
+        found = find_offline_run_dirs(path)
+        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
+            return [path]
+        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
+        return found if len(found) == 1 else []
+    from ._download import find_local_run_dirs
+
+    return find_local_run_dirs(target)
+
+
+def _configured_url(run: Any) -> str | None:
+    """The run's W&B page, from the host configured here and the entity and project it recorded."""
+    from ._layers import resolve
+    from ._urls import run_url
+
+    try:
+        resolved = resolve("run")
+        entity = run.entity or resolved.get("entity")
+        project = run.project or resolved.get("project")
+        host = resolved.get("host")
+    except Exception:  # a configuration problem must not stop a local page
+        return None
+    if not (entity and project and host):
+        return None
+    return run_url(str(host), str(entity), str(project), run.run_id)
+
+
+def write_report(run_dirs: Sequence[Path], output: Path | None = None) -> Path:
+    """Render the page of one run (all its directories, one after the other) into an HTML file.
+
+    Returns where it was written: ``output``, or ``wandb-report-<run id>.html`` here.
+
+    Example:
+        >>> write_report(locate_run_dirs("abc123"))  # doctest: +SKIP
+        PosixPath('wandb-report-abc123.html')
+    """
+    if not run_dirs:
+        raise ValueError("no run directories to report")
+    fragments: list[str] = []
+    title = TAB_NAME
+    for run_dir in run_dirs:
+        history = read_history(run_dir)
+        notes: tuple[str, ...] = ()
+        if len(run_dirs) > 1:
+            notes = (
+                f"This run has {len(run_dirs)} local directories (a resumed run, or one per writer); "
+                f"this section is {run_dir.name}.",
+            )
+        context = ReportContext(url=_configured_url(history.run), notes=notes)
+        fragments.append(render_report(history, context))
+        title = f"W&B run {history.run.run_id}"
+    target = output or report_output_path(run_dirs[-1])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_page("\n".join(fragments), title), encoding="utf-8")
+    return target
