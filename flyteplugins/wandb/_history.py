@@ -187,8 +187,8 @@ def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
     merged = dict(run.summary)
     latest: dict[str, tuple[int, Any]] = {}
     if mirrors:
-        for key, column in columns.items():
-            latest[key] = (row_position[column.rows[-1]], column.values[-1])
+        for key, decoded in columns.items():
+            latest[key] = (row_position[decoded.rows[-1]], decoded.values[-1])
     for key, (position, text) in summary.items():
         if key not in latest or position > latest[key][0]:
             latest[key] = (position, _REMOVED if text is None else _decode_values([text])[0])
