@@ -240,7 +240,8 @@ padding:8px 8px 4px}
 .fw-report .pygal-chart .axis .major.line{stroke:var(--fw-grid);stroke-width:1}
 .fw-report .pygal-chart .series .line{fill:none;stroke:var(--fw-line);stroke-width:1.6;
 stroke-linejoin:round}
-.fw-report .pygal-chart .tooltip,.fw-report .pygal-chart .dots{display:none}
+.fw-report .pygal-chart .tooltip{display:none}
+.fw-report .pygal-chart .dots .dot{fill:var(--fw-line);stroke:var(--fw-line);stroke-width:2}
 .fw-report details>summary{cursor:pointer;font-weight:600;margin:6px 0}
 </style>"""
 
@@ -457,7 +458,7 @@ def _charts(model: ChartModel, draw: bool) -> str:
         parts.append(f"<h4>{html.escape(section)}</h4>")
         figures: list[str] = []
         for chart in charts:
-            detail = f"{chart.logged:,} points"
+            detail = f"{chart.logged:,} point" + ("" if chart.logged == 1 else "s")
             if chart.downsampled:
                 detail += f", {len(chart.xs):,} drawn (min/max envelope)"
             if chart.skipped:
