@@ -135,9 +135,30 @@ def test_the_page_renders_in_a_real_browser(wandb_root: Path, tmp_path: Path) ->
     )
     width, height, pixels = _png_pixels(shot.read_bytes())
     assert (width, height) == (800, 900)
-    background = max(set(pixels[:: 97]), key=pixels[::97].count)
+    background = max(set(pixels[::97]), key=pixels[::97].count)
     drawn = sum(1 for p in pixels if p != background)
     assert drawn > len(pixels) // 50, "the screenshot is (nearly) blank"
     # The chart line colour (light theme) is on the screen: the SVG charts were drawn.
     line = bytes((0x0B, 0x66, 0xD6))
-    assert sum(1 for p in pixels if abs(p[0] - line[0]) + abs(p[1] - line[1]) + abs(p[2] - line[2]) < 40) > 200
+    assert (
+        sum(1 for p in pixels if abs(p[0] - line[0]) + abs(p[1] - line[1]) + abs(p[2] - line[2]) < 40) > 200
+    )
+
+
+def test_the_report_tab_example_prints_its_report_and_page(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "report_tab.py"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB_"))}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        env={**environ, "WANDB_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    report = Path(done.stdout.split("Flyte report (tab 'Weights & Biases'): ", 1)[1].split("\n", 1)[0])
+    page = tmp_path / done.stdout.split("Page of the run (flyte wandb report): ", 1)[1].strip()
+    for html_text in (report.read_text(), page.read_text()):
+        assert html_text.count("<svg") == 7
+        assert '<figure data-metric="val/accuracy">' in html_text and ">epoch</text>" in html_text

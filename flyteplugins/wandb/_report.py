@@ -233,8 +233,10 @@ padding:8px 8px 4px}
 .fw-report figcaption .fw-muted{font-weight:400;font-size:12px}
 .fw-report svg.pygal-chart{width:100%;height:auto;display:block;font-family:inherit}
 .fw-report .pygal-chart .background{fill:transparent}
-.fw-report .pygal-chart text{fill:var(--fw-muted);font-size:11px}
-.fw-report .pygal-chart .title{fill:var(--fw-muted);font-size:12px}
+.fw-report .pygal-chart text{fill:var(--fw-muted);font-size:10px}
+.fw-report .pygal-chart .title{fill:var(--fw-muted);font-size:12px;text-anchor:middle}
+.fw-report .pygal-chart .axis.x text,.fw-report .pygal-chart text.no_data{text-anchor:middle}
+.fw-report .pygal-chart .axis.y text{text-anchor:end}
 .fw-report .pygal-chart .axis .line{stroke:var(--fw-muted);stroke-width:1}
 .fw-report .pygal-chart .axis .guide.line{stroke:var(--fw-grid);stroke-dasharray:none;stroke-width:1}
 .fw-report .pygal-chart .axis .major.line{stroke:var(--fw-grid);stroke-width:1}
@@ -480,7 +482,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool) -> str:
     notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
     parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
     parts.append(_step_notes(context.task_steps, context.task))
-    parts.append("<h3>Charts</h3>")
+    parts.append("<h3>Metrics</h3>")
     if model.charts:
         parts.append(_charts(model, draw))
     else:
