@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,20 @@ def test_declared_step_metric_is_the_charts_x_axis(wandb_root: Path) -> None:
     }
     assert (charts["val/acc"].x_label, charts["val/acc"].xs) == ("epoch", [0, 1, 2])
     assert charts["train/loss"].x_label == "_step"
+
+
+def test_waiting_for_the_exit_record_reads_only_the_logs_end(wandb_root: Path, tmp_path: Path) -> None:
+    from flyteplugins.wandb._history import log_has_exit
+
+    run_dir = make_run(wandb_root, _losses)
+    history = read_when_finished(run_dir, wait=10)
+    assert history.run.finished and log_has_exit(run_dir)
+    copy = tmp_path / "copy" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (log_file,) = copy.glob("run-*.wandb")
+    with open(log_file, "r+b") as handle:
+        handle.truncate(log_file.stat().st_size - 20)  # the exit record cut off
+    assert not log_has_exit(copy)
+    started = time.monotonic()
+    assert not read_when_finished(copy, wait=0.3).run.finished
+    assert time.monotonic() - started < 5

@@ -21,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._offline import OfflineRun
 
-__all__ = ["Column", "RunHistory", "read_history"]
+__all__ = ["Column", "RunHistory", "log_has_exit", "read_history"]
 
 _REMOVED = object()
 
@@ -201,3 +202,64 @@ def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
             merged[key] = value
     run = dataclasses.replace(run, summary=merged, bytes_read=bytes_read, log_size=len(data))
     return RunHistory(run=run, columns=columns, rows=row)
+
+
+def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the run's log already ends with its exit record, reading only its last blocks.
+
+    wandb's service writes the end of the log just after ``run.finish()`` returns; this is how
+    the report waits for it without reading a long log twice.
+
+    Example:
+        >>> log_has_exit(run_dir)  # doctest: +SKIP
+        True
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    from ._offline import _BLOCK, _CHUNK_HEADER, _CRC_SEED, _FILE_HEADER, _FIRST, _FULL, _LAST, _log_file
+
+    log_file = _log_file(Path(run_dir))
+    size = log_file.stat().st_size
+    if size <= _FILE_HEADER.size:
+        return False
+    # The exit record is tiny: it is in the last block, or split over the last two.
+    start = max(0, (size - 1) // _BLOCK - 1) * _BLOCK
+    with open(log_file, "rb") as handle:
+        handle.seek(start)
+        tail = handle.read()
+    pos = _FILE_HEADER.size if start == 0 else 0
+    pending: bytearray | None = None
+    found = False
+    record = wandb_internal_pb2.Record()
+    while pos + _CHUNK_HEADER.size <= len(tail):
+        block_left = _BLOCK - (start + pos) % _BLOCK
+        if block_left < _CHUNK_HEADER.size:
+            pos += block_left
+            continue
+        checksum, length, kind = _CHUNK_HEADER.unpack_from(tail, pos)
+        end = pos + _CHUNK_HEADER.size + length
+        if kind not in _CRC_SEED or end > len(tail):
+            break
+        payload = tail[pos + _CHUNK_HEADER.size : end]
+        pos = end
+        if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
+            break
+        if kind == _FULL:
+            whole: bytes | None = payload
+        elif kind == _FIRST:
+            pending, whole = bytearray(payload), None
+        elif pending is not None:
+            pending += payload
+            whole = bytes(pending) if kind == _LAST else None
+            if kind == _LAST:
+                pending = None
+        else:
+            whole = None  # the rest of a record that started before the tail
+        if whole is not None:
+            record.Clear()
+            try:
+                record.ParseFromString(whole)
+            except Exception:
+                continue
+            found = found or record.WhichOneof("record_type") == "exit"
+    return found

@@ -144,12 +144,18 @@ def read_when_finished(run_dir: str | os.PathLike[str], wait: float) -> RunHisto
         >>> read_when_finished(run_dir, wait=5).run.finished  # doctest: +SKIP
         True
     """
+    from ._history import log_has_exit
+
     deadline = time.monotonic() + wait
-    while True:
-        history = read_history(run_dir)
-        if history.run.finished or time.monotonic() >= deadline:
-            return history
+    # Wait on the log's last blocks only: re-reading a long log costs as much as reading it.
+    while time.monotonic() < deadline:
+        try:
+            if log_has_exit(run_dir):
+                break
+        except OSError:
+            pass
         time.sleep(_POLL_SECONDS)
+    return read_history(run_dir)
 
 
 def render_report(
