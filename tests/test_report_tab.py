@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -127,15 +129,82 @@ def test_a_report_that_cannot_be_rendered_never_fails_the_task(
     wandb_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import flyteplugins.wandb._report as report_module
+    import flyteplugins.wandb._report_follow as follow_module
 
     def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("renderer exploded")
 
+    # No helper process (as where none can be started): the tab is rendered in the task's process.
+    monkeypatch.setattr(follow_module.Follower, "start", classmethod(lambda cls, run_dir: None))
     monkeypatch.setattr(report_module, "render_report", broken)
     with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
         run = _run(train, 3)
     assert run.outputs()[0] == 0.5
     assert "The W&B report tab could not be rendered: renderer exploded" in caplog.text
+
+
+def test_a_report_that_cannot_be_written_never_fails_the_task(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import flyte.report
+
+    def no_report(name: str, create_if_missing: bool = True) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(flyte.report, "get_tab", no_report)
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        run = _run(train, 3)
+    assert run.outputs()[0] == 0.5
+    assert "The W&B report tab could not be written" in caplog.text
+
+
+def _helpers() -> list[int]:
+    """This process's report helper processes (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"flyteplugins.wandb._report_follow" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@wandb_init(project="reports")
+@env.task(report=True)
+async def followed(steps: int, kill_helper: bool) -> list[int]:
+    run = get_wandb_run()
+    helpers = _helpers()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    if kill_helper:
+        for pid in helpers:
+            os.kill(pid, signal.SIGKILL)
+    return helpers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("kill_helper", [False, True], ids=["helper answers", "helper killed"])
+def test_a_helper_process_follows_the_log_and_ends_with_the_task(wandb_root: Path, kill_helper: bool) -> None:
+    run = _run(followed, 200, kill_helper)
+    (helper,) = run.outputs()[0]
+    assert not _alive(helper)
+    # Whether the helper answered or was killed (then the task renders the tab itself), the tab
+    # shows every logged step.
+    page = _reports(run)["followed"]
+    assert "<th>steps logged</th><td>200</td>" in page and '<figure data-metric="loss">' in page
 
 
 def test_a_mocked_wandb_init_keeps_the_task_working(

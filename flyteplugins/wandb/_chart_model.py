@@ -158,13 +158,15 @@ def envelope(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[li
         return list(xs), list(ys)
     keep = {0, count - 1}
     size = count / buckets
-    getter = ys.__getitem__
+    values = list(ys)
     for bucket in range(buckets):
-        indexes = range(int(bucket * size), min(count, int((bucket + 1) * size)))
-        if not indexes:
+        start, stop = int(bucket * size), min(count, int((bucket + 1) * size))
+        if start >= stop:
             continue
-        keep.add(min(indexes, key=getter))
-        keep.add(max(indexes, key=getter))
+        # min/max/index over a slice run in C: an order of magnitude faster than a key function.
+        segment = values[start:stop]
+        keep.add(start + segment.index(min(segment)))
+        keep.add(start + segment.index(max(segment)))
     order = sorted(keep)
     return [xs[i] for i in order], [ys[i] for i in order]
 

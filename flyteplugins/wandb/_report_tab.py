@@ -39,6 +39,8 @@ logger = logging.getLogger("flyteplugins.wandb")
 
 # How long to wait, after run.finish(), for wandb's service to write the log's exit record.
 _FINISH_WAIT_SECONDS = 5.0
+# How long the helper process that followed the log may take to answer, beyond that wait.
+_FOLLOWER_SECONDS = 30.0
 
 _steps_lock = threading.Lock()
 # run id -> the steps each task of this process logged into that run, in start order.
@@ -83,6 +85,7 @@ class ReportTab:
     owner: bool
     first_step: int | None
     run_dir: str | None
+    follower: Any = None
 
     def write(self, failed: bool) -> None:
         """Render the tab and flush the report (from synchronous tasks)."""
@@ -140,6 +143,9 @@ class ReportTab:
         except Exception as exc:
             logger.warning("The W&B report tab could not be rendered: %s", exc)
             return None
+        finally:
+            if self.follower is not None:
+                self.follower.stop()
 
     def _render(self, failed: bool, task_steps: tuple[TaskSteps, ...]) -> str:
         from ._report import read_when_finished, render_report
@@ -163,6 +169,13 @@ class ReportTab:
             )
             context = ReportContext(url=self.url, task=self.task, notes=tuple(notes))
             return render_report(self.run_dir, context)
+        if self.follower is not None:
+            page: str | None = self.follower.finish(
+                context, _FINISH_WAIT_SECONDS, _FINISH_WAIT_SECONDS + _FOLLOWER_SECONDS
+            )
+            if page is not None:
+                return page
+            logger.debug("the report helper gave no page; rendering in the task's process")
         history = read_when_finished(self.run_dir, _FINISH_WAIT_SECONDS)
         return render_report(history, context)
 
@@ -187,6 +200,12 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
         ctx = flyte.ctx()
         action = str(getattr(getattr(ctx, "action", None), "name", "") or "")
         identity = active.identity
+        run_dir = _run_dir(active.run)
+        follower = None
+        if enabled and active.owner and run_dir is not None:
+            from ._report_follow import Follower
+
+            follower = Follower.start(run_dir)
         return ReportTab(
             task=task,
             action=action,
@@ -198,7 +217,8 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
             # Only the tasks writing into another task's run note their steps (a round trip to
             # wandb's service); the owner's are the rest.
             first_step=None if active.owner else _step(active.run),
-            run_dir=_run_dir(active.run),
+            run_dir=run_dir,
+            follower=follower,
         )
     except Exception as exc:
         logger.warning("The W&B report tab is left out: %s", exc)
