@@ -919,7 +919,8 @@ def report_tab_benchmark(
         f"| the same task with `report=True` (the tab written at its end) | {tab_m:.2f} s |",
         f"| added by the tab (target <= {REPORT_TAB_TARGET:.0%})"
         f" | {tab_m - plain_m:+.2f} s ({overhead:+.1%}) {_yes(overhead <= REPORT_TAB_TARGET)} |",
-        f"| building the tab alone: read the log, plan, draw (median of 3) | {build_m:.2f} s "
+        f"| the tab built in the task's process instead (no helper): read the whole log, plan, draw"
+        f" | {build_m:.2f} s "
         f"({build_m / plain_m:.1%} of the task) |",
         f"| page size | {size / 1024:.0f} KB |",
     ]

@@ -128,7 +128,7 @@ def test_drawn_points_are_the_logged_values_before_and_after_downsampling() -> N
     ]
     # After: the drawn points are logged points, and the spike and the dip are among them.
     long_chart = charts["long"]
-    assert long_chart.downsampled and len(long_chart.xs) <= 800
+    assert long_chart.downsampled and len(long_chart.xs) <= 500
     assert all(ys[int(x)] == y for x, y in zip(long_chart.xs, long_chart.ys, strict=True))
     assert {12_345, 777} <= {int(x) for x in long_chart.xs}
     points = _path_points(svgs["long"])

@@ -220,6 +220,19 @@ class HistoryReader:
         for item in record.summary.remove:
             self._summary[_key(item)] = (index, None)
 
+    def decode(self) -> None:
+        """Decode the values read since the last call: one ``json.loads`` per column and batch.
+
+        A reader that follows a log calls it after each update, so that little is left to
+        decode at the end.
+        """
+        for key, (_, texts) in self._texts.items():
+            done = self._decoded.get(key)
+            if done is None:
+                done = self._decoded[key] = Column()
+            if len(done.values) < len(texts):
+                done.values.extend(_decode_values(texts[len(done.values) :]))
+
     def result(self) -> RunHistory:
         """What has been read so far, as the report shows it.
 
@@ -238,16 +251,10 @@ class HistoryReader:
                 summary[_key(item)] = (index, item.value_json)
             for item in record.summary.remove:
                 summary[_key(item)] = (index, None)
-        # Columns are decoded once per batch of new values: one json.loads per column and update.
-        columns: dict[str, Column] = {}
-        for key, (rows, texts) in self._texts.items():
-            done = self._decoded.get(key)
-            if done is None:
-                done = self._decoded[key] = Column()
-            if len(done.values) < len(texts):
-                done.values.extend(_decode_values(texts[len(done.values) :]))
-                done.rows = rows
-            columns[key] = Column(list(rows), list(done.values))
+        self.decode()
+        columns = {
+            key: Column(list(rows), list(self._decoded[key].values)) for key, (rows, _) in self._texts.items()
+        }
         # A log shorter than its header has just been created: nothing is written yet.
         truncated = self._done < self._size or self._size < _header_size()
         run = self._builder.build(truncated)

@@ -36,7 +36,7 @@ from ._report import ReportContext, TaskSteps
 __all__ = ["Follower", "context_from_json", "context_to_json", "main"]
 
 # How often the helper reads what was added to the log while the task runs.
-_FOLLOW_SECONDS = 0.25
+_FOLLOW_SECONDS = 0.1
 _POLL_SECONDS = 0.01
 
 
@@ -133,6 +133,15 @@ def _request(stdin: IO[str], timeout: float) -> dict[str, Any] | bool | None:
     return data if isinstance(data, dict) else None
 
 
+def _warm_up() -> None:
+    """Import and run the drawing code once while the task runs, not when it has ended."""
+    from ._chart_model import Chart
+    from ._report import _chart_svg, charts_available
+
+    if charts_available():
+        _chart_svg(Chart("warm-up", "Charts", "_step", [0.0, 1.0], [0.0, 1.0], logged=2, skipped=0))
+
+
 def main(argv: list[str] | None = None) -> int:
     """The helper process: follow the log, then answer one request with the page."""
     from ._history import HistoryReader, log_has_exit
@@ -140,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     reader = HistoryReader(args[0])
+    with contextlib.suppress(Exception):
+        _warm_up()
     while True:
         request = _request(sys.stdin, _FOLLOW_SECONDS)
         if request is None:
@@ -148,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             break
         # A damaged log is read again, and reported, at the end.
         with contextlib.suppress(Exception):
-            reader.update()
+            if reader.update():
+                reader.decode()
     assert isinstance(request, dict)
     try:
         deadline = time.monotonic() + float(request.get("wait", 0))
@@ -167,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         answer = {"error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.write(json.dumps(answer))
     sys.stdout.flush()
-    return 0
+    # The task waits for this process to end: skip the interpreter's teardown (nothing to clean up).
+    os._exit(0)
 
 
 if __name__ == "__main__":
