@@ -837,7 +837,7 @@ def _notes(settings: Settings, links: dict[str, dict[str, Any]], tasks: dict[str
 
 REPORT_STEPS = 20_000
 REPORT_METRICS = 10
-REPORT_ROUNDS = 3
+REPORT_ROUNDS = 5
 REPORT_TAB_TARGET = 0.10
 
 

@@ -197,10 +197,15 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("kill_helper", [False, True], ids=["helper answers", "helper killed"])
-def test_a_helper_process_follows_the_log_and_ends_with_the_task(wandb_root: Path, kill_helper: bool) -> None:
-    run = _run(followed, 200, kill_helper)
+def test_a_helper_process_follows_the_log_and_ends_with_the_task(
+    wandb_root: Path, kill_helper: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="flyteplugins.wandb"):
+        run = _run(followed, 200, kill_helper)
     (helper,) = run.outputs()[0]
     assert not _alive(helper)
+    # The page came from the helper, or (killed) from the task's own process.
+    assert ("the report helper gave no page" in caplog.text) is kill_helper
     # Whether the helper answered or was killed (then the task renders the tab itself), the tab
     # shows every logged step.
     page = _reports(run)["followed"]

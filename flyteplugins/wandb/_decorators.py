@@ -113,6 +113,8 @@ def _wrap(
                 failed = False
             finally:
                 scope.deactivate()
+                if tab is not None:
+                    tab.ended(failed)
                 await _after_async(scope, failed, download(scope))
                 if tab is not None:
                     await tab.write_async(failed)
@@ -132,6 +134,8 @@ def _wrap(
             failed = False
         finally:
             scope.deactivate()
+            if tab is not None:
+                tab.ended(failed)
             _after_sync(scope, failed, download(scope))
             if tab is not None:
                 tab.write(failed)

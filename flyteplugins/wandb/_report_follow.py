@@ -98,11 +98,20 @@ class Follower:
             return None
         return cls(process)
 
-    def finish(self, context: ReportContext, wait: float, timeout: float) -> str | None:
-        """Ask for the page now that the run is finished; ``None`` if the helper did not give one."""
-        request = json.dumps({"wait": wait, "context": context_to_json(context)}) + "\n"
+    def request(self, context: ReportContext, wait: float) -> None:
+        """Ask for the page: the helper waits up to ``wait`` seconds for the log's exit record."""
+        stdin = self.process.stdin
+        if stdin is None:
+            raise OSError("the report helper has no input")
+        stdin.write(json.dumps({"wait": wait, "context": context_to_json(context)}) + "\n")
+        stdin.close()
+        # communicate() would write to (flush) the closed input again.
+        self.process.stdin = None
+
+    def answer(self, timeout: float) -> str | None:
+        """The page the helper drew; ``None`` if it gave none within ``timeout`` seconds."""
         try:
-            out, _ = self.process.communicate(request, timeout=timeout)
+            out, _ = self.process.communicate(timeout=timeout)
         except (OSError, ValueError, subprocess.TimeoutExpired):
             self.stop()
             return None
@@ -112,6 +121,15 @@ class Follower:
             return None
         page = answer.get("html") if isinstance(answer, dict) else None
         return page if isinstance(page, str) else None
+
+    def finish(self, context: ReportContext, wait: float, timeout: float) -> str | None:
+        """:meth:`request` then :meth:`answer`."""
+        try:
+            self.request(context, wait)
+        except (OSError, ValueError):
+            self.stop()
+            return None
+        return self.answer(timeout)
 
     def stop(self) -> None:
         """End the helper (it is not waited for longer than a second)."""

@@ -86,10 +86,35 @@ class ReportTab:
     first_step: int | None
     run_dir: str | None
     follower: Any = None
+    _steps_taken: tuple[TaskSteps, ...] | None = None
+    _requested: bool = False
+
+    def ended(self, failed: bool) -> None:
+        """The task's function has returned or raised; its run is not finished yet.
+
+        Notes the steps this task logged and, when a helper follows the run's log, asks it for
+        the page now: it waits for the log's end while the run is being finished. Never raises.
+        """
+        try:
+            self._steps_taken = self._record_steps()
+            if self.enabled and self.owner and self.follower is not None:
+                self.follower.request(self._context(failed, self._steps_taken), _FINISH_WAIT_SECONDS)
+                self._requested = True
+        except Exception as exc:
+            logger.debug("the report helper could not be asked for the page: %s", exc)
+
+    def _taken(self) -> tuple[TaskSteps, ...]:
+        if self._steps_taken is None:
+            self._steps_taken = self._record_steps()
+        return self._steps_taken
+
+    def _context(self, failed: bool, task_steps: tuple[TaskSteps, ...]) -> ReportContext:
+        notes = ("The task failed; the page shows what its run recorded until then.",) if failed else ()
+        return ReportContext(url=self.url, task=self.task, notes=notes, task_steps=task_steps)
 
     def write(self, failed: bool) -> None:
         """Render the tab and flush the report (from synchronous tasks)."""
-        task_steps = self._record_steps()
+        task_steps = self._taken()
         if not self.enabled:
             return
         html_text = self._render_safely(failed, task_steps)
@@ -105,7 +130,7 @@ class ReportTab:
 
     async def write_async(self, failed: bool) -> None:
         """Render the tab (in a worker thread) and flush the report (from async tasks)."""
-        task_steps = self._record_steps()
+        task_steps = self._taken()
         if not self.enabled:
             return
         html_text = await asyncio.to_thread(self._render_safely, failed, task_steps)
@@ -170,9 +195,9 @@ class ReportTab:
             context = ReportContext(url=self.url, task=self.task, notes=tuple(notes))
             return render_report(self.run_dir, context)
         if self.follower is not None:
-            page: str | None = self.follower.finish(
-                context, _FINISH_WAIT_SECONDS, _FINISH_WAIT_SECONDS + _FOLLOWER_SECONDS
-            )
+            if not self._requested:
+                self.follower.request(context, _FINISH_WAIT_SECONDS)
+            page: str | None = self.follower.answer(_FINISH_WAIT_SECONDS + _FOLLOWER_SECONDS)
             if page is not None:
                 return page
             logger.debug("the report helper gave no page; rendering in the task's process")
