@@ -65,7 +65,7 @@ def main() -> None:
 
     run_dirs = find_offline_run_dirs(os.environ.get("WANDB_DIR", "."))
     if run_dirs:
-        print(f"Page of the run (flyte wandb report): {write_report(run_dirs[-1:])}")
+        print(f"Page of the run (flyte wandb report): {write_report(run_dirs[-1:], wait=10.0)}")
 
 
 if __name__ == "__main__":

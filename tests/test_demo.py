@@ -195,4 +195,6 @@ def test_demo_writes_the_report_pages_and_prints_their_paths(demo) -> None:
         tasks.add(page.split("<th>Flyte task</th><td>", 1)[1].split("<", 1)[0])
     assert tasks == {"pipeline", "train"}
     for path in run_pages:
-        assert path.is_file() and path.read_text().startswith("<!doctype html>")
+        page = path.read_text()
+        assert page.startswith("<!doctype html>") and "<th>state</th><td>finished</td>" in page
+        assert "<svg" in page

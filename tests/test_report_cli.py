@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from flyteplugins.wandb._cli import wandb_group
-from flyteplugins.wandb._offline import find_offline_run_dirs
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 
 def _make_run(wandb_root: Path) -> tuple[str, Path]:
@@ -26,6 +26,8 @@ def _make_run(wandb_root: Path) -> tuple[str, Path]:
         run.log({"train/loss": 1.0 / (step + 1), "val/acc": step / 30})
     run.finish()
     (run_dir,) = find_offline_run_dirs(wandb_root, run.id)
+    # wandb's service writes the end of the log just after finish() returns.
+    assert read_offline_run(run_dir, wait=20).finished
     return str(run.id), run_dir
 
 

@@ -565,10 +565,11 @@ def _configured_url(run: Any) -> str | None:
     return run_url(str(host), str(entity), str(project), run.run_id)
 
 
-def write_report(run_dirs: Sequence[Path], output: Path | None = None) -> Path:
+def write_report(run_dirs: Sequence[Path], output: Path | None = None, wait: float = 0.0) -> Path:
     """Render the page of one run (all its directories, one after the other) into an HTML file.
 
-    Returns where it was written: ``output``, or ``wandb-report-<run id>.html`` here.
+    Returns where it was written: ``output``, or ``wandb-report-<run id>.html`` here. ``wait``:
+    seconds to wait for each log's exit record (a run that has just been finished).
 
     Example:
         >>> write_report(locate_run_dirs("abc123"))  # doctest: +SKIP
@@ -579,7 +580,7 @@ def write_report(run_dirs: Sequence[Path], output: Path | None = None) -> Path:
     fragments: list[str] = []
     title = TAB_NAME
     for run_dir in run_dirs:
-        history = read_history(run_dir)
+        history = read_when_finished(run_dir, wait) if wait > 0 else read_history(run_dir)
         notes: tuple[str, ...] = ()
         if len(run_dirs) > 1:
             notes = (

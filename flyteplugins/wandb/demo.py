@@ -288,7 +288,8 @@ def _report_pages(rows: Sequence[TaskRow], flyte_run_dir: str | None, wandb_dir:
     for row in rows:
         if row.run_dirs and row.run_dirs[-1] not in written:
             written.append(row.run_dirs[-1])
-            page = write_report(row.run_dirs, wandb_dir / "reports" / f"wandb-report-{row.run_id}.html")
+            target = wandb_dir / "reports" / f"wandb-report-{row.run_id}.html"
+            page = write_report(row.run_dirs, target, wait=10.0)
             print(f"  {_shown_path(page)}", file=out)
 
 
