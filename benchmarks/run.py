@@ -847,11 +847,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller samples; print only, write nothing")
     parser.add_argument("--profile", action="store_true", help="print where the time goes (this package)")
     parser.add_argument("--reference", default=DEFAULT_REFERENCE_PYTHON, help="python of the reference venv")
+    parser.add_argument("--report-tab", action="store_true", help="time the W&B report tab (only that)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.report_tab:
+        return report_tab_main()
     if args.worker:
         _worker_main(args.worker, Path(args.out), Settings(**json.loads(args.settings)))
         return 0
@@ -1081,6 +1084,127 @@ def lineage_rows(result: dict[str, Any]) -> list[Row]:
             _yes(f["size_ratio"] <= REFERENCE_SIZE_RATIO_TARGET),
         ),
     ]
+
+
+# --- the "Weights & Biases" report tab (docs/performance.md, "Report tab") ------------------------
+
+REPORT_STEPS = 20_000
+REPORT_METRICS = 10
+REPORT_ROUNDS = 5
+REPORT_TAB_TARGET = 0.10
+
+
+def report_tab_benchmark(
+    steps: int = REPORT_STEPS, metrics: int = REPORT_METRICS, rounds: int = REPORT_ROUNDS
+) -> str:
+    """Time a local task that logs ``steps`` x ``metrics`` with and without its report tab.
+
+    Both tasks start their own offline run and log the same values; the one declared with
+    ``report=True`` also reads its run's log and writes the tab when it ends. Rounds are
+    interleaved (plain, with tab) after a small warm-up; the overhead is the median difference
+    against the median plain task. The tab's build alone (read the log, plan, draw) is timed on the
+    last run's directory. Returns a markdown table.
+    """
+    import math
+
+    with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
+        workdir = Path(tmp)
+        os.chdir(workdir)
+        _offline_wandb(workdir)
+        import flyte
+
+        from flyteplugins.wandb import get_wandb_run, wandb_init
+        from flyteplugins.wandb._history import read_history
+        from flyteplugins.wandb._report import render_report
+
+        env = flyte.TaskEnvironment(name="bench_report")
+        keys = [f"group{k % 3}/metric{k}" for k in range(metrics)]
+
+        def body(n: int) -> str:
+            run = get_wandb_run()
+            for step in range(n):
+                run.log(
+                    {
+                        key: math.exp(-step / 4000) + 0.01 * math.sin(step * (k + 1))
+                        for k, key in enumerate(keys)
+                    }
+                )
+            return os.path.dirname(run.dir)
+
+        @wandb_init(run_mode="new")
+        @env.task
+        async def plain(n: int) -> str:
+            return body(n)
+
+        @wandb_init(run_mode="new")
+        @env.task(report=True)
+        async def with_tab(n: int) -> str:
+            return body(n)
+
+        from flyteplugins.wandb._report_tab import ReportTab
+
+        # How long each task spends on its tab at its end (measured around the plugin's own call).
+        at_end: list[float] = []
+        write_async = ReportTab.write_async
+
+        async def timed_write(self: Any, failed: bool) -> None:
+            start = time.perf_counter()
+            await write_async(self, failed)
+            at_end.append(time.perf_counter() - start)
+
+        ReportTab.write_async = timed_write  # type: ignore[method-assign]
+
+        def timed(task: Any, n: int) -> tuple[float, str]:
+            start = time.perf_counter()
+            run_dir = _run_local(task, n)
+            return time.perf_counter() - start, str(run_dir)
+
+        timed(plain, 200)
+        timed(with_tab, 200)
+        at_end.clear()
+        plain_s: list[float] = []
+        tab_s: list[float] = []
+        run_dir = ""
+        for _ in range(rounds):
+            plain_s.append(timed(plain, steps)[0])
+            seconds, run_dir = timed(with_tab, steps)
+            tab_s.append(seconds)
+        ReportTab.write_async = write_async  # type: ignore[method-assign]
+        build_s: list[float] = []
+        size = 0
+        for _ in range(3):
+            start = time.perf_counter()
+            page = render_report(read_history(run_dir))
+            build_s.append(time.perf_counter() - start)
+            size = len(page.encode())
+    plain_m, tab_m, build_m, end_m = (statistics.median(v) for v in (plain_s, tab_s, build_s, at_end))
+    # Paired: each round's task with the tab against the plain task just before it.
+    paired = statistics.median(t - p for p, t in zip(plain_s, tab_s, strict=True))
+    overhead = end_m / plain_m
+    rows = [
+        "| measurement | value |",
+        "|---|---|",
+        f"| task logging {steps:,} steps x {metrics} metrics, no tab (median of {rounds})"
+        f" | {plain_m:.2f} s |",
+        f"| the same task with `report=True` (the tab written at its end) | {tab_m:.2f} s |",
+        f"| time the task spends on its tab at its end (target <= {REPORT_TAB_TARGET:.0%} of the task)"
+        f" | {end_m:.2f} s ({overhead:.1%}) {_yes(overhead <= REPORT_TAB_TARGET)} |",
+        f"| wall-time difference, paired by round (noisy on a shared machine)"
+        f" | {paired:+.2f} s ({paired / plain_m:+.1%}) |",
+        f"| the tab built in the task's process instead (no helper): read the whole log, plan, draw"
+        f" | {build_m:.2f} s "
+        f"({build_m / plain_m:.1%} of the task) |",
+        f"| page size | {size / 1024:.0f} KB |",
+    ]
+    return "\n".join(rows)
+
+
+def report_tab_main() -> int:
+    """``benchmarks/run.py --report-tab``: print the report tab's table."""
+    machine = machine_info()
+    table = report_tab_benchmark()
+    print(f"{table}\n\nload average {machine['load']} at start")
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,6 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ "$0" -nt "$STAMP" ]
   # The CPU build of torch (for the end-to-end torchrun test of distributed training) is asked for
   # in the same command, so that flyteplugins-pytorch's plain "torch" requirement is met by it
   # instead of pulling a multi-gigabyte CUDA build.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[dev,docs]"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[dev,docs,report]"
   touch "$STAMP"
 fi

@@ -199,3 +199,23 @@ def test_demo_shows_the_backlink_and_a_reference_artifact(demo) -> None:
     assert artifact.uris == [f"file://{model}"]
     assert f"artifact {artifact.name} (flyte-file)" in section
     assert f"references: file://{model}" in section
+
+
+def test_demo_writes_the_report_pages_and_prints_their_paths(demo) -> None:
+    result, cwd = demo
+    section = result.stdout.split("Charts of the runs: report pages", 1)[1]
+    listed = [line.strip() for line in section.splitlines() if line.strip().endswith(".html")]
+    flyte_reports = [Path(p) for p in listed if p.endswith("report.html")]
+    run_pages = [cwd / p for p in listed if not p.endswith("report.html")]
+    # pipeline and train are declared with report=True: their Flyte reports have the W&B tab.
+    assert len(flyte_reports) == 2 and len(run_pages) == 3
+    tasks = set()
+    for path in flyte_reports:
+        page = path.read_text()
+        assert "Weights &amp; Biases</li>" in page and "<svg" in page
+        tasks.add(page.split("<th>Flyte task</th><td>", 1)[1].split("<", 1)[0])
+    assert tasks == {"pipeline", "train"}
+    for path in run_pages:
+        page = path.read_text()
+        assert page.startswith("<!doctype html>") and "<th>state</th><td>finished</td>" in page
+        assert "<svg" in page

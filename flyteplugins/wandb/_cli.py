@@ -98,6 +98,7 @@ def wandb_group() -> None:
     flyte wandb link ...         the W&B link a task would get
     flyte wandb check            will W&B work for a task? (mode, credentials, server)
     flyte wandb demo             run a local workflow with W&B in offline mode
+    flyte wandb report RUN       a local run's charts as one HTML page
     """
 
 
@@ -222,3 +223,38 @@ def demo_command(wandb_dir: str) -> None:
     from .demo import main
 
     raise SystemExit(main(["--dir", wandb_dir]))
+
+
+@wandb_group.command(name="report")
+@click.argument("target", metavar="RUN_DIR|RUN_ID")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Where to write the page (default: wandb-report-<run id>.html here).",
+)
+def report_command(target: str, output: str | None) -> None:
+    """Write a local run's charts, config and summary as one HTML page (no Flyte, no W&B server).
+
+    RUN_DIR is a run's folder (wandb/offline-run-... or wandb/run-...); a RUN_ID is looked up in
+    the local wandb folders (the configured dir, WANDB_DIR, the working directory). The page is
+    the one the "Weights & Biases" tab of a task's Flyte report shows.
+    """
+    from pathlib import Path
+
+    from ._report import REPORT_EXTRA_HINT, charts_available, locate_run_dirs, write_report
+
+    if not charts_available():
+        _fail(f"the report's charts need the drawing library pygal: {REPORT_EXTRA_HINT}")
+    run_dirs = locate_run_dirs(target)
+    if not run_dirs:
+        _fail(
+            f"no W&B run directory or run id {target!r} here: give a run folder such as "
+            "wandb/offline-run-20250101_120000-abc123, or the id of a run under WANDB_DIR or this folder"
+        )
+    try:
+        written = write_report(run_dirs, Path(output) if output else None)
+    except (OSError, ValueError) as exc:
+        _fail(f"could not write the report of {target!r}: {exc}")
+    click.echo(f"Wrote the report of {target} to {written}")

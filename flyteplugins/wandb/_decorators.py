@@ -81,13 +81,25 @@ def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
         download_after_task_sync(scope.active.identity)
 
 
+def _begin_tab(scope: RunScope, report: tuple[str, bool] | None) -> Any:
+    if report is None or scope.active is None:
+        return None
+    from ._report_tab import begin_tab
+
+    return begin_tab(scope, *report)
+
+
 def _wrap(
     fn: Callable[..., Any],
     make_scope: Callable[[], RunScope],
     download: Callable[[RunScope], bool],
     lineage: TaskLineage,
+    report: tuple[str, bool] | None = None,
 ) -> Callable[..., Any]:
-    """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function."""
+    """Run ``fn`` inside the W&B run ``make_scope()`` plans, for a task or a plain function.
+
+    ``report`` is a task's (short name, declared with ``report=True``): its report tab.
+    """
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -103,6 +115,7 @@ def _wrap(
             scope.activate()
             if call is not None:
                 call.started(scope)
+            tab = _begin_tab(scope, report)
             failed = True
             try:
                 with guard(scope):
@@ -112,7 +125,11 @@ def _wrap(
                     await asyncio.to_thread(call.succeeded, scope, result)
             finally:
                 scope.deactivate()
+                if tab is not None:
+                    tab.ended(failed)
                 await _after_async(scope, failed, download(scope))
+                if tab is not None:
+                    await tab.write_async(failed)
             return result
 
         return async_wrapper
@@ -125,6 +142,7 @@ def _wrap(
         scope.activate()
         if call is not None:
             call.started(scope)
+        tab = _begin_tab(scope, report)
         failed = True
         try:
             with guard(scope):
@@ -134,7 +152,11 @@ def _wrap(
                 call.succeeded(scope, result)
         finally:
             scope.deactivate()
+            if tab is not None:
+                tab.ended(failed)
             _after_sync(scope, failed, download(scope))
+            if tab is not None:
+                tab.write(failed)
         return result
 
     return sync_wrapper
@@ -147,6 +169,7 @@ def _wrap_task_function(
     topology: ElasticTopology | None = None,
     declared_env: frozenset[str] = frozenset(),
     lineage: TaskLineage | None = None,
+    report: tuple[str, bool] | None = None,
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
@@ -154,7 +177,9 @@ def _wrap_task_function(
     from ._lineage import TaskLineage
 
     lineage = lineage or TaskLineage.for_function(fn)
-    return _wrap(fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage)
+    return _wrap(
+        fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage, report
+    )
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
@@ -191,8 +216,10 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the W&B behaviour, and Elastic runs the wrapper in every worker.
+    # The "Weights & Biases" report tab, for tasks declared with report=True.
+    report = (str(getattr(task, "short_name", None) or task.name), bool(getattr(task, "report", False)))
     decorated.func = _wrap_task_function(
-        task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage
+        task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage, report
     )
     # `flyte wandb check --task` resolves the settings as this task would.
     setattr(decorated.func, "_flyteplugins_wandb_layer", task_layer)  # noqa: B010

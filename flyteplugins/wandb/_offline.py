@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -138,6 +139,10 @@ class OfflineRun:
         offline: the directory is an offline run's (``offline-run-...``); ``run-...`` directories
             are online runs', including an online start that failed because the server could not
             be reached (its log holds the run record and an exit record, no history).
+        step_metrics: the x axis declared for a metric with ``run.define_metric(name,
+            step_metric=...)``, by metric name (or glob, such as ``train/*``).
+        bytes_read, log_size: how far into the transaction log reading got, and the log's size:
+            equal unless ``truncated``.
 
     Example:
         >>> from pathlib import Path
@@ -172,6 +177,9 @@ class OfflineRun:
     truncated: bool = False
     offline: bool = True
     artifacts: list[OfflineArtifact] = field(default_factory=list)
+    step_metrics: dict[str, str] = field(default_factory=dict)
+    bytes_read: int = 0
+    log_size: int = 0
 
     @property
     def finished(self) -> bool:
@@ -298,10 +306,11 @@ def _read_once(path: Path) -> OfflineRun:
     log_file = _log_file(path)
     match = _LOG_FILE.match(log_file.name)
     builder = _RunBuilder(log_file.parent, match.group("id") if match else log_file.stem)
-    records, truncated = _decode(log_file)
+    records, truncated, bytes_read, log_size = _decode(log_file)
     for record in records:
         builder.apply(record)
-    return builder.build(truncated)
+    run = builder.build(truncated)
+    return dataclasses.replace(run, bytes_read=bytes_read, log_size=log_size)
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[Any]:
@@ -314,7 +323,7 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Any]:
         >>> kinds[:2]  # doctest: +SKIP
         ['header', 'run']
     """
-    records, _ = _decode(_log_file(Path(path)))
+    records, *_ = _decode(_log_file(Path(path)))
     yield from records
 
 
@@ -360,23 +369,26 @@ def _log_file(path: Path) -> Path:
     return logs[0]
 
 
-def _decode(log_file: Path) -> tuple[list[Any], bool]:
+def _decode(log_file: Path) -> tuple[list[Any], bool, int, int]:
+    """The log's records, whether it ended in an incomplete chunk, the bytes read, its size."""
     from wandb.proto import wandb_internal_pb2
 
-    payloads, truncated = _scan(log_file.read_bytes(), log_file)
+    data = log_file.read_bytes()
+    payloads, truncated, stop = _scan(data, log_file)
     records: list[Any] = []
     for payload in payloads:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(payload)
         records.append(record)
-    return records, truncated
+    return records, truncated, stop, len(data)
 
 
-def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
-    """Split a log's bytes into record payloads; also whether it ended in an incomplete chunk."""
+def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool, int]:
+    """Split a log's bytes into record payloads; whether it ended in an incomplete chunk; where
+    reading stopped (the end of the last complete record)."""
     if len(data) < _FILE_HEADER.size:
         # Created but not yet written to: the header comes with the first flush.
-        return [], True
+        return [], True, 0
     ident, magic, version = _FILE_HEADER.unpack_from(data)
     if ident != _IDENT or magic != _MAGIC:
         raise OfflineRunFormatError(f"{source} is not a wandb transaction log")
@@ -385,6 +397,7 @@ def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
     payloads: list[bytes] = []
     pending: bytearray | None = None
     pos = _FILE_HEADER.size
+    done = pos
     end = len(data)
     while True:
         block_left = _BLOCK - pos % _BLOCK
@@ -392,23 +405,24 @@ def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
             pos += block_left
             continue
         if pos >= end:
-            return payloads, pending is not None
+            return payloads, pending is not None, done if pending is not None else end
         if pos + _CHUNK_HEADER.size > end:
-            return payloads, True
+            return payloads, True, done
         checksum, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
         chunk_end = pos + _CHUNK_HEADER.size + length
         if kind not in _CRC_SEED or chunk_end > end or length > block_left - _CHUNK_HEADER.size:
             # Zeroes or a chunk running past the end: the writer has not finished this part.
             _log_stop(source, pos, end)
-            return payloads, True
+            return payloads, True, done
         payload = data[pos + _CHUNK_HEADER.size : chunk_end]
         if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
             _log_stop(source, pos, end)
-            return payloads, True
+            return payloads, True, done
         pos = chunk_end
         if kind == _FULL:
             pending = None
             payloads.append(payload)
+            done = pos
         elif kind == _FIRST:
             pending = bytearray(payload)
         elif pending is not None:
@@ -416,6 +430,7 @@ def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
             if kind == _LAST:
                 payloads.append(bytes(pending))
                 pending = None
+                done = pos
 
 
 def _log_stop(source: Path, pos: int, end: int) -> None:
@@ -489,6 +504,7 @@ class _RunBuilder:
         self.start_time: float | None = None
         self.host: str | None = None
         self.artifacts: list[OfflineArtifact] = []
+        self.step_metrics: dict[str, str] = {}
 
     def apply(self, record: Any) -> None:
         kind = record.WhichOneof("record_type")
@@ -533,6 +549,10 @@ class _RunBuilder:
                     references=tuple((e.path, e.ref, e.digest, int(e.size)) for e in art.manifest.contents),
                 )
             )
+        elif kind == "metric":
+            name = record.metric.name or record.metric.glob_name
+            if name and record.metric.step_metric:
+                self.step_metrics[name] = record.metric.step_metric
 
     def _run(self, run: Any) -> None:
         # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
@@ -598,4 +618,5 @@ class _RunBuilder:
             truncated=truncated,
             offline=not self.directory.name.startswith("run-"),
             artifacts=self.artifacts,
+            step_metrics=self.step_metrics,
         )

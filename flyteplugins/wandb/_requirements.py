@@ -191,10 +191,19 @@ def _scan() -> tuple[Package, ...]:
     import warnings
     from importlib.metadata import distributions
 
-    try:  # the adapter importlib.metadata wraps metadata in: missing headers behave as there
-        adapt: Any = importlib.import_module("importlib.metadata._adapters").Message
-    except (ImportError, AttributeError):  # pragma: no cover - a Python without it
-        adapt = None
+    # Each distribution's metadata is wrapped in the adapter of the implementation that found it
+    # (the standard library's importlib.metadata, or the importlib_metadata backport once a package
+    # has imported it): missing headers then behave exactly as in wandb's scan.
+    adapters: dict[str, Any] = {}
+
+    def adapter_of(dist: Any) -> Any:
+        module = type(dist).__module__
+        if module not in adapters:
+            try:
+                adapters[module] = importlib.import_module(f"{module}._adapters").Message
+            except (ImportError, AttributeError):  # pragma: no cover - an implementation without it
+                adapters[module] = None
+        return adapters[module]
 
     packages = []
     with warnings.catch_warnings():
@@ -206,6 +215,7 @@ def _scan() -> tuple[Package, ...]:
                 if text is None:
                     continue  # no metadata file: wandb's scan fails on it (TypeError) and skips it
                 parsed = email.message_from_string(text.split("\n\n", 1)[0])
+                adapt = adapter_of(dist)
                 headers = adapt(parsed) if adapt is not None else parsed
                 packages.append(Package(str(headers["Name"]), str(headers["Version"])))
     return tuple(packages)

@@ -54,6 +54,8 @@ _DEMO_TAGS = ["demo", "offline"]
 env = flyte.TaskEnvironment(name="flyte_wandb_demo")
 # flyte ships no type information; a typed alias keeps mypy checking the task bodies.
 task: Callable[[Callable[..., Any]], Any] = env.task
+# Tasks whose Flyte report gets the "Weights & Biases" tab (charts of their run).
+report_task: Callable[[Callable[..., Any]], Any] = env.task(report=True)
 
 
 def _log(metrics: Mapping[str, float]) -> str:
@@ -73,7 +75,7 @@ async def prepare_data(rows: int) -> str:
 
 
 @wandb_init(run_mode="new", job_type="train")
-@task
+@report_task
 async def train(learning_rate: float, epochs: int) -> str:
     """``new``: a run of its own, with a short loss curve."""
     run_id = ""
@@ -109,7 +111,7 @@ async def export_model(epochs: int) -> File:
 
 
 @wandb_init
-@task
+@report_task
 async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5) -> str:
     """The parent task: starts the workflow's run and calls the children.
 
@@ -305,6 +307,29 @@ def _lineage_report(rows: Sequence[TaskRow], out: TextIO) -> None:
         print(f"    metadata:   {artifact.metadata}", file=out)
 
 
+def _report_pages(rows: Sequence[TaskRow], flyte_run_dir: str | None, wandb_dir: Path, out: TextIO) -> None:
+    """Where the tasks' Flyte reports (W&B tab) are; one page per run, as ``flyte wandb report``."""
+    from ._report import charts_available, write_report
+
+    _heading("Charts of the runs: report pages", out)
+    reports = sorted(Path(flyte_run_dir).rglob("report.html")) if flyte_run_dir else []
+    if reports:
+        print("The Flyte reports of the tasks declared with report=True (tab 'Weights & Biases'):", file=out)
+        for path in reports:
+            print(f"  {_shown_path(path)}", file=out)
+    if not charts_available():
+        print("Charts need the drawing library pygal: pip install 'flyteplugins-wandb[report]'", file=out)
+        return
+    print("One page per run, as `flyte wandb report RUN_DIR` writes it:", file=out)
+    written: list[Path] = []
+    for row in rows:
+        if row.run_dirs and row.run_dirs[-1] not in written:
+            written.append(row.run_dirs[-1])
+            target = wandb_dir / "reports" / f"wandb-report-{row.run_id}.html"
+            page = write_report(row.run_dirs, target, wait=10.0)
+            print(f"  {_shown_path(page)}", file=out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo workflow and print what it did; returns the process exit code.
 
@@ -360,13 +385,15 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
             flyte.init()
         tracker = ActionTracker()
         try:
-            flyte.with_runcontext(
+            flyte_run = flyte.with_runcontext(
                 mode="local", name=run_name, custom_context=dict(context), _tracker=tracker
             ).run(pipeline)
         except Exception as exc:
             print(f"The demo workflow failed: {type(exc).__name__}: {exc}", file=out)
             return 1
-        _report(_rows(tracker, wandb_dir), context, wandb_dir, out)
+        rows = _rows(tracker, wandb_dir)
+        _report(rows, context, wandb_dir, out)
+        _report_pages(rows, getattr(flyte_run, "url", None), wandb_dir, out)
     return 0
 
 

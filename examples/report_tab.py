@@ -1,0 +1,72 @@
+"""Report tab: the task's W&B charts in its Flyte report, with no account and no network.
+
+A task declared with ``report=True`` and ``@wandb_init`` gets a "Weights & Biases" tab in its
+Flyte report when it ends: the run's link, identity, config and summary, and one chart per logged
+metric. Here a toy training loop logs a loss curve per step and validation metrics per epoch
+(``define_metric`` makes ``epoch`` their x axis). Afterwards the script prints where the report
+is, and writes the same page for the run with ``flyte wandb report``'s code.
+
+    python examples/report_tab.py
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+
+import flyte
+
+from flyteplugins.wandb import get_wandb_run, wandb_init
+
+env = flyte.TaskEnvironment(name="report_tab")
+
+
+@wandb_init(project="report-tab", entity="my-team", tags=["example"])
+@env.task(report=True)
+async def train(epochs: int = 6, steps_per_epoch: int = 250, learning_rate: float = 0.05) -> float:
+    run = get_wandb_run()
+    run.config.update({"epochs": epochs, "steps_per_epoch": steps_per_epoch, "learning_rate": learning_rate})
+    run.define_metric("epoch")
+    run.define_metric("val/*", step_metric="epoch")
+    noise = random.Random(0)
+    total = epochs * steps_per_epoch
+    loss = 2.3
+    for step in range(total):
+        lr = learning_rate * 0.5 * (1 + math.cos(math.pi * step / total))
+        loss = 0.15 + 2.15 * math.exp(-step / 400) + noise.gauss(0, 0.06)
+        run.log(
+            {
+                "train/loss": loss,
+                "train/learning_rate": lr,
+                "train/grad_norm": abs(noise.gauss(1.5 * math.exp(-step / 900), 0.2)),
+                "perf/samples_per_second": 1200 + noise.gauss(0, 40),
+            }
+        )
+        if (step + 1) % steps_per_epoch == 0:
+            epoch = step // steps_per_epoch
+            run.log({"epoch": epoch, "val/loss": loss + 0.08, "val/accuracy": 0.97 - 0.6 * math.exp(-epoch)})
+    run.summary["best_val_accuracy"] = 0.97 - 0.6 * math.exp(-(epochs - 1))
+    return loss
+
+
+def main() -> None:
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    flyte.init()
+    run = flyte.with_runcontext(mode="local").run(train)
+    print(f"final loss: {run.outputs()[0]:.3f}")
+    for report in sorted(Path(run.url).rglob("report.html")):
+        print(f"Flyte report (tab 'Weights & Biases'): {report}")
+
+    from flyteplugins.wandb._offline import find_offline_run_dirs
+    from flyteplugins.wandb._report import write_report
+
+    run_dirs = find_offline_run_dirs(os.environ.get("WANDB_DIR", "."))
+    if run_dirs:
+        print(f"Page of the run (flyte wandb report): {write_report(run_dirs[-1:], wait=10.0)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,596 @@
+"""The report page of one W&B run: identity, notes, charts (inline SVG) and the config and summary.
+
+One entry point, :func:`render_report`, gives the HTML fragment that the Flyte report tab shows
+(see ``_report_tab.py``); :func:`render_page` wraps the same fragment into a standalone document,
+which ``flyte wandb report`` writes. The data are read from the run's own transaction log
+(:func:`~flyteplugins.wandb._history.read_history`) and the charts are planned by the pure
+:func:`~flyteplugins.wandb._chart_model.plan_charts`.
+
+The charts are drawn by pygal (the ``report`` extra), as SVG, with pygal's script and styles
+removed: the page needs no JavaScript and nothing from the network (Flyte UIs are often
+air-gapped), and one stylesheet in the page colours every chart for light and dark themes. Without
+pygal the page is still written, without charts, and says how to get them.
+
+Everything taken from the run (names, keys, values, config) is escaped; the run's link is used
+only when it is an http(s) address; values under names that look like credentials are hidden.
+
+Example:
+    >>> from flyteplugins.wandb._report import safe_url
+    >>> safe_url("javascript:alert(1)") is None, safe_url("https://wandb.ai/e/p/runs/r")
+    (True, 'https://wandb.ai/e/p/runs/r')
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import shlex
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._chart_model import Chart, ChartModel, plan_charts
+from ._history import RunHistory, read_history
+
+__all__ = [
+    "REPORT_EXTRA_HINT",
+    "TAB_NAME",
+    "ReportContext",
+    "TaskSteps",
+    "charts_available",
+    "locate_run_dirs",
+    "render_page",
+    "render_report",
+    "safe_url",
+    "write_report",
+]
+
+TAB_NAME = "Weights & Biases"
+REPORT_EXTRA_HINT = "pip install 'flyteplugins-wandb[report]'"
+_CELL_LIMIT = 300
+_TABLE_ROWS = 200
+_POLL_SECONDS = 0.05
+_HIDDEN = "&lt;hidden&gt;"
+
+
+@dataclass(frozen=True)
+class TaskSteps:
+    """The steps one Flyte task logged into a run it shared with other tasks in this process.
+
+    Example:
+        >>> TaskSteps("train", "a1", 10, 20).describe()
+        'train (a1): steps 10-19'
+    """
+
+    task: str
+    action: str
+    first: int
+    end: int
+
+    def describe(self) -> str:
+        """A short text for the page.
+
+        Example:
+            >>> TaskSteps("eval", "a2", 5, 5).describe()
+            'eval (a2): no steps'
+        """
+        if self.end <= self.first:
+            steps = "no steps"
+        elif self.end - self.first == 1:
+            steps = f"step {self.first}"
+        else:
+            steps = f"steps {self.first}-{self.end - 1}"
+        return f"{self.task} ({self.action}): {steps}"
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the caller knows about the run beyond its log.
+
+    Attributes:
+        url: the run's W&B page (used only if http or https).
+        task: the Flyte task whose report this is.
+        notes: sentences shown above the charts (plain text; escaped).
+        task_steps: for a run shared by several tasks of this process, which task logged which steps.
+
+    Example:
+        >>> ReportContext(url="https://wandb.ai/e/p/runs/r", task="train").task
+        'train'
+    """
+
+    url: str | None = None
+    task: str | None = None
+    notes: tuple[str, ...] = ()
+    task_steps: tuple[TaskSteps, ...] = field(default_factory=tuple)
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) address, else ``None``.
+
+    Example:
+        >>> safe_url("http://localhost:8080/e/p/runs/r"), safe_url("data:text/html,x"), safe_url(None)
+        ('http://localhost:8080/e/p/runs/r', None, None)
+    """
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def charts_available() -> bool:
+    """Whether the drawing library (pygal, the ``report`` extra) is installed.
+
+    Example:
+        >>> isinstance(charts_available(), bool)
+        True
+    """
+    import importlib.util
+
+    return importlib.util.find_spec("pygal") is not None
+
+
+def read_when_finished(run_dir: str | os.PathLike[str], wait: float) -> RunHistory:
+    """Read a run directory, re-reading for up to ``wait`` seconds until its log has an exit record.
+
+    Example:
+        >>> read_when_finished(run_dir, wait=5).run.finished  # doctest: +SKIP
+        True
+    """
+    from ._history import log_has_exit
+
+    deadline = time.monotonic() + wait
+    # Wait on the log's last blocks only: re-reading a long log costs as much as reading it.
+    while time.monotonic() < deadline:
+        try:
+            if log_has_exit(run_dir):
+                break
+        except OSError:
+            pass
+        time.sleep(_POLL_SECONDS)
+    return read_history(run_dir)
+
+
+def render_report(
+    run_dir: str | os.PathLike[str] | RunHistory,
+    context: ReportContext | None = None,
+    *,
+    charts: bool | None = None,
+) -> str:
+    """The report of one run directory (online or offline), as an HTML fragment.
+
+    ``run_dir`` is a run directory or an already read :class:`RunHistory`. ``charts=False``
+    leaves the charts out (the default is to draw them when pygal is installed). A log that
+    cannot be read at all gives a page that says why.
+
+    Example:
+        >>> html_text = render_report("wandb/offline-run-20250101_120000-abc")  # doctest: +SKIP
+        >>> "<svg" in html_text  # doctest: +SKIP
+        True
+    """
+    context = context or ReportContext()
+    draw = charts_available() if charts is None else charts
+    if isinstance(run_dir, RunHistory):
+        history = run_dir
+    else:
+        try:
+            history = read_history(run_dir)
+        except (OSError, ValueError) as exc:
+            return _section(
+                _header(context.url, offline=None)
+                + _notes([*context.notes, f"The run's files could not be read: {exc}"])
+            )
+    return _render(history, context, draw)
+
+
+def render_page(fragment: str, title: str = TAB_NAME) -> str:
+    """A standalone HTML document around a report fragment.
+
+    Example:
+        >>> render_page("<p>x</p>", "a <b>").startswith("<!doctype html>")
+        True
+    """
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="color-scheme" content="light dark">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{margin:0}</style></head>\n<body>\n" + fragment + "\n</body></html>\n"
+    )
+
+
+_STYLE = """<style>
+.fw-report{--fw-fg:#1f2328;--fw-muted:#57606a;--fw-bg:#ffffff;--fw-card:#f6f8fa;--fw-border:#d0d7de;
+--fw-grid:rgba(127,127,127,.25);--fw-line:#0b66d6;--fw-accent:#ffcc33;--fw-accent-fg:#1f2328;
+--fw-warn-bg:#fff8c5;--fw-warn-border:#d4a72c;
+color:var(--fw-fg);background:var(--fw-bg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,
+Helvetica,Arial,sans-serif;padding:16px 20px;border-radius:8px;max-width:1400px}
+@media (prefers-color-scheme:dark){.fw-report{--fw-fg:#e6edf3;--fw-muted:#9da7b3;--fw-bg:#0d1117;
+--fw-card:#161b22;--fw-border:#30363d;--fw-grid:rgba(200,200,200,.18);--fw-line:#58a6ff;
+--fw-warn-bg:#2d2a14;--fw-warn-border:#9e7c1a}}
+.fw-report h2{font-size:20px;margin:0 12px 0 0;display:inline-block;vertical-align:middle}
+.fw-report h3{font-size:16px;margin:22px 0 8px;border-bottom:1px solid var(--fw-border);padding-bottom:4px}
+.fw-report h4{font-size:14px;margin:14px 0 6px;color:var(--fw-muted);text-transform:none}
+.fw-report .fw-head{display:flex;align-items:center;flex-wrap:wrap;gap:10px;margin-bottom:10px}
+.fw-report a.fw-button{display:inline-block;background:var(--fw-accent);color:var(--fw-accent-fg);
+font-weight:600;padding:6px 14px;border-radius:6px;text-decoration:none}
+.fw-report a.fw-button:hover{filter:brightness(.95)}
+.fw-report .fw-muted{color:var(--fw-muted)}
+.fw-report ul.fw-notes{list-style:none;margin:8px 0;padding:0}
+.fw-report ul.fw-notes li{background:var(--fw-warn-bg);border-left:4px solid var(--fw-warn-border);
+padding:6px 10px;margin:4px 0;border-radius:4px}
+.fw-report table{border-collapse:collapse;margin:4px 0 8px;font-size:13px}
+.fw-report th,.fw-report td{border:1px solid var(--fw-border);padding:4px 8px;text-align:left;
+vertical-align:top;word-break:break-word;max-width:640px}
+.fw-report th{background:var(--fw-card);font-weight:600}
+.fw-report code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;
+background:var(--fw-card);padding:1px 4px;border-radius:4px}
+.fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+.fw-report figure{margin:0;background:var(--fw-card);border:1px solid var(--fw-border);border-radius:6px;
+padding:8px 8px 4px}
+.fw-report figcaption{font-weight:600;font-size:13px;word-break:break-all}
+.fw-report figcaption .fw-muted{font-weight:400;font-size:12px}
+.fw-report svg.pygal-chart{width:100%;height:auto;display:block;font-family:inherit}
+.fw-report .pygal-chart .background{fill:transparent}
+.fw-report .pygal-chart text{fill:var(--fw-muted);font-size:10px}
+.fw-report .pygal-chart .title{fill:var(--fw-muted);font-size:12px;text-anchor:middle}
+.fw-report .pygal-chart .axis.x text,.fw-report .pygal-chart text.no_data{text-anchor:middle}
+.fw-report .pygal-chart .axis.y text{text-anchor:end}
+.fw-report .pygal-chart .axis .line{stroke:var(--fw-muted);stroke-width:1}
+.fw-report .pygal-chart .axis .guide.line{stroke:var(--fw-grid);stroke-dasharray:none;stroke-width:1}
+.fw-report .pygal-chart .axis .major.line{stroke:var(--fw-grid);stroke-width:1}
+.fw-report .pygal-chart .series .line{fill:none;stroke:var(--fw-line);stroke-width:1.6;
+stroke-linejoin:round}
+.fw-report .pygal-chart .tooltip{display:none}
+.fw-report .pygal-chart .dots .dot{fill:var(--fw-line);stroke:var(--fw-line);stroke-width:2}
+.fw-report details>summary{cursor:pointer;font-weight:600;margin:6px 0}
+</style>"""
+
+
+def _section(body: str, run_id: str = "") -> str:
+    attribute = f' data-run-id="{html.escape(run_id)}"' if run_id else ""
+    return f'<section class="fw-report"{attribute}>\n{_STYLE}\n{body}\n</section>'
+
+
+def _header(url: str | None, offline: bool | None) -> str:
+    link = safe_url(url)
+    button = ""
+    if link is not None:
+        label = "Open in W&amp;B (after wandb sync)" if offline else "Open in W&amp;B"
+        button = (
+            f'<a class="fw-button" href="{html.escape(link, quote=True)}" target="_blank" '
+            f'rel="noopener noreferrer">{label} &#8599;</a>'
+        )
+    return f'<div class="fw-head"><h2>Weights &amp; Biases</h2>{button}</div>'
+
+
+def _notes(notes: Iterable[str]) -> str:
+    items = "".join(f"<li>{html.escape(note)}</li>" for note in notes if note)
+    return f'<ul class="fw-notes">{items}</ul>' if items else ""
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float) and not math.isfinite(value):
+        text = str(value)
+    else:
+        try:
+            text = json.dumps(value, default=str, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    if len(text) > _CELL_LIMIT:
+        text = text[:_CELL_LIMIT] + f"... (+{len(text) - _CELL_LIMIT} characters)"
+    return html.escape(text)
+
+
+def _looks_secret(key: str) -> bool:
+    from ._settings import _CREDENTIAL_NAME
+
+    return any(_CREDENTIAL_NAME.search(part) for part in key.split("."))
+
+
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and "_type" not in value:
+            rows.extend(_flatten(value, name + "."))
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("key", "value")) -> str:
+    shown = rows[:_TABLE_ROWS]
+    body = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{_HIDDEN if _looks_secret(key) else _text(value)}</td></tr>"
+        for key, value in shown
+    )
+    more = ""
+    if len(rows) > len(shown):
+        more = f'<p class="fw-muted">{len(rows) - len(shown)} more entries are not shown.</p>'
+    return f"<table><tr><th>{head[0]}</th><th>{head[1]}</th></tr>{body}</table>{more}"
+
+
+def _identity(history: RunHistory, context: ReportContext) -> str:
+    run = history.run
+    if run.exit_code is None:
+        state = "running, or stopped without finishing (no exit record)"
+    elif run.exit_code == 0:
+        state = "finished"
+    else:
+        state = f"failed (exit code {run.exit_code})"
+    mode = "offline" if run.offline else "online"
+    if run.label:
+        mode += f", shared writer {run.label!r}"
+    elif run.shared_mode:
+        mode += ", shared"
+    rows: list[tuple[str, Any]] = [
+        ("entity", run.entity or "(none recorded; set when synced)"),
+        ("project", run.project or "(none)"),
+        ("run id", run.run_id),
+    ]
+    if run.name:
+        rows.append(("name", run.name))
+    if run.group:
+        rows.append(("group", run.group))
+    if run.job_type:
+        rows.append(("job type", run.job_type))
+    if run.tags:
+        rows.append(("tags", ", ".join(run.tags)))
+    rows.extend([("mode", mode), ("state", state), ("steps logged", history.rows)])
+    if context.task:
+        rows.append(("Flyte task", context.task))
+    rows.append(("run directory", str(run.path)))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_text(v)}</td></tr>" for k, v in rows)
+    sync = ""
+    if run.offline:
+        command = f"wandb sync {shlex.quote(str(run.path))}"
+        sync = f"<p>Upload this offline run with <code>{html.escape(command)}</code></p>"
+    return f"<table>{body}</table>{sync}"
+
+
+def _reading_notes(history: RunHistory) -> list[str]:
+    run = history.run
+    notes: list[str] = []
+    if run.truncated:
+        notes.append(
+            f"The transaction log ends in an incomplete or damaged record: reading stopped at byte "
+            f"{run.bytes_read:,} of {run.log_size:,}. The page shows the {history.rows:,} steps read "
+            "before that point."
+        )
+    return notes
+
+
+def _chart_notes(model: ChartModel, draw: bool) -> list[str]:
+    notes: list[str] = []
+    if model.left_out:
+        shown = ", ".join(model.left_out[:10]) + (", ..." if len(model.left_out) > 10 else "")
+        notes.append(
+            f"{len(model.charts)} charts are shown; {len(model.left_out)} more metrics are left out: {shown}."
+        )
+    if model.skipped_values:
+        notes.append(
+            f"{model.skipped_values:,} logged values are not drawn: they are not numbers, or are NaN or "
+            "infinite."
+        )
+    if not draw and model.charts:
+        notes.append(f"Charts need the drawing library pygal: {REPORT_EXTRA_HINT}.")
+    return notes
+
+
+def _step_notes(task_steps: Sequence[TaskSteps], task: str | None) -> str:
+    if not task_steps:
+        return ""
+    items = "".join(f"<li>{html.escape(steps.describe())}</li>" for steps in task_steps)
+    if task:
+        items += f"<li>{html.escape(task)}, which started the run: the other steps</li>"
+    return f"<h3>Which task logged what</h3><ul>{items}</ul>"
+
+
+def _format_number(value: float) -> str:
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e6 or magnitude < 1e-3:
+        return f"{value:.3g}"
+    return f"{value:.4g}"
+
+
+def _strip_to_drawing(svg: Any) -> Any:
+    """pygal xml filter: drop its script (no JavaScript in the page) and its per-chart styles."""
+    for defs in list(svg.iter("{http://www.w3.org/2000/svg}defs")) + list(svg.iter("defs")):
+        for child in list(defs):
+            defs.remove(child)
+    for overlay in list(svg):
+        for group in list(overlay):
+            classes = str(group.get("class", ""))
+            if "tooltip-overlay" in classes or "text-overlay" in classes:
+                overlay.remove(group)
+    return svg
+
+
+def _chart_svg(chart: Chart) -> str:
+    import pygal
+
+    plot = pygal.XY(
+        js=[],
+        css=[],
+        show_dots=False,
+        show_legend=False,
+        width=420,
+        height=230,
+        margin=8,
+        x_title=chart.x_label,
+        disable_xml_declaration=True,
+        explicit_size=False,
+        show_x_guides=True,
+        x_labels_major_count=5,
+        y_labels_major_count=5,
+        show_minor_x_labels=False,
+        show_minor_y_labels=False,
+        value_formatter=_format_number,
+        x_value_formatter=_format_number,
+        truncate_label=-1,
+        print_values=False,
+        no_data_text="no values",
+    )
+    if len(chart.xs) == 1:
+        # pygal draws no line through one point: show it as a dot.
+        plot.config.show_dots = True
+    plot.add_xml_filter(_strip_to_drawing)
+    plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
+    svg: str = plot.render(is_unicode=True)
+    # Drop pygal's generator comments: they carry a date and make pages differ from run to run.
+    start = svg.find("<!--")
+    while start != -1:
+        end = svg.find("-->", start)
+        if end == -1:
+            break
+        svg = svg[:start] + svg[end + 3 :]
+        start = svg.find("<!--")
+    return svg
+
+
+def _charts(model: ChartModel, draw: bool) -> str:
+    parts: list[str] = []
+    for section, charts in model.sections():
+        parts.append(f"<h4>{html.escape(section)}</h4>")
+        figures: list[str] = []
+        for chart in charts:
+            detail = f"{chart.logged:,} point" + ("" if chart.logged == 1 else "s")
+            if chart.downsampled:
+                detail += f", {len(chart.xs):,} drawn (min/max envelope)"
+            if chart.skipped:
+                detail += f", {chart.skipped:,} skipped"
+            caption = (
+                f"<figcaption>{html.escape(chart.key)} "
+                f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
+            )
+            svg = _chart_svg(chart) if draw else ""
+            metric = html.escape(chart.key, quote=True)
+            figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
+        parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
+    return "".join(parts)
+
+
+def _render(history: RunHistory, context: ReportContext, draw: bool) -> str:
+    run = history.run
+    model = plan_charts(history.columns, history.steps(), run.step_metrics)
+    notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
+    parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
+    parts.append(_step_notes(context.task_steps, context.task))
+    parts.append("<h3>Metrics</h3>")
+    if model.charts:
+        parts.append(_charts(model, draw))
+    else:
+        parts.append('<p class="fw-empty">No numeric metrics were logged to this run.</p>')
+    if model.not_numeric:
+        listed = ", ".join(model.not_numeric[:20]) + (", ..." if len(model.not_numeric) > 20 else "")
+        parts.append(
+            f'<p class="fw-muted">Logged but not charted (no numeric values): {html.escape(listed)}</p>'
+        )
+    config = _flatten(run.config)
+    summary = [(k, v) for k, v in _flatten(run.summary) if not k.startswith("_")]
+    parts.append(f"<h3>Config ({len(config)})</h3>")
+    parts.append(_table(config) if config else '<p class="fw-muted">No config.</p>')
+    parts.append(f"<h3>Summary ({len(summary)})</h3>")
+    parts.append(_table(summary) if summary else '<p class="fw-muted">No summary.</p>')
+    return _section("\n".join(part for part in parts if part), run.run_id)
+
+
+def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
+    """Where ``flyte wandb report`` writes a run's page by default: ``wandb-report-<run id>.html``.
+
+    Example:
+        >>> report_output_path("wandb/offline-run-20250101_120000-abc").name
+        'wandb-report-abc.html'
+    """
+    from ._offline import _RUN_DIR
+
+    name = Path(run_dir).name
+    match = _RUN_DIR.match(name)
+    return Path(f"wandb-report-{match.group('rest') if match else name}.html")
+
+
+def locate_run_dirs(target: str) -> list[Path]:
+    """The run directories ``flyte wandb report TARGET`` means, oldest first.
+
+    ``target`` is a run directory, its ``run-<id>.wandb`` file, or a run id looked up in the
+    local wandb folders (the configured ``dir``, ``WANDB_DIR``, the working directory). A run id
+    can have several directories: a resumed run, or several writers of one run.
+
+    Example:
+        >>> locate_run_dirs("no-such-run-id")
+        []
+    """
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix == ".wandb":
+        return [path.parent]
+    if path.is_dir():
+        from ._offline import find_offline_run_dirs
+
+        found = find_offline_run_dirs(path)
+        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
+            return [path]
+        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
+        return found if len(found) == 1 else []
+    from ._download import find_local_run_dirs
+
+    return find_local_run_dirs(target)
+
+
+def _configured_url(run: Any) -> str | None:
+    """The run's W&B page, from the host configured here and the entity and project it recorded."""
+    from ._layers import resolve
+    from ._urls import run_url
+
+    try:
+        resolved = resolve("run")
+        entity = run.entity or resolved.get("entity")
+        project = run.project or resolved.get("project")
+        host = resolved.get("host")
+    except Exception:  # a configuration problem must not stop a local page
+        return None
+    if not (entity and project and host):
+        return None
+    return run_url(str(host), str(entity), str(project), run.run_id)
+
+
+def write_report(run_dirs: Sequence[Path], output: Path | None = None, wait: float = 0.0) -> Path:
+    """Render the page of one run (all its directories, one after the other) into an HTML file.
+
+    Returns where it was written: ``output``, or ``wandb-report-<run id>.html`` here. ``wait``:
+    seconds to wait for each log's exit record (a run that has just been finished).
+
+    Example:
+        >>> write_report(locate_run_dirs("abc123"))  # doctest: +SKIP
+        PosixPath('wandb-report-abc123.html')
+    """
+    if not run_dirs:
+        raise ValueError("no run directories to report")
+    fragments: list[str] = []
+    title = TAB_NAME
+    for run_dir in run_dirs:
+        history = read_when_finished(run_dir, wait) if wait > 0 else read_history(run_dir)
+        notes: tuple[str, ...] = ()
+        if len(run_dirs) > 1:
+            notes = (
+                f"This run has {len(run_dirs)} local directories (a resumed run, or one per writer); "
+                f"this section is {run_dir.name}.",
+            )
+        context = ReportContext(url=_configured_url(history.run), notes=notes)
+        fragments.append(render_report(history, context))
+        title = f"W&B run {history.run.run_id}"
+    target = output or report_output_path(run_dirs[-1])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_page("\n".join(fragments), title), encoding="utf-8")
+    return target

@@ -1,0 +1,115 @@
+"""The report's chart model: which charts, grouped how, and the points drawn (before and after
+the envelope)."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from flyteplugins.wandb._chart_model import UNGROUPED, envelope, plan_charts, section_of
+from flyteplugins.wandb._history import Column
+
+
+def _column(values: list[object]) -> Column:
+    return Column(rows=list(range(len(values))), values=list(values))
+
+
+def test_short_series_are_drawn_exactly_as_logged() -> None:
+    values = [0.9, 0.5, 0.25, 0.125]
+    model = plan_charts({"loss": _column(values)}, steps=[0, 1, 2, 3])
+    (chart,) = model.charts
+    assert (chart.xs, chart.ys, chart.logged, chart.downsampled) == ([0, 1, 2, 3], values, 4, False)
+
+
+def test_envelope_keeps_every_extreme_and_only_logged_points() -> None:
+    rng = random.Random(7)
+    for count in (1, 2, 50, 1_001, 20_000):
+        xs = [float(i) for i in range(count)]
+        ys = [rng.gauss(0, 1) for _ in range(count)]
+        if count > 10:
+            ys[count // 3] = 50.0  # a spike that smoothing would hide
+            ys[count // 2] = -50.0
+        out_x, out_y = envelope(xs, ys, 100)
+        assert len(out_x) <= max(count, 202)
+        assert out_x == sorted(out_x)
+        assert max(out_y) == max(ys) and min(out_y) == min(ys)
+        assert (out_x[0], out_x[-1]) == (xs[0], xs[-1])
+        logged = dict(zip(xs, ys, strict=True))
+        assert all(logged[x] == y for x, y in zip(out_x, out_y, strict=True))
+
+
+def test_envelope_keeps_each_buckets_min_and_max() -> None:
+    xs = list(range(1_000))
+    ys = [math.sin(x / 7.0) * (x % 13) for x in xs]
+    out_x, _ = envelope(xs, ys, 10)
+    kept = set(out_x)
+    for bucket in range(10):
+        indexes = range(bucket * 100, (bucket + 1) * 100)
+        assert min(indexes, key=ys.__getitem__) in kept
+        assert max(indexes, key=ys.__getitem__) in kept
+
+
+def test_long_series_are_downsampled_to_their_share_of_points() -> None:
+    steps = list(range(20_000))
+    columns = {f"m{k}": _column([math.sin(s / (k + 5)) for s in steps]) for k in range(10)}
+    model = plan_charts(columns, steps)
+    assert len(model.charts) == 10
+    for chart in model.charts:
+        assert chart.logged == 20_000 and chart.downsampled
+        assert len(chart.xs) <= 500
+        assert max(chart.ys) == max(columns[chart.key].values)
+        assert min(chart.ys) == min(columns[chart.key].values)
+
+
+def test_non_numeric_nan_and_infinite_values_are_skipped_and_counted() -> None:
+    values: list[object] = [1.0, float("nan"), "text", float("inf"), None, True, 2, {"_type": "image-file"}]
+    model = plan_charts({"acc": _column(values)}, steps=list(range(len(values))))
+    (chart,) = model.charts
+    assert (chart.xs, chart.ys) == ([0, 6], [1.0, 2.0])
+    assert chart.skipped == 6 and model.skipped_values == 6
+
+
+def test_keys_without_numbers_and_wandb_keys_are_not_charted() -> None:
+    columns = {
+        "_runtime": _column([1.0, 2.0]),
+        "_timestamp": _column([1.0, 2.0]),
+        "samples": _column([{"_type": "table-file"}, {"_type": "table-file"}]),
+        "loss": _column([1.0, 0.5]),
+    }
+    model = plan_charts(columns, steps=[0, 1])
+    assert [c.key for c in model.charts] == ["loss"]
+    assert model.not_numeric == ["samples"]
+
+
+def test_metrics_are_grouped_by_their_prefix_like_wandb() -> None:
+    assert section_of("train/loss") == "train"
+    assert section_of("eval/top/1") == "eval"
+    assert section_of("loss") == UNGROUPED
+    assert section_of("/odd") == UNGROUPED
+    columns = {key: _column([1.0]) for key in ("val/acc", "lr", "train/loss", "train/acc", "epoch")}
+    model = plan_charts(columns, steps=[0])
+    assert [(name, [c.key for c in charts]) for name, charts in model.sections()] == [
+        (UNGROUPED, ["epoch", "lr"]),
+        ("train", ["train/acc", "train/loss"]),
+        ("val", ["val/acc"]),
+    ]
+
+
+def test_many_metrics_are_capped_and_the_rest_named() -> None:
+    columns = {f"m{k:03d}": _column([float(k)]) for k in range(60)}
+    model = plan_charts(columns, steps=[0], max_charts=48)
+    assert len(model.charts) == 48
+    assert model.left_out == [f"m{k:03d}" for k in range(48, 60)]
+
+
+def test_declared_step_metric_is_the_x_axis() -> None:
+    # run.define_metric("val/*", step_metric="epoch"): validation logged once per epoch.
+    columns = {
+        "epoch": Column(rows=[0, 3, 6], values=[0, 1, 2]),
+        "val/acc": Column(rows=[0, 3, 6], values=[0.5, 0.7, 0.8]),
+        "train/loss": Column(rows=list(range(7)), values=[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]),
+    }
+    model = plan_charts(columns, steps=[0, 1, 2, 3, 4, 5, 6], step_metrics={"val/*": "epoch"})
+    by_key = {c.key: c for c in model.charts}
+    assert (by_key["val/acc"].x_label, by_key["val/acc"].xs) == ("epoch", [0, 1, 2])
+    assert (by_key["train/loss"].x_label, by_key["train/loss"].xs) == ("_step", list(range(7)))

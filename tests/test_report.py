@@ -1,0 +1,281 @@
+"""The report page, rendered from real offline runs' transaction logs (real wandb, no server)."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flyteplugins.wandb._chart_model import plan_charts
+from flyteplugins.wandb._history import Column, RunHistory, read_history
+from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
+from flyteplugins.wandb._report import (
+    ReportContext,
+    read_when_finished,
+    render_page,
+    render_report,
+    safe_url,
+)
+
+HOSTILE_KEY = "<script>alert('k')</script>/$\\alpha$ & \"q\""
+
+
+def make_run(
+    wandb_root: Path, log: Callable[[Any], None], *, config: dict[str, Any] | None = None, **init: Any
+) -> Path:
+    """A finished offline run written by real wandb; returns its directory."""
+    import wandb
+
+    run = wandb.init(project="reports", config=config or {}, **init)
+    log(run)
+    run.finish()
+    (run_dir,) = find_offline_run_dirs(wandb_root, run.id)
+    return run_dir
+
+
+def _losses(run: Any) -> None:
+    for step in range(50):
+        run.log({"train/loss": 1.0 / (step + 1), "train/acc": step / 50, "lr": 0.1})
+    run.log({"eval/accuracy": 0.9, "note": "done", "train/loss": float("nan")})
+
+
+def test_history_reader_agrees_with_the_offline_reader(wandb_root: Path) -> None:
+    run_dir = make_run(wandb_root, _losses, config={"lr": 0.1, "layers": [64, 32]})
+    full = read_offline_run(run_dir, wait=10)
+    history = read_when_finished(run_dir, wait=10)
+    assert history.rows == len(full.history) == 51
+    for key in ("train/loss", "train/acc", "lr", "eval/accuracy", "note", "_step"):
+        assert history.columns[key].values == full.column(key), key
+    assert history.run.summary == full.summary
+    assert history.run.config == full.config
+    assert (history.run.finished, history.run.truncated) == (True, False)
+    assert history.run.bytes_read == history.run.log_size > 0
+
+
+def test_explicit_summary_values_win_over_the_last_logged_value(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        for step in range(5):
+            run.log({"loss": 5 - step})
+        run.summary["loss"] = 0.5  # the best, set by hand after training
+        run.summary["best_epoch"] = 3
+        run.log({"other": 1})
+
+    run_dir = make_run(wandb_root, log)
+    history = read_when_finished(run_dir, wait=10)
+    full = read_offline_run(run_dir, wait=10)
+    assert history.run.summary["loss"] == full.summary["loss"] == 0.5
+    assert history.run.summary["best_epoch"] == 3
+    assert history.run.summary == full.summary
+
+
+def test_page_structure(wandb_root: Path) -> None:
+    run_dir = make_run(wandb_root, _losses, config={"lr": 0.1, "optimizer": {"name": "adam"}}, name="r1")
+    page = render_report(
+        read_when_finished(run_dir, wait=10), ReportContext(url="https://wandb.ai/e/reports/runs/x")
+    )
+    assert page.startswith('<section class="fw-report"')
+    assert "<h2>Weights &amp; Biases</h2>" in page
+    assert 'href="https://wandb.ai/e/reports/runs/x"' in page
+    assert "wandb sync " + str(run_dir) in page
+    # One figure per numeric metric, each with its inline SVG; sections by prefix.
+    figures = re.findall(r'<figure data-metric="([^"]+)">', page)
+    assert figures == ["lr", "eval/accuracy", "train/acc", "train/loss"]
+    assert page.count("<svg") == 4
+    assert [h for h in re.findall(r"<h4>([^<]+)</h4>", page)] == ["Charts", "eval", "train"]
+    # Config and summary tables, nested config flattened; the NaN was skipped and counted.
+    assert "<td>optimizer.name</td><td>adam</td>" in page
+    assert "<td>eval/accuracy</td><td>0.9</td>" in page
+    assert "Logged but not charted (no numeric values): note" in page
+    assert "1 logged values are not drawn" in page
+    # Self-contained: no script, nothing fetched.
+    assert "<script" not in page.lower() and "http://www.w3.org/2000/svg" in page
+    assert not re.search(r'(src|href)="(?!https://wandb\.ai/)', page)
+    assert render_page(page).startswith("<!doctype html>")
+
+
+def _path_points(svg: str) -> list[tuple[float, float]]:
+    (d,) = re.findall(r'<path d="M([^"]+)" class="line reactive nofill"', svg)
+    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", d)]
+    return list(zip(numbers[::2], numbers[1::2], strict=True))
+
+
+def test_drawn_points_are_the_logged_values_before_and_after_downsampling() -> None:
+    steps = list(range(20_000))
+    ys = [math.sin(s / 300) + (3.0 if s == 12_345 else 0.0) - (4.0 if s == 777 else 0.0) for s in steps]
+    short = [0.5, 0.25, 1.0, 0.75]
+    run = OfflineRun(path=Path("/tmp/x"), run_id="r")
+    history = RunHistory(
+        run,
+        {"long": Column(steps, ys), "short": Column([0, 1, 2, 3], short), "_step": Column(steps, steps)},
+        len(steps),
+    )
+    model = plan_charts(history.columns, history.steps())
+    charts = {c.key: c for c in model.charts}
+    page = render_report(history)
+    svgs = dict(re.findall(r'<figure data-metric="([^"]+)">.*?(<svg.*?</svg>)', page, flags=re.S))
+
+    # Before downsampling: every logged point, in the same vertical order as the values.
+    points = _path_points(svgs["short"])
+    assert len(points) == len(short)
+    assert [p[1] for p in sorted(points, key=lambda p: p[1])] == [
+        points[i][1] for i in sorted(range(4), key=lambda i: -short[i])
+    ]
+    # After: the drawn points are logged points, and the spike and the dip are among them.
+    long_chart = charts["long"]
+    assert long_chart.downsampled and len(long_chart.xs) <= 500
+    assert all(ys[int(x)] == y for x, y in zip(long_chart.xs, long_chart.ys, strict=True))
+    assert {12_345, 777} <= {int(x) for x in long_chart.xs}
+    points = _path_points(svgs["long"])
+    assert len(points) == len(long_chart.xs)
+    top = min(range(len(points)), key=lambda i: points[i][1])
+    bottom = max(range(len(points)), key=lambda i: points[i][1])
+    assert (long_chart.xs[top], long_chart.xs[bottom]) == (12_345, 777)
+
+
+def _decay(steps: list[int], k: int) -> Column:
+    return Column(steps, [math.exp(-s / 5000) + 0.01 * math.sin(s * k) for s in steps])
+
+
+def test_twenty_thousand_steps_of_ten_metrics_stay_under_a_megabyte() -> None:
+    steps = list(range(20_000))
+    columns = {
+        f"group{k % 3}/metric{k}": Column(
+            steps, [math.exp(-s / 5000) + 0.01 * math.sin(s * k) for s in steps]
+        )
+        for k in range(10)
+    }
+    history = RunHistory(OfflineRun(path=Path("/tmp/x"), run_id="r"), columns, len(steps))
+    page = render_page(render_report(history))
+    assert page.count("<svg") == 10
+    assert len(page.encode()) < 1_000_000
+
+
+def test_very_many_metrics_are_capped_with_a_note() -> None:
+    columns = {f"m{k:03d}": Column([0, 1], [1.0, 2.0]) for k in range(60)}
+    page = render_report(RunHistory(OfflineRun(path=Path("/tmp/x"), run_id="r"), columns, 2))
+    assert page.count("<figure") == 48
+    assert "48 charts are shown; 12 more metrics are left out: m048, m049" in page
+
+
+def test_hostile_names_and_values_are_escaped(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        run.log({HOSTILE_KEY: 1.0, "ok": 2.0})
+        run.log({HOSTILE_KEY: 3.0, "ok": 1.0})
+
+    run_dir = make_run(
+        wandb_root,
+        log,
+        name="<img src=x onerror=alert('name')>",
+        config={"<b>key</b>": "\"><script>alert('config')</script>", "api_key": "sekrit-value"},
+        tags=["<i>tag</i>"],
+    )
+    page = render_report(
+        read_when_finished(run_dir, wait=10),
+        ReportContext(url="javascript:alert('url')", notes=("<u>note</u>",)),
+    )
+    assert "<script" not in page.lower()
+    assert "<img" not in page and "<b>key" not in page and "<i>tag" not in page and "<u>note" not in page
+    assert "javascript:" not in page
+    assert "&lt;script&gt;alert(&#x27;k&#x27;)&lt;/script&gt;" in page
+    assert "&lt;img src=x onerror=alert(&#x27;name&#x27;)&gt;" in page
+    # A value under a credential-like name is hidden; matplotlib-style $math$ stays literal text.
+    assert "sekrit-value" not in page and "<td>api_key</td><td>&lt;hidden&gt;</td>" in page
+    assert "$\\alpha$" in page
+
+
+def test_only_http_links_are_used() -> None:
+    assert safe_url("https://wandb.ai/a/b/runs/c") == "https://wandb.ai/a/b/runs/c"
+    for bad in ("javascript:alert(1)", "data:text/html,x", "//evil.example/x", "file:///etc/passwd", ""):
+        assert safe_url(bad) is None
+
+
+def test_a_truncated_log_shows_what_was_read_and_where_reading_stopped(
+    wandb_root: Path, tmp_path: Path
+) -> None:
+    def log(run: Any) -> None:
+        for step in range(400):
+            run.log({"loss": 1.0 / (step + 1), "text": "x" * 200})
+
+    run_dir = make_run(wandb_root, log)
+    read_offline_run(run_dir, wait=10)
+    copy = tmp_path / "copy" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (log_file,) = copy.glob("run-*.wandb")
+    size = log_file.stat().st_size
+    with open(log_file, "r+b") as handle:
+        handle.truncate(int(size * 0.6) + 3)  # mid-record
+    history = read_history(copy)
+    assert history.run.truncated and 0 < history.run.bytes_read < int(size * 0.6) + 3
+    assert 0 < history.rows < 400
+    page = render_report(history)
+    assert f"reading stopped at byte {history.run.bytes_read:,} of {int(size * 0.6) + 3:,}" in page
+    assert f"The page shows the {history.rows:,} steps read" in page
+    assert '<figure data-metric="loss">' in page
+
+
+def test_a_file_that_is_not_a_log_gives_a_page_that_says_so(tmp_path: Path) -> None:
+    run_dir = tmp_path / "offline-run-20250101_120000-abc"
+    run_dir.mkdir()
+    (run_dir / "run-abc.wandb").write_bytes(b"definitely not a wandb log")
+    page = render_report(run_dir)
+    assert "The run&#x27;s files could not be read" in page and "not a wandb transaction log" in page
+
+
+def test_a_run_without_numeric_metrics_says_so(wandb_root: Path) -> None:
+    run_dir = make_run(wandb_root, lambda run: run.log({"status": "started"}))
+    page = render_report(read_when_finished(run_dir, wait=10))
+    assert "No numeric metrics were logged to this run." in page and "<svg" not in page
+
+
+def test_without_the_drawing_library_the_page_says_how_to_get_charts(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    run_dir = make_run(wandb_root, _losses)
+    monkeypatch.setitem(sys.modules, "pygal", None)  # as if the "report" extra were not installed
+    page = render_report(read_when_finished(run_dir, wait=10))
+    assert "<svg" not in page and '<figure data-metric="train/loss">' in page
+    assert "pip install &#x27;flyteplugins-wandb[report]&#x27;" in page
+
+
+def test_declared_step_metric_is_the_charts_x_axis(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        run.define_metric("epoch")
+        run.define_metric("val/*", step_metric="epoch")
+        for epoch in range(3):
+            for _ in range(4):
+                run.log({"train/loss": 1.0})
+            run.log({"val/acc": 0.5 + epoch / 10, "epoch": epoch})
+
+    run_dir = make_run(wandb_root, log)
+    history = read_when_finished(run_dir, wait=10)
+    assert history.run.step_metrics.get("val/*") == "epoch"
+    charts = {
+        c.key: c for c in plan_charts(history.columns, history.steps(), history.run.step_metrics).charts
+    }
+    assert (charts["val/acc"].x_label, charts["val/acc"].xs) == ("epoch", [0, 1, 2])
+    assert charts["train/loss"].x_label == "_step"
+
+
+def test_waiting_for_the_exit_record_reads_only_the_logs_end(wandb_root: Path, tmp_path: Path) -> None:
+    from flyteplugins.wandb._history import log_has_exit
+
+    run_dir = make_run(wandb_root, _losses)
+    history = read_when_finished(run_dir, wait=10)
+    assert history.run.finished and log_has_exit(run_dir)
+    copy = tmp_path / "copy" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (log_file,) = copy.glob("run-*.wandb")
+    with open(log_file, "r+b") as handle:
+        handle.truncate(log_file.stat().st_size - 20)  # the exit record cut off
+    assert not log_has_exit(copy)
+    started = time.monotonic()
+    assert not read_when_finished(copy, wait=0.3).run.finished
+    assert time.monotonic() - started < 5

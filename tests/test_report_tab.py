@@ -1,0 +1,225 @@
+"""The "Weights & Biases" tab of real local Flyte runs' reports (tasks declared with report=True)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import flyte
+import pytest
+
+from flyteplugins.wandb import get_wandb_run, wandb_init
+
+env = flyte.TaskEnvironment(name="report_tab_tests")
+
+_TAB_NAV = '<li onclick="handleLinkClick(this)">Weights &amp; Biases</li>'
+
+
+@wandb_init(project="reports", entity="team")
+@env.task(report=True)
+async def train(steps: int) -> float:
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"train/loss": 1.0 / (step + 1), "train/acc": step / steps})
+    return 0.5
+
+
+@wandb_init(project="reports")
+@env.task(report=True)
+def crash(steps: int) -> int:
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"loss": float(step)})
+    raise ValueError("boom")
+
+
+@wandb_init(project="reports")
+@env.task
+async def no_report() -> int:
+    get_wandb_run().log({"loss": 1.0})
+    return 1
+
+
+@wandb_init
+@env.task(report=True)
+async def child(steps: int) -> int:
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"child/value": step})
+    return steps
+
+
+@wandb_init(project="reports", entity="team")
+@env.task(report=True)
+async def parent() -> int:
+    run = get_wandb_run()
+    run.log({"parent/value": 1.0})
+    await child(3)
+    run.log({"parent/value": 2.0})
+    return 0
+
+
+def _run(task: Any, *args: Any) -> Any:
+    if not flyte._initialize.is_initialized():
+        flyte.init()
+    return flyte.with_runcontext(mode="local").run(task, *args)
+
+
+def _reports(run: Any) -> dict[str, str]:
+    """The report of each action of a local run, by the Flyte task its W&B tab names."""
+    pages: dict[str, str] = {}
+    for path in Path(run.url).rglob("report.html"):
+        page = path.read_text()
+        match = re.search(r"<th>Flyte task</th><td>([^<]+)</td>", page)
+        pages[match.group(1) if match else path.parent.name] = page
+    return pages
+
+
+def _metadata_dirs() -> set[Path]:
+    root = Path("/tmp/flyte/metadata")
+    return set(root.iterdir()) if root.is_dir() else set()
+
+
+def test_a_report_task_gets_the_tab_with_its_runs_charts(wandb_root: Path) -> None:
+    run = _run(train, 40)
+    assert run.outputs()[0] == 0.5
+    page = _reports(run)["train"]
+    assert _TAB_NAV in page
+    assert re.findall(r'<figure data-metric="([^"]+)">', page) == ["train/acc", "train/loss"]
+    assert page.count("<svg") == 2
+    assert "<th>entity</th><td>team</td>" in page and "<th>state</th><td>finished</td>" in page
+    assert "<th>steps logged</th><td>40</td>" in page
+    assert 'href="https://wandb.ai/team/reports/runs/' in page
+    assert "wandb sync " in page
+
+
+def test_a_failed_task_still_gets_its_tab_and_keeps_its_error(wandb_root: Path) -> None:
+    before = _metadata_dirs()
+    with pytest.raises(Exception, match="boom"):
+        _run(crash, 5)
+    pages = [p.read_text() for d in _metadata_dirs() - before for p in d.rglob("report.html")]
+    (page,) = [p for p in pages if "<th>Flyte task</th><td>crash</td>" in p]
+    assert "The task failed; the page shows what its run recorded until then." in page
+    assert "failed (exit code 1)" in page and '<figure data-metric="loss">' in page
+
+
+def test_a_task_without_report_true_gets_no_tab(wandb_root: Path) -> None:
+    run = _run(no_report)
+    assert not any("Weights &amp; Biases" in page for page in _reports(run).values())
+
+
+def test_a_shared_run_says_which_task_logged_which_steps(wandb_root: Path) -> None:
+    run = _run(parent)
+    pages = _reports(run)
+    owner = pages["parent"]
+    assert "<h3>Which task logged what</h3>" in owner
+    assert re.search(r"<li>child \([^)]+\): steps 1-3</li>", owner)
+    assert "<li>parent, which started the run: the other steps</li>" in owner
+    assert re.findall(r'<figure data-metric="([^"]+)">', owner) == ["child/value", "parent/value"]
+    # The child's own tab points at the run it wrote into, which was still open when it ended.
+    assert "which another task started and is still open" in pages["child"]
+
+
+def test_a_report_that_cannot_be_rendered_never_fails_the_task(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import flyteplugins.wandb._report as report_module
+    import flyteplugins.wandb._report_follow as follow_module
+
+    def broken(*args: Any, **kwargs: Any) -> str:
+        raise RuntimeError("renderer exploded")
+
+    # No helper process (as where none can be started): the tab is rendered in the task's process.
+    monkeypatch.setattr(follow_module.Follower, "start", classmethod(lambda cls, run_dir: None))
+    monkeypatch.setattr(report_module, "render_report", broken)
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        run = _run(train, 3)
+    assert run.outputs()[0] == 0.5
+    assert "The W&B report tab could not be rendered: renderer exploded" in caplog.text
+
+
+def test_a_report_that_cannot_be_written_never_fails_the_task(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import flyte.report
+
+    def no_report(name: str, create_if_missing: bool = True) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(flyte.report, "get_tab", no_report)
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        run = _run(train, 3)
+    assert run.outputs()[0] == 0.5
+    assert "The W&B report tab could not be written" in caplog.text
+
+
+def _helpers() -> list[int]:
+    """This process's report helper processes (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"flyteplugins.wandb._report_follow" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@wandb_init(project="reports")
+@env.task(report=True)
+async def followed(steps: int, kill_helper: bool) -> list[int]:
+    run = get_wandb_run()
+    helpers = _helpers()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    if kill_helper:
+        for pid in helpers:
+            os.kill(pid, signal.SIGKILL)
+    return helpers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("kill_helper", [False, True], ids=["helper answers", "helper killed"])
+def test_a_helper_process_follows_the_log_and_ends_with_the_task(
+    wandb_root: Path, kill_helper: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="flyteplugins.wandb"):
+        run = _run(followed, 200, kill_helper)
+    (helper,) = run.outputs()[0]
+    assert not _alive(helper)
+    # The page came from the helper, or (killed) from the task's own process.
+    assert ("the report helper gave no page" in caplog.text) is kill_helper
+    # Whether the helper answered or was killed (then the task renders the tab itself), the tab
+    # shows every logged step.
+    page = _reports(run)["followed"]
+    assert "<th>steps logged</th><td>200</td>" in page and '<figure data-metric="loss">' in page
+
+
+def test_a_mocked_wandb_init_keeps_the_task_working(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What user suites do: replace wandb.init with a mock (no run files are written at all).
+    import wandb
+
+    monkeypatch.setattr(wandb, "init", mock.create_autospec(wandb.init, return_value=mock.MagicMock()))
+    run = _run(train, 3)
+    assert run.outputs()[0] == 0.5
+    (page,) = [p for p in _reports(run).values() if "Weights &amp; Biases" in p]
+    assert "This run has no local files to read" in page
