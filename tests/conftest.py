@@ -112,6 +112,14 @@ def task_run() -> Any:
     return run
 
 
+def log_losses(steps: int) -> dict[str, str]:
+    """Log ``loss = 1/(step+1)`` for ``steps`` steps into the run here; say which run and if offline."""
+    run = task_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return {"run_id": str(run.id), "offline": str(run.offline)}
+
+
 @pytest.fixture
 def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The keyword arguments of every ``wandb.init`` call; the real ``wandb.init`` still runs."""

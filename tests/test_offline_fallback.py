@@ -16,7 +16,7 @@ from typing import Any
 
 import flyte
 import pytest
-from conftest import run_local, task_run
+from conftest import log_losses, run_local, task_run
 
 from flyteplugins.wandb import _run as run_module
 from flyteplugins.wandb import wandb_init
@@ -63,10 +63,7 @@ def unreachable_server(wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch) -> 
 @wandb_init(project="proj-off", entity="ent-off")
 @env.task
 async def train(steps: int) -> dict[str, str]:
-    run = task_run()
-    for step in range(steps):
-        run.log({"loss": 1.0 / (step + 1)})
-    return {"run_id": str(run.id), "offline": str(run.offline)}
+    return log_losses(steps)
 
 
 def test_an_unreachable_server_falls_back_to_an_offline_run_quickly(

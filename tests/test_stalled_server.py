@@ -17,7 +17,7 @@ from pathlib import Path
 
 import flyte
 import pytest
-from conftest import run_local, task_run
+from conftest import log_losses, run_local
 from test_offline_fallback import FAKE_KEY, online_wandb_at
 
 from flyteplugins.wandb import wandb_init
@@ -92,10 +92,7 @@ def failing_server(
 @wandb_init(project="proj-stall", entity="ent-stall", timeout=TIMEOUT_S)
 @env.task
 async def train(steps: int) -> dict[str, str]:
-    run = task_run()
-    for step in range(steps):
-        run.log({"loss": 1.0 / (step + 1)})
-    return {"run_id": str(run.id), "offline": str(run.offline)}
+    return log_losses(steps)
 
 
 def _assert_bounded_offline_run(
@@ -223,10 +220,7 @@ def server_stalling_after_start(wandb_sandbox: Path, monkeypatch: pytest.MonkeyP
 @wandb_init(project="proj-stall", entity="ent-stall", id="stall-finish", timeout=TIMEOUT_S)
 @env.task
 async def train_then_lose_the_server(steps: int) -> dict[str, str]:
-    run = task_run()
-    for step in range(steps):
-        run.log({"loss": 1.0 / (step + 1)})
-    return {"run_id": str(run.id), "offline": str(run.offline)}
+    return log_losses(steps)
 
 
 def test_a_finish_that_cannot_upload_keeps_the_data_on_disk_and_the_task_completes(
