@@ -45,6 +45,9 @@ _FOLLOWER_SECONDS = 30.0
 _steps_lock = threading.Lock()
 # run id -> the steps each task of this process logged into that run, in start order.
 _steps: dict[str, list[TaskSteps]] = {}
+# The runs whose owner writes a tab: only tasks writing into one of them note their steps (asking
+# wandb for a run's step is a round trip to its service, which every other task is spared).
+_tabbed: set[str] = set()
 
 
 def shared_steps(run_id: str) -> tuple[TaskSteps, ...]:
@@ -149,6 +152,7 @@ class ReportTab:
         try:
             if self.owner:
                 with _steps_lock:
+                    _tabbed.discard(self.run_id)
                     others = _steps.pop(self.run_id, [])
                 return tuple(sorted(others, key=lambda steps: (steps.first, steps.end)))
             end = _step(self.run)
@@ -206,7 +210,7 @@ class ReportTab:
 
 
 def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
-    """Start following a task's run; ``None`` when the task has no run.
+    """Start following a task's run; ``None`` when it has no run, or no tab shows its steps.
 
     Called once the run has started, in the task's own context, for every ``@wandb_init`` task
     (so that a shared run knows which task logged which steps); ``enabled`` (the task was
@@ -220,13 +224,18 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
         active = getattr(scope, "active", None)
         if active is None:
             return None
+        identity = active.identity
+        if not enabled and (active.owner or identity.id not in _tabbed):
+            return None  # no tab of its own, and no tab that shows its steps
         import flyte
 
         ctx = flyte.ctx()
         action = str(getattr(getattr(ctx, "action", None), "name", "") or "")
-        identity = active.identity
         run_dir = _run_dir(active.run)
         follower = None
+        if enabled and active.owner:
+            with _steps_lock:
+                _tabbed.add(identity.id)
         if enabled and active.owner and run_dir is not None:
             from ._report_follow import Follower
 
