@@ -52,9 +52,9 @@ def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
 
 def is_flyte_task(obj: object) -> bool:
     """Whether ``obj`` is a Flyte function task (what ``@env.task`` returns)."""
-    from flyte._task import AsyncFunctionTaskTemplate
+    from ._compat import is_function_task
 
-    return isinstance(obj, AsyncFunctionTaskTemplate)
+    return is_function_task(obj)
 
 
 async def _after_async(scope: RunScope, failed: bool, download: bool) -> None:

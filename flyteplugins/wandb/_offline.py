@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._compat import parse_record, record_field, record_kind, record_time
+
 __all__ = [
     "OfflineRun",
     "OfflineRunFormatError",
@@ -329,15 +331,8 @@ def _log_file(path: Path) -> Path:
 
 
 def _decode(log_file: Path) -> tuple[list[Any], bool]:
-    from wandb.proto import wandb_internal_pb2
-
     payloads, truncated = _scan(log_file.read_bytes(), log_file)
-    records: list[Any] = []
-    for payload in payloads:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        records.append(record)
-    return records, truncated
+    return [parse_record(payload) for payload in payloads], truncated
 
 
 def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool]:
@@ -400,8 +395,8 @@ def _decode_json(text: str) -> Any:
 
 
 def _item_path(item: Any) -> Sequence[str]:
-    nested: Sequence[str] = item.nested_key
-    return list(nested) if len(nested) else [item.key]
+    nested: Sequence[str] = record_field(item, "nested_key", ())
+    return list(nested) if len(nested) else [record_field(item, "key", "")]
 
 
 def _set_path(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
@@ -425,19 +420,33 @@ def _remove_path(target: dict[str, Any], path: Sequence[str]) -> None:
         node.pop(path[-1], None)
 
 
-def _apply_items(target: dict[str, Any], update: Any, remove: Any) -> None:
-    for item in update:
-        _set_path(target, _item_path(item), _decode_json(item.value_json))
-    for item in remove:
+def _shared_mode_feature(telemetry: Any) -> bool:
+    return bool(record_field(record_field(telemetry, "feature"), "shared_mode", False))
+
+
+def _apply_items(target: dict[str, Any], message: Any) -> None:
+    """Apply a config or summary message's ``update`` and ``remove`` items to ``target``."""
+    for item in record_field(message, "update", ()):
+        _set_path(target, _item_path(item), _decode_json(record_field(item, "value_json", "")))
+    for item in record_field(message, "remove", ()):
         _remove_path(target, _item_path(item))
 
 
-def _or_none(text: str) -> str | None:
+def _or_none(text: str | None) -> str | None:
     return text or None
 
 
+def _text(message: Any, name: str) -> str | None:
+    return _or_none(record_field(message, name, ""))
+
+
 class _RunBuilder:
-    """Folds a log's records, in order, into the run's final state."""
+    """Folds a log's records, in order, into the run's final state.
+
+    Every field is read through :func:`~flyteplugins.wandb._compat.record_field`: the logs of the
+    supported wandb releases differ in their schemas (a field one release writes, another's
+    classes may not know), and what is missing reads as unset.
+    """
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.directory = directory
@@ -457,55 +466,60 @@ class _RunBuilder:
         self.host: str | None = None
 
     def apply(self, record: Any) -> None:
-        kind = record.WhichOneof("record_type")
+        kind = record_kind(record)
+        body = record_field(record, kind) if kind else None
         if kind == "run":
-            self._run(record.run)
+            self._run(body)
         elif kind == "config":
-            _apply_items(self.config, record.config.update, record.config.remove)
+            _apply_items(self.config, body)
         elif kind == "history":
             row: dict[str, Any] = {}
-            for item in record.history.item:
-                _set_path(row, _item_path(item), _decode_json(item.value_json))
+            for item in record_field(body, "item", ()):
+                _set_path(row, _item_path(item), _decode_json(record_field(item, "value_json", "")))
             self.history.append(row)
         elif kind == "summary":
-            _apply_items(self.summary, record.summary.update, record.summary.remove)
+            _apply_items(self.summary, body)
         elif kind == "exit":
-            self.exit_code = int(record.exit.exit_code)
+            self.exit_code = int(record_field(body, "exit_code", 0))
         elif kind == "files":
-            for item in record.files.files:
-                if item.path not in self.file_records:
-                    self.file_records.append(item.path)
+            for item in record_field(body, "files", ()):
+                path = record_field(item, "path", "")
+                if path and path not in self.file_records:
+                    self.file_records.append(path)
         elif kind == "stats" and self.stats_label is None:
-            for item in record.stats.item:
-                _, marker, label = item.key.rpartition(_LABEL_SUFFIX)
+            for item in record_field(body, "item", ()):
+                _, marker, label = str(record_field(item, "key", "")).rpartition(_LABEL_SUFFIX)
                 if marker and label:
                     self.stats_label = label
                     break
         elif kind == "environment":
             self.has_environment = True
         elif kind == "telemetry":
-            self.shared_mode = self.shared_mode or bool(record.telemetry.feature.shared_mode)
+            self.shared_mode = self.shared_mode or _shared_mode_feature(body)
 
     def _run(self, run: Any) -> None:
         # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
         # notes change), so identity fields are replaced, not merged.
-        self.run_id = run.run_id or self.run_id
+        self.run_id = _text(run, "run_id") or self.run_id
         self.identity = {
-            "project": _or_none(run.project),
-            "entity": _or_none(run.entity),
-            "name": _or_none(run.display_name),
-            "group": _or_none(run.run_group),
-            "job_type": _or_none(run.job_type),
-            "notes": _or_none(run.notes),
+            "project": _text(run, "project"),
+            "entity": _text(run, "entity"),
+            "name": _text(run, "display_name"),
+            "group": _text(run, "run_group"),
+            "job_type": _text(run, "job_type"),
+            "notes": _text(run, "notes"),
         }
-        self.tags = tuple(run.tags)
-        self.host = _or_none(run.host) or self.host
-        if run.HasField("start_time"):
-            self.start_time = run.start_time.seconds + run.start_time.nanos / 1e9
-        self.resumed = self.resumed or bool(run.resume) or bool(run.resumed)
-        self.shared_mode = self.shared_mode or bool(run.telemetry.feature.shared_mode)
-        _apply_items(self.config, run.config.update, run.config.remove)
-        _apply_items(self.summary, run.summary.update, run.summary.remove)
+        self.tags = tuple(record_field(run, "tags", ()))
+        self.host = _text(run, "host") or self.host
+        start_time = record_time(run, "start_time")
+        if start_time is not None:
+            self.start_time = start_time
+        self.resumed = (
+            self.resumed or bool(record_field(run, "resume", "")) or bool(record_field(run, "resumed", False))
+        )
+        self.shared_mode = self.shared_mode or _shared_mode_feature(record_field(run, "telemetry"))
+        _apply_items(self.config, record_field(run, "config"))
+        _apply_items(self.summary, record_field(run, "summary"))
 
     def _files_on_disk(self) -> list[str]:
         files_dir = self.directory / "files"

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+from . import _compat
+
 __all__ = [
     "Package",
     "after_init",
@@ -148,10 +150,7 @@ def write_requirements(run: Any) -> bool:
     if settings is None or getattr(settings, "mode", None) == "disabled":
         return False
     packages = installed_packages()
-    interface = getattr(run, "_interface", None)
-    publish = getattr(interface, "publish_python_packages", None)
-    if callable(publish):
-        publish(packages)
+    if _compat.publish_python_packages(run, packages):
         return True
     return _write_and_save(run, packages)
 
@@ -172,11 +171,9 @@ def installed_packages() -> tuple[Package, ...]:
         cached = _cached
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
-        from wandb import util as wandb_util
-
         # wandb's own scan, so the list (names, order, skipped broken metadata) is the one it
         # would have recorded.
-        packages = tuple(Package(str(d.key), str(d.version)) for d in wandb_util.working_set())
+        packages = tuple(Package(str(d.key), str(d.version)) for d in _compat.working_set())
         _cached = (fingerprint, packages)
         return packages
 
@@ -223,9 +220,7 @@ def _user_decides(user_settings: Mapping[str, Any] | Any | None) -> bool:
 
 def _globally_enabled() -> bool:
     try:
-        from wandb.sdk import wandb_setup
-
-        return bool(getattr(wandb_setup.singleton().settings, _SETTING, True))
+        return bool(getattr(_compat.process_settings(), _SETTING, True))
     except Exception:
         logger.debug("could not read the process-wide W&B settings", exc_info=True)
         return True

@@ -17,6 +17,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import _compat
 from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError
@@ -270,7 +271,7 @@ def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
 
 def _explicit_settings(settings: Any) -> dict[str, Any]:
     """The fields of a ``wandb.Settings`` that were set, without wandb's computed ones."""
-    return {k: v for k, v in settings.model_dump().items() if k in settings.model_fields_set}
+    return _compat.explicit_settings(settings)
 
 
 def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) -> None:
@@ -284,7 +285,7 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
     elif isinstance(existing, Mapping):
         # A wandb.Settings given to @wandb_init reaches here dumped to a dict, with wandb's
         # read-only computed fields next to the ones the user set: those cannot be passed back.
-        computed = wandb.Settings.model_computed_fields
+        computed = _compat.settings_computed_fields()
         merged = {k: v for k, v in existing.items() if k not in computed}
     else:
         merged = _explicit_settings(existing)
@@ -293,7 +294,7 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
         # The user chose not to talk to a server: W&B shared mode (online only) must not undo that.
         shared.pop("mode", None)
     merged.update(shared)
-    kwargs["settings"] = wandb.Settings(**merged)
+    kwargs["settings"] = wandb.Settings(**_compat.settings_for_installed_wandb(merged))
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -398,14 +399,11 @@ def _free_failed_run_ids() -> bool:
     the process is the task's own): restarting it would end the other runs.
     """
     try:
-        import wandb
-        from wandb.sdk import wandb_setup
-
         with _live_lock:
             ours = bool(_live)
-        if ours or wandb_setup.singleton().most_recent_active_run is not None:
+        if ours or _compat.most_recent_active_run() is not None:
             return False
-        wandb.teardown()
+        _compat.teardown_wandb()
         return True
     except Exception:  # pragma: no cover - a wandb without these helpers
         logger.debug("could not restart the wandb service", exc_info=True)
@@ -448,9 +446,7 @@ def _set_globals(run: Any) -> None:
     # With reinit="create_new" wandb leaves wandb.run / wandb.log alone; point them at the task's
     # run so that plain wandb.log(...) in a task body works.
     try:
-        from wandb.sdk.wandb_init import _set_global_run
-
-        _set_global_run(run)
+        _compat.set_global_run(run)
     except Exception:  # pragma: no cover - a wandb without this private helper
         logger.debug("could not set wandb.run", exc_info=True)
 
@@ -465,7 +461,6 @@ def _unset_globals(run: Any, previous: Any) -> None:
     """
     try:
         import wandb
-        from wandb.sdk.lib import module
 
         current = wandb.run
         if current is not run and (current is None or not getattr(current, "_is_finished", False)):
@@ -481,7 +476,7 @@ def _unset_globals(run: Any, previous: Any) -> None:
             ):
                 _set_globals(candidate)
                 return
-        module.unset_globals()
+        _compat.unset_global_run()
     except Exception:  # pragma: no cover
         logger.debug("could not reset wandb.run", exc_info=True)
 

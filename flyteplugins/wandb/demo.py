@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 import flyte
 
+from ._compat import tracked_actions
 from ._config import wandb_config
 from ._decorators import wandb_init
 from ._layers import LayerKind, explain, resolve
@@ -175,7 +176,7 @@ def _output_of(outputs: Any) -> str:
 
 def _rows(tracker: Any, wandb_dir: Path) -> list[TaskRow]:
     rows = []
-    for action, node in tracker._nodes.items():
+    for action, node in tracked_actions(tracker):
         flyte_task = _TASKS.get(node.task_name)
         if flyte_task is None:  # e.g. Flyte's own group nodes
             continue
@@ -304,7 +305,7 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         run_demo(Path(".wandb-demo"), sys.stdout)
         ```
     """
-    from flyte.cli._tui._tracker import ActionTracker
+    from ._compat import action_tracker, flyte_initialized
 
     wandb_dir = wandb_dir.expanduser().resolve()
     wandb_dir.mkdir(parents=True, exist_ok=True)
@@ -316,9 +317,9 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         mode = os.environ["WANDB_MODE"]
         print(f"flyte-wandb demo: local Flyte run {run_name!r}, W&B in {mode} mode", file=out)
         print(f"W&B files go to {_shown_path(wandb_dir)}/", file=out)
-        if not flyte._initialize.is_initialized():
+        if not flyte_initialized():
             flyte.init()
-        tracker = ActionTracker()
+        tracker = action_tracker()
         try:
             flyte.with_runcontext(
                 mode="local", name=run_name, custom_context=dict(context), _tracker=tracker
