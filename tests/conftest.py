@@ -122,3 +122,11 @@ def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 os.environ.setdefault("FLYTE_LOG_LEVEL", "WARNING")
+
+
+def requires_wandb(version: str, why: str) -> pytest.MarkDecorator:
+    """Skip a test of wandb behaviour that the installed (older, still supported) wandb lacks."""
+    return pytest.mark.skipif(
+        not _compat.wandb_at_least(version),
+        reason=f"needs wandb>={version} ({why}); wandb {_compat.wandb_version()} is installed",
+    )

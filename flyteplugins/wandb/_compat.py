@@ -46,6 +46,7 @@ __all__ = [
     "record_field",
     "record_kind",
     "record_time",
+    "restart_service_after_failed_init",
     "save_config_file",
     "set_global_run",
     "settings_computed_fields",
@@ -55,6 +56,7 @@ __all__ = [
     "tracked_actions",
     "unset_global_run",
     "version_tuple",
+    "wandb_at_least",
     "wandb_is_set_up",
     "wandb_supports_setting",
     "wandb_version",
@@ -64,10 +66,16 @@ __all__ = [
 logger = logging.getLogger("flyteplugins.wandb")
 
 # The oldest releases CI proves (kept in step with pyproject.toml and docs/versions.md).
-# wandb 0.19.10 is the first with wandb.init(reinit="create_new"), which every run start uses;
-# shared mode (x_label, x_primary, x_update_finish_state) is older (0.19.9).
-MIN_WANDB = "0.19.10"
-MIN_FLYTE = "2.0.0"
+# wandb 0.19.10 is the first with wandb.init(reinit="create_new"), which every run start uses, and
+# shared mode (x_label, x_primary, x_update_finish_state) is older (0.19.9); but before 0.25 a
+# second start of a run id in the same second overwrites the first one's folder, and CI fails.
+# flyte before 2.2.4 takes only a tuple, not a list, for @env.task(links=...).
+MIN_WANDB = "0.25.0"
+MIN_FLYTE = "2.2.4"
+# A non-primary writer (x_update_finish_state=False) outside shared mode never finishes before 0.26.1.
+_NON_PRIMARY_OFFLINE_FINISH = "0.26.1"
+# wandb.teardown() after an online wandb.init that failed waits forever before 0.28.2.
+_TEARDOWN_AFTER_FAILED_INIT = "0.28.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +101,6 @@ WANDB_FEATURES: dict[str, WandbFeature] = {
             "one local folder per writer of a shared-mode distributed run",
             "0.23.0",
             "writers that start in the same second may share wandb's '-1' folder suffix",
-        ),
-        WandbFeature(
-            "x_transaction_log_flush_interval",
-            "a custom flush interval for the run's transaction log",
-            "0.26.0",
-            "the log is flushed at wandb's default interval",
         ),
     )
 }
@@ -140,6 +142,22 @@ def _settings_fields() -> frozenset[str]:
     return frozenset(fields) if fields is not None else frozenset()
 
 
+def wandb_at_least(version: str) -> bool:
+    """Whether the installed wandb is ``version`` or newer.
+
+    Example:
+        >>> wandb_at_least("0.1.0")
+        True
+    """
+    return version_tuple(wandb_version()) >= version_tuple(version)
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
 def wandb_supports_setting(name: str) -> bool:
     """Whether the installed ``wandb.Settings`` has the field ``name``.
 
@@ -148,9 +166,6 @@ def wandb_supports_setting(name: str) -> bool:
         (True, False)
     """
     return name in _settings_fields()
-
-
-_warned: set[str] = set()
 
 
 def settings_for_installed_wandb(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -169,17 +184,31 @@ def settings_for_installed_wandb(settings: Mapping[str, Any]) -> dict[str, Any]:
         if feature is None or wandb_supports_setting(name):
             continue
         del kept[name]
-        if name not in _warned:
-            _warned.add(name)
-            logger.warning(
-                "W&B: %s needs wandb>=%s (setting %s); wandb %s is installed, so %s. "
-                "Upgrade wandb to get it.",
-                feature.description,
-                feature.since,
-                name,
-                wandb_version(),
-                feature.without,
-            )
+        _warn_once(
+            name,
+            "W&B: %s needs wandb>=%s (setting %s); wandb %s is installed, so %s. Upgrade wandb to get it.",
+            feature.description,
+            feature.since,
+            name,
+            wandb_version(),
+            feature.without,
+        )
+    if (
+        kept.get("x_update_finish_state") is False
+        and kept.get("mode") != "shared"
+        and not wandb_at_least(_NON_PRIMARY_OFFLINE_FINISH)
+    ):
+        # Outside shared mode (offline) each writer has its own folder; the setting only decides,
+        # at sync time, whose exit finishes the run.
+        del kept["x_update_finish_state"]
+        _warn_once(
+            "x_update_finish_state",
+            "W&B: a non-primary writer of a shared run that is not in shared mode (e.g. offline) needs "
+            "wandb>=%s to finish (older releases wait forever); wandb %s is installed, so the "
+            "writer's exit also counts as the run's when its folder is synced. Upgrade wandb to get it.",
+            _NON_PRIMARY_OFFLINE_FINISH,
+            wandb_version(),
+        )
     return kept
 
 
@@ -277,6 +306,9 @@ def most_recent_active_run() -> Any | None:
     return getattr(singleton, "most_recent_active_run", None)
 
 
+_warned: set[str] = set()
+
+
 def teardown_wandb() -> None:
     """Stop wandb's service and forget its process-wide state (``wandb.teardown``).
 
@@ -286,6 +318,31 @@ def teardown_wandb() -> None:
     import wandb
 
     wandb.teardown()
+
+
+def restart_service_after_failed_init() -> bool:
+    """Stop wandb's service after an online ``wandb.init`` failed, to free the run id it keeps.
+
+    Returns whether it did: before wandb 0.28.2 the service never stops after such a failure
+    (``wandb.teardown`` waits forever), so the offline fallback is not tried there, and a warning
+    names the feature and the versions.
+
+    Example:
+        >>> restart_service_after_failed_init() is wandb_at_least("0.28.2")
+        True
+    """
+    if not wandb_at_least(_TEARDOWN_AFTER_FAILED_INIT):
+        _warn_once(
+            "teardown",
+            "W&B: continuing offline after an online wandb.init failed (a server that accepts but "
+            "never answers) needs wandb>=%s; wandb %s is installed, so the error is raised. "
+            "Upgrade wandb to get it.",
+            _TEARDOWN_AFTER_FAILED_INIT,
+            wandb_version(),
+        )
+        return False
+    teardown_wandb()
+    return True
 
 
 def set_global_run(run: Any) -> None:

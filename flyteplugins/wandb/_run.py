@@ -403,8 +403,7 @@ def _free_failed_run_ids() -> bool:
             ours = bool(_live)
         if ours or _compat.most_recent_active_run() is not None:
             return False
-        _compat.teardown_wandb()
-        return True
+        return _compat.restart_service_after_failed_init()
     except Exception:  # pragma: no cover - a wandb without these helpers
         logger.debug("could not restart the wandb service", exc_info=True)
         return False
