@@ -22,6 +22,8 @@ from flyteplugins.wandb import _run as run_module
 from flyteplugins.wandb import wandb_init
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
+pytestmark = [pytest.mark.smoke, pytest.mark.timeout(120)]
+
 env = flyte.TaskEnvironment(name="offline_fallback")
 
 

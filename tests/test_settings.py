@@ -30,6 +30,8 @@ from flyteplugins.wandb import (
 from flyteplugins.wandb._decorators import task_layer_from_arguments
 from flyteplugins.wandb._layers import Layer, resolve
 
+pytestmark = pytest.mark.smoke
+
 env = flyte.TaskEnvironment(name="test_settings")
 
 RUN_NAME, PARENT_ACTION, ACTION = "run1", "a0", "a1"
