@@ -49,6 +49,15 @@ interpreter() {
   echo "$python"
 }
 
+pip_quiet() {
+  # pip install into venv $1, without the notes about this machine's absent local indexes.
+  local venv=$1
+  shift
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@" 2>&1 |
+    grep -v "^WARNING: Location '.*' is ignored" >&2
+  return "${PIPESTATUS[0]}"
+}
+
 prepare() {
   # prepare <leg> <python version> <pip requirement...>: (re)creates .venv-matrix/<leg> when
   # pyproject.toml, this script or the requirements changed.
@@ -64,9 +73,8 @@ prepare() {
   log "$leg: creating $venv ($("$python" --version 2>&1); $*)"
   rm -rf "$venv"
   "$python" -m venv "$venv" || return 1
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || return 1
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e . "${SMOKE_DEPS[@]}" "$@" >&2 ||
-    return 1
+  pip_quiet "$venv" --upgrade pip || return 1
+  pip_quiet "$venv" -e . "${SMOKE_DEPS[@]}" "$@" || return 1
   echo "$want" >"$venv/.stamp"
 }
 
