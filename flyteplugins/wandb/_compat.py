@@ -313,7 +313,7 @@ def teardown_wandb() -> None:
     """Stop wandb's service and forget its process-wide state (``wandb.teardown``).
 
     Example:
-        >>> teardown_wandb()
+        >>> teardown_wandb()  # doctest: +SKIP
     """
     import wandb
 
@@ -328,7 +328,7 @@ def restart_service_after_failed_init() -> bool:
     names the feature and the versions.
 
     Example:
-        >>> restart_service_after_failed_init() is wandb_at_least("0.28.2")
+        >>> restart_service_after_failed_init()  # after wandb.init(mode="online") failed  # doctest: +SKIP
         True
     """
     if not wandb_at_least(_TEARDOWN_AFTER_FAILED_INIT):

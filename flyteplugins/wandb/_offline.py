@@ -1,12 +1,14 @@
 """Read back what wandb wrote to disk for a run, without a W&B server.
 
-wandb 0.31 records each run as an append-only transaction log, ``run-<id>.wandb``, in the run's
+wandb records each run as an append-only transaction log, ``run-<id>.wandb``, in the run's
 directory (``<dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>``, or ``run-...`` for online runs; a
 ``-<n>`` suffix is added when the same id starts twice in one second). The log holds every
 record the SDK sent to its service: the run (identity, config), config changes, one history
-record per step, summary updates, saved files, the exit code. wandb 0.31 itself only reads these
+record per step, summary updates, saved files, the exit code. wandb itself only reads these
 files from its Go service, so this module decodes the log's framing here and the records with
-wandb's own protobuf classes.
+wandb's own protobuf classes, through :mod:`~flyteplugins.wandb._compat`: the record schemas of
+the supported wandb releases differ (a field one writes, another's classes may not know), so
+unknown fields are ignored and missing ones read as unset.
 
 Used by the tests (to assert what W&B really recorded), by the demo, and to inspect a local
 offline run directory. wandb is imported only when a log is decoded.
@@ -93,7 +95,8 @@ class OfflineRun:
         exit_code: the code given to ``run.finish`` (0 by default), ``None`` when the log has no
             exit record: the run is still running, or its process died without finishing it.
         resumed: the run was started with a ``resume`` setting for an existing id (offline wandb
-            cannot know whether the id existed, so a resumed run is a second directory).
+            cannot know whether the id existed, so a resumed run is a second directory). Recorded
+            by wandb 0.30 and later; ``False`` for logs of older releases.
         label: the writer's ``x_label`` (shared mode / distributed writers), when recorded: wandb
             suffixes system-metric keys with ``/l:<label>`` and names console logs
             ``output_<label>.log``.
