@@ -31,6 +31,8 @@ PRIVATE_NAMES = {
     "publish_python_packages",
     "_nodes",
     "model_computed_fields",
+    "model_fields_set",
+    "_is_finished",
     "working_set",
     "_initialize",
     "_task",

@@ -47,9 +47,11 @@ __all__ = [
     "record_kind",
     "record_time",
     "restart_service_after_failed_init",
+    "run_is_finished",
     "save_config_file",
     "set_global_run",
     "settings_computed_fields",
+    "settings_fields_set",
     "settings_for_installed_wandb",
     "setup_root_dir",
     "teardown_wandb",
@@ -220,11 +222,25 @@ def explicit_settings(settings: Any) -> dict[str, Any]:
         >>> explicit_settings(wandb.Settings(mode="offline"))
         {'mode': 'offline'}
     """
-    fields_set = getattr(settings, "model_fields_set", None)
+    fields_set = settings_fields_set(settings)
     dump = settings.model_dump()
     if fields_set is None:  # pragma: no cover - a wandb.Settings that is not a pydantic model
         return dict(dump)
     return {k: v for k, v in dump.items() if k in fields_set}
+
+
+def settings_fields_set(settings: Any) -> frozenset[str] | None:
+    """The names of the fields set on a ``wandb.Settings``; ``None`` for anything else.
+
+    Example:
+        >>> import wandb
+        >>> sorted(settings_fields_set(wandb.Settings(mode="offline")))
+        ['mode']
+        >>> settings_fields_set({"mode": "offline"}) is None
+        True
+    """
+    fields_set = getattr(settings, "model_fields_set", None)
+    return frozenset(fields_set) if fields_set is not None else None
 
 
 def settings_computed_fields() -> frozenset[str]:
@@ -273,6 +289,17 @@ def setup_root_dir() -> str | None:
     except Exception:  # a wandb whose setup object looks different: callers fall back
         return None
     return root if isinstance(root, str) else None
+
+
+def run_is_finished(run: Any) -> bool:
+    """Whether ``run.finish()`` has been called on a wandb run.
+
+    Example:
+        >>> run_is_finished(object())
+        False
+    """
+    # private wandb API: Run._is_finished
+    return bool(getattr(run, "_is_finished", False))
 
 
 def process_settings() -> Any:

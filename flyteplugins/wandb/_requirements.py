@@ -214,8 +214,7 @@ def _user_decides(user_settings: Mapping[str, Any] | Any | None) -> bool:
         return False
     if isinstance(user_settings, Mapping):
         return _SETTING in user_settings
-    explicitly_set = getattr(user_settings, "model_fields_set", ())
-    return _SETTING in explicitly_set
+    return _SETTING in (_compat.settings_fields_set(user_settings) or ())
 
 
 def _globally_enabled() -> bool:

@@ -326,7 +326,7 @@ def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] |
     import wandb
 
     settings: Any = kwargs.get("settings")
-    explicit = set(getattr(settings, "model_fields_set", ()) or ())
+    explicit = _compat.settings_fields_set(settings) or frozenset()
     process = wandb.setup().settings
     mode = kwargs.get("mode") or (settings.mode if "mode" in explicit else None) or process.mode
     if mode in ("offline", "dryrun", "disabled"):
@@ -462,17 +462,13 @@ def _unset_globals(run: Any, previous: Any) -> None:
         import wandb
 
         current = wandb.run
-        if current is not run and (current is None or not getattr(current, "_is_finished", False)):
+        if current is not run and (current is None or not _compat.run_is_finished(current)):
             return
         enclosing = _current.get()
         with _live_lock:
             newest_first = [a.run for a in reversed(_live.values())]
         for candidate in (previous, enclosing.run if enclosing else None, *newest_first):
-            if (
-                candidate is not None
-                and candidate is not run
-                and not getattr(candidate, "_is_finished", False)
-            ):
+            if candidate is not None and candidate is not run and not _compat.run_is_finished(candidate):
                 _set_globals(candidate)
                 return
         _compat.unset_global_run()
