@@ -55,7 +55,8 @@ def test_a_finished_run_and_its_resumption_read_back(version: str) -> None:
     assert (first.exit_code, first.resumed, first.truncated, first.offline) == (0, False, False, True)
     assert first.start_time is not None and first.start_time > 1.7e9
 
-    assert resumed.path.name.endswith("-fixture-run-1")
+    # A second folder, oldest first ("-1" suffixed when both starts fell in the same second).
+    assert resumed.path != first.path
     assert (resumed.exit_code, resumed.config, logged(resumed.history)) == (1, {"stage": 2}, [{"loss": 0.5}])
     # The run record's "resume" field exists from wandb 0.30 on: written by the release that made
     # the log, and known to the reader only when the installed release has it too.
