@@ -409,7 +409,9 @@ def test_host_from_base_url_is_the_app_url_the_wandb_sdk_derives(monkeypatch: py
 
     for base in ("https://api.company.com", "https://wandb.company.com/prefix/", "https://api.wandb.ai"):
         monkeypatch.setenv("WANDB_BASE_URL", base)
-        sdk_app_url = wandb.Settings(base_url=base).app_url
+        sdk_app_url = getattr(wandb.Settings(base_url=base), "app_url", None)
+        if sdk_app_url is None:
+            pytest.skip(f"wandb {wandb.__version__} does not derive a web address (Settings.app_url)")
         if base == "https://api.wandb.ai" and sdk_app_url == "https://wandb.ai":
             # An older wandb, from before the cloud's CoreWeave Forge address: links use the newer
             # address (docs/versions.md).

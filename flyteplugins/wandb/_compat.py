@@ -69,10 +69,10 @@ logger = logging.getLogger("flyteplugins.wandb")
 
 # The oldest releases CI proves (kept in step with pyproject.toml and docs/versions.md).
 # wandb 0.19.10 is the first with wandb.init(reinit="create_new"), which every run start uses, and
-# shared mode (x_label, x_primary, x_update_finish_state) is older (0.19.9); but before 0.25 a
-# second start of a run id in the same second overwrites the first one's folder, and CI fails.
+# shared mode (x_label, x_primary, x_update_finish_state) is older (0.19.9); but before 0.22.1 a
+# second start of a run id in the same second writes into the first one's folder, and CI fails.
 # flyte before 2.2.4 takes only a tuple, not a list, for @env.task(links=...).
-MIN_WANDB = "0.25.0"
+MIN_WANDB = "0.22.1"
 MIN_FLYTE = "2.2.4"
 # A non-primary writer (x_update_finish_state=False) outside shared mode never finishes before 0.26.1.
 _NON_PRIMARY_OFFLINE_FINISH = "0.26.1"
