@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import flyte
 import pytest
 
-from flyteplugins.wandb import reload_settings
+from flyteplugins.wandb import _compat, reload_settings
 from flyteplugins.wandb._settings import WATCHED_ENV_VARS
 
 _CLEARED = (
@@ -50,11 +49,8 @@ def wandb_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def _forget_wandb_settings() -> None:
     # wandb reads WANDB_DIR and friends once per process, into its setup singleton: drop it after
     # a test that used wandb, so that the next test's runs land in that test's own directory.
-    setup = sys.modules.get("wandb.sdk.wandb_setup")
-    if setup is not None and getattr(setup, "_singleton", None) is not None:
-        import wandb
-
-        wandb.teardown()
+    if _compat.wandb_is_set_up():
+        _compat.teardown_wandb()
     # wandb announces its service process to child processes through WANDB_SERVICE; a subprocess
     # started by a later test must not join this one (it refuses a second writer of a run id).
     os.environ.pop("WANDB_SERVICE", None)
@@ -72,11 +68,9 @@ class LocalRun:
 
 def run_local(task: Any, *args: Any, custom_context: dict[str, str] | None = None, **kwargs: Any) -> LocalRun:
     """Run ``task`` as a real local Flyte run, recording the links Flyte renders for each action."""
-    from flyte.cli._tui._tracker import ActionTracker
-
-    if not flyte._initialize.is_initialized():
+    if not _compat.flyte_initialized():
         flyte.init()
-    tracker = ActionTracker()
+    tracker = _compat.action_tracker()
     run = flyte.with_runcontext(mode="local", custom_context=custom_context or {}, _tracker=tracker).run(
         task, *args, **kwargs
     )
@@ -87,9 +81,7 @@ def run_local(task: Any, *args: Any, custom_context: dict[str, str] | None = Non
     links: dict[str, list[tuple[str, str]]] = {}
     by_action: dict[str, list[tuple[str, str]]] = {}
     task_of: dict[str, str] = {}
-    for action_id, node in tracker._nodes.items():
-        if action_id.startswith("__group__"):
-            continue
+    for action_id, node in _compat.tracked_actions(tracker):
         name = node.task_name.split(".")[-1]
         task_of[action_id] = name
         by_action[action_id] = list(node.log_links or [])
@@ -138,3 +130,11 @@ def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 
 os.environ.setdefault("FLYTE_LOG_LEVEL", "WARNING")
+
+
+def requires_wandb(version: str, why: str) -> pytest.MarkDecorator:
+    """Skip a test of wandb behaviour that the installed (older, still supported) wandb lacks."""
+    return pytest.mark.skipif(
+        not _compat.wandb_at_least(version),
+        reason=f"needs wandb>={version} ({why}); wandb {_compat.wandb_version()} is installed",
+    )

@@ -34,6 +34,8 @@ from flyteplugins.wandb._layers import resolve
 from flyteplugins.wandb._offline import read_offline_run
 from flyteplugins.wandb._settings import RUN, SWEEP
 
+pytestmark = pytest.mark.smoke
+
 env = flyte.TaskEnvironment(name="test_codec")
 
 SECRET = "s3cr3t-DO-NOT-LEAK-4242"

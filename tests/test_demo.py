@@ -15,6 +15,8 @@ import pytest
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_runs
 from flyteplugins.wandb.demo import DEMO_ENTITY, DEMO_PROJECT, main
 
+pytestmark = pytest.mark.smoke
+
 TASKS = ("pipeline", "prepare_data", "train", "evaluate", "report")
 LINK_PREFIX = f"https://wandb.ai/{DEMO_ENTITY}/{DEMO_PROJECT}/runs/"
 # The offline log of a run is complete once the process that wrote it has exited.

@@ -22,6 +22,8 @@ from flyteplugins.wandb import (
 )
 from flyteplugins.wandb._offline import read_offline_run
 
+pytestmark = pytest.mark.smoke
+
 env = flyte.TaskEnvironment(name="test_links")
 
 GET_LINK_PARAMETERS = [

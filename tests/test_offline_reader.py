@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 import wandb
+from conftest import requires_wandb
 
+from flyteplugins.wandb import _compat
 from flyteplugins.wandb._offline import (
     OfflineRunFormatError,
     find_offline_run_dirs,
@@ -20,6 +22,8 @@ from flyteplugins.wandb._offline import (
     read_offline_run,
     read_offline_runs,
 )
+
+pytestmark = pytest.mark.smoke
 
 CONFIG = {"lr": 0.001, "layers": [64, 32], "optimizer": {"name": "adam", "betas": [0.9, 0.999]}, "seed": 7}
 # wandb's service writes the end of a run's log after run.finish() has returned.
@@ -109,7 +113,8 @@ def test_finished_run_reads_back_exactly(runs_dir: Path) -> None:
     assert recorded.resumed is False
     assert (recorded.label, recorded.primary, recorded.shared_mode) == (None, None, False)
     assert "requirements.txt" in recorded.files
-    assert recorded.file_records == ["requirements.txt"]
+    # wandb before 0.20 also registers its wandb-metadata.json.
+    assert "requirements.txt" in recorded.file_records
     assert recorded.start_time is not None and abs(recorded.start_time - time.time()) < 600
     assert recorded.truncated is False and recorded.offline is True
     kinds = [record.WhichOneof("record_type") for record in iter_records(run_dir)]
@@ -127,6 +132,7 @@ def test_failed_run_records_its_exit_code(runs_dir: Path) -> None:
     assert recorded.column("loss") == [1.0]
 
 
+@requires_wandb("0.31.0", "x_transaction_log_flush_interval: older releases buffer a live run's log")
 def test_live_run_has_no_exit_code_until_finished(runs_dir: Path) -> None:
     # A short flush interval makes the service write the log while the run is still going.
     run = start(runs_dir, "run-live", settings={"x_transaction_log_flush_interval": 0.1})
@@ -221,7 +227,9 @@ def test_resumed_run_is_a_second_directory(runs_dir: Path) -> None:
         {"stage": 1},
         [1],
     )
-    assert (after.resumed, after.exit_code, after.config, after.column("x")) == (True, 0, {"stage": 2}, [2])
+    assert (after.exit_code, after.config, after.column("x")) == (0, {"stage": 2}, [2])
+    # The run record's "resume" field is written from wandb 0.30 on.
+    assert after.resumed is _compat.wandb_at_least("0.30.0")
     # Offline, wandb cannot know the earlier steps: the second directory counts from 0 again.
     assert after.history[0]["_step"] == 0
 
@@ -248,6 +256,7 @@ run.finish()
 """
 
 
+@requires_wandb("0.26.1", "an offline writer with x_update_finish_state=False never finishes before")
 def test_several_writers_to_one_run(runs_dir: Path) -> None:
     # Distributed writers of one run, offline: one directory each. One wandb service refuses a
     # second live run with the same id ("run ID ... is in use"), and a child process inherits
@@ -286,6 +295,8 @@ run.finish()
 """
 
 
+@requires_wandb("0.28.2", "wandb.teardown() after a failed online start waits forever before")
+@pytest.mark.timeout(150)
 def test_an_online_start_that_failed_leaves_a_run_directory(runs_dir: Path) -> None:
     # Falling back to offline after the server could not be reached: the failed online start
     # keeps its own run-... directory, which records the run and an exit but no history.

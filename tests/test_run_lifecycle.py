@@ -19,6 +19,8 @@ from conftest import LocalRun, run_local, task_run
 from flyteplugins.wandb import Wandb, get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
 
+pytestmark = pytest.mark.smoke
+
 env = flyte.TaskEnvironment(name="lifecycle")
 
 

@@ -30,6 +30,8 @@ from flyteplugins.wandb import (
 from flyteplugins.wandb._decorators import task_layer_from_arguments
 from flyteplugins.wandb._layers import Layer, resolve
 
+pytestmark = pytest.mark.smoke
+
 env = flyte.TaskEnvironment(name="test_settings")
 
 RUN_NAME, PARENT_ACTION, ACTION = "run1", "a0", "a1"
@@ -442,7 +444,14 @@ def test_host_from_base_url_is_the_app_url_the_wandb_sdk_derives(monkeypatch: py
 
     for base in ("https://api.company.com", "https://wandb.company.com/prefix/", "https://api.wandb.ai"):
         monkeypatch.setenv("WANDB_BASE_URL", base)
-        assert resolve(context={}).get("host") == wandb.Settings(base_url=base).app_url
+        sdk_app_url = getattr(wandb.Settings(base_url=base), "app_url", None)
+        if sdk_app_url is None:
+            pytest.skip(f"wandb {wandb.__version__} does not derive a web address (Settings.app_url)")
+        if base == "https://api.wandb.ai" and sdk_app_url == "https://wandb.ai":
+            # An older wandb, from before the cloud's CoreWeave Forge address: links use the newer
+            # address (docs/versions.md).
+            continue
+        assert resolve(context={}).get("host") == sdk_app_url
 
 
 def test_app_url_beats_base_url(monkeypatch: pytest.MonkeyPatch) -> None:

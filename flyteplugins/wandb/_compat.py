@@ -1,22 +1,697 @@
-"""Version-specific internals of wandb and flyte, behind one function each.
+"""Every use of a wandb or flyte private helper, and of wandb's protobuf records, in one place.
 
-Every use of a private helper or a field that changed between releases goes through this module,
-with feature detection, so that a new release breaks one function here rather than the package.
+The plugin supports a range of wandb and flyte releases (see ``docs/versions.md``). Public APIs
+(``wandb.init``, ``wandb.Settings``, ``flyte.ctx``, ...) are called directly; anything private
+(module internals, singleton objects, protobuf fields of the transaction log) is reached only
+through a function of this module. Each one detects what the installed release offers
+(``hasattr``/try-import, computed once) and degrades to a documented fallback, so that the next
+release that moves an internal breaks one function here, not the package.
+
+Settings that need a newer wandb than the one installed are dropped by
+:func:`settings_for_installed_wandb` with a warning that names the feature, the installed and the
+needed version; everything else keeps working.
 
 Example:
-    >>> from flyteplugins.wandb import _compat
-    >>> callable(_compat.real_wandb_init())
+    >>> from flyteplugins.wandb._compat import version_tuple
+    >>> version_tuple("0.19.10") < version_tuple("0.23.0") <= version_tuple("0.31.0rc1")
     True
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import re
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["prepare_wandb", "real_wandb_init"]
+__all__ = [
+    "MIN_FLYTE",
+    "MIN_WANDB",
+    "WANDB_FEATURES",
+    "WandbFeature",
+    "action_tracker",
+    "add_reference_entry",
+    "can_record_traces",
+    "control_plane_available",
+    "explicit_settings",
+    "flyte_client",
+    "flyte_initialized",
+    "is_function_task",
+    "most_recent_active_run",
+    "parse_record",
+    "prepare_wandb",
+    "process_settings",
+    "publish_python_packages",
+    "real_wandb_init",
+    "record_field",
+    "record_has",
+    "record_kind",
+    "record_time",
+    "restart_service_after_failed_init",
+    "run_id_validator",
+    "run_is_finished",
+    "save_config_file",
+    "set_global_run",
+    "settings_computed_fields",
+    "settings_fields_set",
+    "settings_for_installed_wandb",
+    "setup_root_dir",
+    "teardown_wandb",
+    "tracked_actions",
+    "unset_global_run",
+    "version_tuple",
+    "wandb_at_least",
+    "wandb_is_set_up",
+    "wandb_supports_setting",
+    "wandb_version",
+    "working_set",
+]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+# The oldest releases CI proves (kept in step with pyproject.toml and docs/versions.md).
+# wandb 0.19.10 is the first with wandb.init(reinit="create_new"), which every run start uses, and
+# shared mode (x_label, x_primary, x_update_finish_state) is older (0.19.9); but before 0.22.1 a
+# second start of a run id in the same second writes into the first one's folder, and CI fails.
+# flyte before 2.2.4 takes only a tuple, not a list, for @env.task(links=...).
+MIN_WANDB = "0.22.1"
+MIN_FLYTE = "2.2.4"
+# A non-primary writer (x_update_finish_state=False) outside shared mode never finishes before 0.26.1.
+_NON_PRIMARY_OFFLINE_FINISH = "0.26.1"
+# wandb.teardown() after an online wandb.init that failed waits forever before 0.28.2.
+_TEARDOWN_AFTER_FAILED_INIT = "0.28.2"
+
+
+@dataclass(frozen=True, slots=True)
+class WandbFeature:
+    """A plugin feature that needs a wandb setting newer than the oldest supported wandb.
+
+    Example:
+        >>> WANDB_FEATURES["x_sync_dir_suffix"].since
+        '0.23.0'
+    """
+
+    setting: str
+    description: str
+    since: str
+    without: str
+
+
+WANDB_FEATURES: dict[str, WandbFeature] = {
+    feature.setting: feature
+    for feature in (
+        WandbFeature(
+            "x_sync_dir_suffix",
+            "one local folder per writer of a shared-mode distributed run",
+            "0.23.0",
+            "writers that start in the same second may share wandb's '-1' folder suffix",
+        ),
+    )
+}
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """The numeric release part of a version string, for comparisons.
+
+    Example:
+        >>> version_tuple("0.25.1"), version_tuple("2.12.0b3"), version_tuple("unknown")
+        ((0, 25, 1), (2, 12, 0), ())
+    """
+    numbers: list[int] = []
+    for part in text.split(".")[:3]:
+        match = re.match(r"\d+", part)
+        if match is None:
+            break
+        numbers.append(int(match.group()))
+    return tuple(numbers)
+
+
+def wandb_version() -> str:
+    """The installed wandb's version string.
+
+    Example:
+        >>> wandb_version().count(".") >= 1
+        True
+    """
+    import wandb
+
+    return str(getattr(wandb, "__version__", "unknown"))
+
+
+@functools.cache
+def _settings_fields() -> frozenset[str]:
+    import wandb
+
+    fields = getattr(wandb.Settings, "model_fields", None)
+    return frozenset(fields) if fields is not None else frozenset()
+
+
+def wandb_at_least(version: str) -> bool:
+    """Whether the installed wandb is ``version`` or newer.
+
+    Example:
+        >>> wandb_at_least("0.1.0")
+        True
+    """
+    return version_tuple(wandb_version()) >= version_tuple(version)
+
+
+def _warn_once(key: str, message: str, *args: object) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message, *args)
+
+
+def wandb_supports_setting(name: str) -> bool:
+    """Whether the installed ``wandb.Settings`` has the field ``name``.
+
+    Example:
+        >>> wandb_supports_setting("x_label"), wandb_supports_setting("no_such_setting")
+        (True, False)
+    """
+    return name in _settings_fields()
+
+
+def settings_for_installed_wandb(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` without the plugin's settings the installed wandb does not know, each warned about once.
+
+    Only the settings of :data:`WANDB_FEATURES` are dropped: a setting the user wrote that wandb
+    does not know still reaches ``wandb.Settings``, which names it in its own error.
+
+    Example:
+        >>> settings_for_installed_wandb({"mode": "shared", "x_label": "rank-0"})
+        {'mode': 'shared', 'x_label': 'rank-0'}
+    """
+    kept = dict(settings)
+    for name in list(kept):
+        feature = WANDB_FEATURES.get(name)
+        if feature is None or wandb_supports_setting(name):
+            continue
+        del kept[name]
+        _warn_once(
+            name,
+            "W&B: %s needs wandb>=%s (setting %s); wandb %s is installed, so %s. Upgrade wandb to get it.",
+            feature.description,
+            feature.since,
+            name,
+            wandb_version(),
+            feature.without,
+        )
+    if (
+        kept.get("x_update_finish_state") is False
+        and kept.get("mode") != "shared"
+        and not wandb_at_least(_NON_PRIMARY_OFFLINE_FINISH)
+    ):
+        # Outside shared mode (offline) each writer has its own folder; the setting only decides,
+        # at sync time, whose exit finishes the run.
+        del kept["x_update_finish_state"]
+        _warn_once(
+            "x_update_finish_state",
+            "W&B: a non-primary writer of a shared run that is not in shared mode (e.g. offline) needs "
+            "wandb>=%s to finish (older releases wait forever); wandb %s is installed, so the "
+            "writer's exit also counts as the run's when its folder is synced. Upgrade wandb to get it.",
+            _NON_PRIMARY_OFFLINE_FINISH,
+            wandb_version(),
+        )
+    return kept
+
+
+def explicit_settings(settings: Any) -> dict[str, Any]:
+    """The fields of a ``wandb.Settings`` that were set, without wandb's computed ones.
+
+    Example:
+        >>> import wandb
+        >>> explicit_settings(wandb.Settings(mode="offline"))
+        {'mode': 'offline'}
+    """
+    fields_set = settings_fields_set(settings)
+    dump = settings.model_dump()
+    if fields_set is None:  # pragma: no cover - a wandb.Settings that is not a pydantic model
+        return dict(dump)
+    return {k: v for k, v in dump.items() if k in fields_set}
+
+
+def settings_fields_set(settings: Any) -> frozenset[str] | None:
+    """The names of the fields set on a ``wandb.Settings``; ``None`` for anything else.
+
+    Example:
+        >>> import wandb
+        >>> sorted(settings_fields_set(wandb.Settings(mode="offline")))
+        ['mode']
+        >>> settings_fields_set({"mode": "offline"}) is None
+        True
+    """
+    fields_set = getattr(settings, "model_fields_set", None)
+    return frozenset(fields_set) if fields_set is not None else None
+
+
+def settings_computed_fields() -> frozenset[str]:
+    """The names of ``wandb.Settings``' read-only computed fields (in its dump, never accepted back).
+
+    Example:
+        >>> "files_dir" in settings_computed_fields()
+        True
+    """
+    import wandb
+
+    return frozenset(getattr(wandb.Settings, "model_computed_fields", None) or ())
+
+
+# --- wandb's process-wide state (private wandb API) ---------------------------------------------
+
+
+def _setup_module() -> Any | None:
+    return sys.modules.get("wandb.sdk.wandb_setup")
+
+
+def wandb_is_set_up() -> bool:
+    """Whether wandb has set itself up in this process (without setting it up).
+
+    Example:
+        >>> isinstance(wandb_is_set_up(), bool)
+        True
+    """
+    # private wandb API: wandb_setup._singleton (and its _pid, invalid in a forked child)
+    singleton = getattr(_setup_module(), "_singleton", None)
+    return singleton is not None and getattr(singleton, "_pid", os.getpid()) == os.getpid()
+
+
+def setup_root_dir() -> str | None:
+    """The folder wandb writes this process's runs under, once it is set up (``None`` before).
+
+    Example:
+        >>> root = setup_root_dir()
+        >>> root is None or isinstance(root, str)
+        True
+    """
+    if not wandb_is_set_up():
+        return None
+    try:
+        root = _setup_module()._singleton.settings.root_dir  # type: ignore[union-attr]
+    except Exception:  # a wandb whose setup object looks different: callers fall back
+        return None
+    return root if isinstance(root, str) else None
+
+
+def run_is_finished(run: Any) -> bool:
+    """Whether ``run.finish()`` has been called on a wandb run.
+
+    Example:
+        >>> run_is_finished(object())
+        False
+    """
+    # private wandb API: Run._is_finished
+    return bool(getattr(run, "_is_finished", False))
+
+
+def process_settings() -> Any:
+    """The process-wide ``wandb.Settings`` (environment, settings files), without starting a service.
+
+    Example:
+        >>> process_settings().mode in ("online", "offline", "dryrun", "disabled", "shared")
+        True
+    """
+    # private wandb API: wandb_setup.singleton() (creates the singleton from 0.20 on, returns None
+    # before it exists in older releases) and _setup(start_service=False).
+    from wandb.sdk import wandb_setup
+
+    singleton = wandb_setup.singleton()
+    if singleton is None:
+        singleton = wandb_setup._setup(start_service=False)
+    return singleton.settings
+
+
+def most_recent_active_run() -> Any | None:
+    """The run wandb itself considers active in this process, if any.
+
+    Example:
+        >>> most_recent_active_run() is None
+        True
+    """
+    if not wandb_is_set_up():
+        return None
+    # private wandb API: the setup singleton's most_recent_active_run
+    singleton = _setup_module()._singleton  # type: ignore[union-attr]
+    return getattr(singleton, "most_recent_active_run", None)
+
+
+_warned: set[str] = set()
+
+
+def teardown_wandb() -> None:
+    """Stop wandb's service and forget its process-wide state (``wandb.teardown``).
+
+    Example:
+        >>> teardown_wandb()  # doctest: +SKIP
+    """
+    import wandb
+
+    wandb.teardown()
+
+
+def restart_service_after_failed_init(seconds: float | None = None) -> bool:
+    """Stop wandb's service after an online ``wandb.init`` failed, to free the run id it keeps.
+
+    Returns whether it did: before wandb 0.28.2 the service never stops after such a failure
+    (``wandb.teardown`` waits forever), so the offline fallback is not tried there, and a warning
+    names the feature and the versions.
+
+    Example:
+        >>> restart_service_after_failed_init()  # after wandb.init(mode="online") failed  # doctest: +SKIP
+        True
+    """
+    if not wandb_at_least(_TEARDOWN_AFTER_FAILED_INIT):
+        _warn_once(
+            "teardown",
+            "W&B: continuing offline after an online wandb.init failed (a server that accepts but "
+            "never answers) needs wandb>=%s; wandb %s is installed, so the error is raised. "
+            "Upgrade wandb to get it.",
+            _TEARDOWN_AFTER_FAILED_INIT,
+            wandb_version(),
+        )
+        return False
+    if seconds is None:
+        teardown_wandb()
+    else:
+        # The old service may take seconds to shut down (it still waits on a stalled server);
+        # wandb forgets it at once, so a new one serves the offline start while it finishes.
+        from ._signals import call_within
+
+        call_within(teardown_wandb, seconds, "teardown")
+    return True
+
+
+def set_global_run(run: Any) -> None:
+    """Point ``wandb.run``, ``wandb.log``, ... at ``run`` (``reinit="create_new"`` leaves them alone).
+
+    Example:
+        >>> import wandb  # doctest: +SKIP
+        >>> set_global_run(wandb.init(mode="offline", reinit="create_new"))  # doctest: +SKIP
+    """
+    # private wandb API: wandb.sdk.wandb_init._set_global_run (0.19.10 and later)
+    try:
+        from wandb.sdk.wandb_init import _set_global_run
+    except ImportError:  # pragma: no cover - fall back to the older module-level helper
+        from wandb.sdk.lib import module
+
+        module.set_global(run=run, config=run.config, log=run.log, summary=run.summary, save=run.save)
+        return
+    _set_global_run(run)
+
+
+def unset_global_run() -> None:
+    """Reset ``wandb.run``, ``wandb.log``, ... to their no-run placeholders.
+
+    Example:
+        >>> unset_global_run()
+    """
+    # private wandb API: wandb.sdk.lib.module.unset_globals
+    from wandb.sdk.lib import module
+
+    module.unset_globals()
+
+
+def publish_python_packages(run: Any, packages: Iterable[Any]) -> bool:
+    """Hand ``run``'s service the installed packages, as wandb does at run start; ``False`` if it cannot.
+
+    Example:
+        >>> publish_python_packages(object(), [])
+        False
+    """
+    # private wandb API: Run._interface.publish_python_packages(working_set)
+    interface = getattr(run, "_interface", None)
+    publish = getattr(interface, "publish_python_packages", None)
+    if not callable(publish):
+        return False
+    publish(packages)
+    return True
+
+
+def working_set() -> Iterator[Any]:
+    """The installed distributions as wandb lists them (``key`` and ``version`` attributes).
+
+    Example:
+        >>> any(d.key == "wandb" for d in working_set())
+        True
+    """
+    from wandb import util
+
+    return iter(util.working_set())
+
+
+def save_config_file(path: str, config: Mapping[str, Any]) -> None:
+    """Write ``config`` as wandb's ``config.yaml`` (``{key: {"value": v}}``, as a download has it).
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "config.yaml")
+        >>> save_config_file(path, {"lr": 0.1})
+        >>> "lr" in open(path).read()
+        True
+    """
+    # private wandb API: wandb.sdk.lib.config_util.save_config_file_from_dict
+    try:
+        from wandb.sdk.lib import config_util
+
+        config_util.save_config_file_from_dict(path, {k: {"value": v} for k, v in config.items()})
+        return
+    except ImportError:  # pragma: no cover - the same format written here
+        pass
+    import yaml  # type: ignore[import-untyped]
+
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump({k: {"value": v} for k, v in config.items()}, handle)
+
+
+# --- the transaction log's protobuf records (private wandb API) ----------------------------------
+
+
+def parse_record(payload: bytes) -> Any:
+    """Decode one transaction-log payload into wandb's ``Record`` protobuf message.
+
+    Example:
+        >>> record_kind(parse_record(b""))
+        ''
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    record = wandb_internal_pb2.Record()
+    record.ParseFromString(payload)
+    return record
+
+
+def record_kind(record: Any) -> str:
+    """Which record a ``Record`` holds (``"run"``, ``"history"``, ...), ``""`` when none.
+
+    Example:
+        >>> record_kind(parse_record(b""))
+        ''
+    """
+    return str(record.WhichOneof("record_type") or "")
+
+
+def record_field(message: Any, name: str, default: Any = None) -> Any:
+    """Field ``name`` of a protobuf message, or ``default`` when this wandb's schema lacks it.
+
+    Fields come and go across wandb releases (``RunRecord.resume`` is not in every one), and a
+    log may have been written by another release than the one reading it.
+
+    Example:
+        >>> record = parse_record(b"")
+        >>> record_field(record, "no_such_field", "missing")
+        'missing'
+        >>> record_field(record.run, "run_id")
+        ''
+    """
+    if message is None:
+        return default
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if descriptor is not None and name not in descriptor.fields_by_name:
+        return default
+    return getattr(message, name, default)
+
+
+def record_time(message: Any, name: str) -> float | None:
+    """A ``google.protobuf.Timestamp`` field in seconds since the epoch, ``None`` when unset or absent.
+
+    Example:
+        >>> record_time(parse_record(b"").run, "start_time") is None
+        True
+    """
+    if record_field(message, name) is None or not message.HasField(name):
+        return None
+    stamp = getattr(message, name)
+    return float(stamp.seconds + stamp.nanos / 1e9)
+
+
+# --- flyte internals (private flyte API) ---------------------------------------------------------
+
+
+def is_function_task(obj: object) -> bool:
+    """Whether ``obj`` is a Flyte function task (what ``@env.task`` returns).
+
+    Example:
+        >>> is_function_task(print)
+        False
+    """
+    # private flyte API: flyte._task.AsyncFunctionTaskTemplate (2.0 and later)
+    from flyte._task import AsyncFunctionTaskTemplate
+
+    return isinstance(obj, AsyncFunctionTaskTemplate)
+
+
+def control_plane_available() -> bool | None:
+    """Whether flyte was initialised against a remote control plane; ``None`` when flyte cannot say.
+
+    Example:
+        >>> control_plane_available() in (True, False, None)
+        True
+    """
+    # private flyte API: flyte._initialize.is_control_plane_available (2.7 and later)
+    try:
+        from flyte._initialize import is_control_plane_available
+    except ImportError:
+        return None
+    try:
+        return bool(is_control_plane_available())
+    except Exception:
+        return None
+
+
+def flyte_initialized() -> bool:
+    """Whether ``flyte.init()`` has run in this process.
+
+    Example:
+        >>> isinstance(flyte_initialized(), bool)
+        True
+    """
+    # private flyte API: flyte._initialize.is_initialized
+    from flyte import _initialize
+
+    return bool(_initialize.is_initialized())
+
+
+def can_record_traces() -> bool:
+    """Whether a Flyte controller is running here (so ``flyte.trace`` calls are recorded).
+
+    Example:
+        >>> can_record_traces()
+        False
+    """
+    # private flyte API: flyte._internal.controllers.get_controller
+    try:
+        from flyte._internal.controllers import get_controller
+
+        get_controller()
+    except Exception:
+        return False
+    return True
+
+
+def action_tracker() -> Any:
+    """A tracker to pass as ``flyte.with_runcontext(_tracker=...)``: it records a local run's actions.
+
+    Example:
+        >>> tracker = action_tracker()
+        >>> list(tracked_actions(tracker))
+        []
+    """
+    # private flyte API: flyte.cli._tui._tracker.ActionTracker, the local TUI's tracker
+    from flyte.cli._tui._tracker import ActionTracker
+
+    return ActionTracker()
+
+
+def tracked_actions(tracker: Any) -> Iterator[tuple[str, Any]]:
+    """``(action id, node)`` of each action a tracker saw, groups left out.
+
+    A node has ``task_name`` and ``log_links`` (``(name, url)`` pairs, as Flyte rendered them).
+
+    Example:
+        >>> list(tracked_actions(action_tracker()))
+        []
+    """
+    # private flyte API: ActionTracker._nodes
+    nodes: Mapping[str, Any] = getattr(tracker, "_nodes", {})
+    for action_id, node in list(nodes.items()):
+        if not str(action_id).startswith("__group__"):
+            yield str(action_id), node
+
+
+def record_has(message: Any, name: str) -> bool:
+    """Whether a protobuf message field ``name`` is set; ``False`` when this wandb's schema lacks it.
+
+    Example:
+        >>> record_has(parse_record(b""), "history"), record_has(parse_record(b""), "no_such_field")
+        (False, False)
+    """
+    descriptor = getattr(message, "DESCRIPTOR", None)
+    if message is None or descriptor is None or name not in descriptor.fields_by_name:
+        return False
+    return bool(message.HasField(name))
+
+
+def run_id_validator() -> Callable[[str], None] | None:
+    """wandb's own check of a run id (raises on an id wandb refuses), or ``None`` without one.
+
+    Example:
+        >>> check = run_id_validator()  # doctest: +SKIP
+        >>> check("run 50%")  # doctest: +SKIP
+    """
+    try:
+        from wandb.sdk.wandb_settings import Settings
+
+        validate = Settings.validate_run_id
+    except Exception:  # a wandb without it
+        return None
+
+    def check(value: str) -> None:
+        validate(value, None)
+
+    return check
+
+
+def flyte_client() -> Any | None:
+    """The Flyte client ``flyte.init(...)`` configured for a remote endpoint, or ``None``.
+
+    Example:
+        >>> flyte_client() is None  # doctest: +SKIP
+        True
+    """
+    try:
+        from flyte._initialize import _get_init_config
+
+        config = _get_init_config()
+    except Exception:  # a flyte without it, or not initialised
+        return None
+    return getattr(config, "client", None) if config is not None else None
+
+
+def add_reference_entry(artifact: Any, path: str, uri: str) -> bool:
+    """Add to ``artifact`` the manifest entry ``add_reference(uri, checksum=False)`` makes, without
+    the storage handler (which for cloud URIs needs the cloud's SDK even when nothing is read).
+
+    Returns ``False`` when this wandb has no such entry class (the caller falls back to
+    ``add_reference``).
+
+    Example:
+        >>> add_reference_entry(artifact, "model.pt", "s3://bucket/model.pt")  # doctest: +SKIP
+        True
+    """
+    try:
+        from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+    except ImportError:
+        return False
+    artifact.manifest.add_entry(ArtifactManifestEntry(path=path, ref=uri, digest=uri))
+    return True
+
+
+# --- the cold start ------------------------------------------------------------------------------
 
 
 def real_wandb_init() -> Callable[..., Any]:

@@ -144,15 +144,9 @@ class _Block(Mapping[str, str]):
 
 
 def _warn_if_remote(label: str) -> None:
-    try:
-        from flyte._initialize import is_control_plane_available
-    except ImportError:  # pragma: no cover - older flyte
-        return
-    try:
-        remote = bool(is_control_plane_available())
-    except Exception:
-        return
-    if remote:
+    from ._compat import control_plane_available
+
+    if control_plane_available():
         warnings.warn(
             f"`with {label}(...)` outside a Flyte task only affects this process (local runs, links "
             f"rendered here); for a remote run pass it as flyte.with_runcontext(custom_context={label}(...))",

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
+from ._compat import explicit_settings, settings_fields_set
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
@@ -44,10 +45,9 @@ def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
     if settings is not None and not isinstance(settings, Mapping):
         # A wandb.Settings object: keep the fields the user set (its dump also holds wandb's
         # computed fields), so that the credential check below sees exactly what was given.
-        fields_set = getattr(settings, "model_fields_set", None)
-        if fields_set is None:
+        if settings_fields_set(settings) is None:
             raise WandbConfigError("settings", settings, origin, "a dict or a wandb.Settings object")
-        extra["settings"] = {k: v for k, v in settings.model_dump().items() if k in fields_set}
+        extra["settings"] = explicit_settings(settings)
     check_no_credentials(values, origin, "")
     check_no_credentials(extra, origin, "")
     if extra:
@@ -57,9 +57,9 @@ def task_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
 
 def is_flyte_task(obj: object) -> bool:
     """Whether ``obj`` is a Flyte function task (what ``@env.task`` returns)."""
-    from flyte._task import AsyncFunctionTaskTemplate
+    from ._compat import is_function_task
 
-    return isinstance(obj, AsyncFunctionTaskTemplate)
+    return is_function_task(obj)
 
 
 async def _after_async(scope: RunScope, failed: bool, download: bool) -> None:

@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -280,15 +279,9 @@ def _process_root_dir() -> str | None:
     wandb reads ``WANDB_DIR`` once, when it is first set up; a later change of the variable does
     not move where this process's runs go.
     """
-    setup = sys.modules.get("wandb.sdk.wandb_setup")
-    singleton = getattr(setup, "_singleton", None)
-    if singleton is None or getattr(singleton, "_pid", None) != os.getpid():
-        return None
-    try:
-        root = singleton.settings.root_dir
-    except Exception:  # a wandb whose setup object looks different: fall back to the other roots
-        return None
-    return root if isinstance(root, str) else None
+    from ._compat import setup_root_dir
+
+    return setup_root_dir()
 
 
 def find_local_run_dirs(run_id: str) -> list[Path]:
@@ -355,7 +348,7 @@ def _read_settled(run_dir: Path, wait: bool) -> Any:
 
 def _copy_local(dirs: list[Path], target: Path, include_history: bool) -> None:
     """Write a run's local folders to ``target`` the way a download from W&B lays them out."""
-    from wandb.sdk.lib import config_util
+    from ._compat import save_config_file
 
     # The run active here is still being written: take what is on disk now rather than wait for it.
     wait = not (dirs and _is_live_here(_run_id_of(dirs[-1])))
@@ -376,9 +369,7 @@ def _copy_local(dirs: list[Path], target: Path, include_history: bool) -> None:
     if config and not (target / "config.yaml").exists():
         # Offline runs keep their config only in the transaction log; a download from W&B has it as
         # config.yaml, so the local copy gets one in W&B's own format.
-        config_util.save_config_file_from_dict(
-            str(target / "config.yaml"), {k: {"value": v} for k, v in config.items()}
-        )
+        save_config_file(str(target / "config.yaml"), config)
     _write_json(target, SUMMARY_FILE, _plain(summary))
     if include_history:
         _write_json(target, HISTORY_FILE, _plain(history))
@@ -391,11 +382,12 @@ def _run_id_of(run_dir: Path) -> str:
 
 def _recorded_run(run_dir: Path) -> tuple[str, str | None] | None:
     """The run id and sweep id a run folder's log records (its first run record), if any."""
+    from ._compat import record_field, record_kind
     from ._offline import iter_records
 
     for record in iter_records(run_dir):
-        if record.WhichOneof("record_type") == "run":
-            return str(record.run.run_id), str(record.run.sweep_id) or None
+        if record_kind(record) == "run":
+            return str(record.run.run_id), str(record_field(record.run, "sweep_id", "")) or None
     return None
 
 
@@ -735,13 +727,9 @@ def download_after_task_sync(identity: RunIdentity) -> None:
 
 
 def _can_record_traces() -> bool:
-    try:
-        from flyte._internal.controllers import get_controller
+    from ._compat import can_record_traces
 
-        get_controller()
-    except Exception:
-        return False
-    return True
+    return can_record_traces()
 
 
 async def download_sweep_after_task(identity: SweepIdentity) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._compat import parse_record, record_has, record_kind
 from ._offline import OfflineRun
 
 __all__ = ["Column", "HistoryReader", "RunHistory", "log_has_exit", "read_history"]
@@ -179,11 +180,8 @@ class HistoryReader:
         return True
 
     def _consume(self, payload: bytes) -> None:
-        from wandb.proto import wandb_internal_pb2
-
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        kind = record.WhichOneof("record_type")
+        record = parse_record(payload)
+        kind = record_kind(record)
         held, self._held = self._held, None
         if held is not None:
             self._fold_summary(held, mirror=kind == "history" and _mirrors_history(held[1], record))
@@ -206,7 +204,7 @@ class HistoryReader:
             # before it; whether this is one is known from the record after it.
             self._held = (index, record)
         else:
-            if kind == "metric" and (record.metric.HasField("summary") or record.metric.goal):
+            if kind == "metric" and (record_has(record.metric, "summary") or record.metric.goal):
                 self._mirrors = False
             self._builder.apply(record)
 
@@ -362,8 +360,6 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
         >>> log_has_exit(run_dir)  # doctest: +SKIP
         True
     """
-    from wandb.proto import wandb_internal_pb2
-
     from ._offline import _BLOCK, _CHUNK_HEADER, _CRC_SEED, _FILE_HEADER, _FIRST, _FULL, _LAST, _log_file
 
     log_file = _log_file(Path(run_dir))
@@ -378,7 +374,6 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
     pos = _FILE_HEADER.size if start == 0 else 0
     pending: bytearray | None = None
     found = False
-    record = wandb_internal_pb2.Record()
     while pos + _CHUNK_HEADER.size <= len(tail):
         block_left = _BLOCK - (start + pos) % _BLOCK
         if block_left < _CHUNK_HEADER.size:
@@ -404,10 +399,9 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
         else:
             whole = None  # the rest of a record that started before the tail
         if whole is not None:
-            record.Clear()
             try:
-                record.ParseFromString(whole)
+                record = parse_record(whole)
             except Exception:
                 continue
-            found = found or record.WhichOneof("record_type") == "exit"
+            found = found or record_kind(record) == "exit"
     return found

@@ -464,10 +464,9 @@ def _console_url(ctx: Any) -> str | None:
     if ctx.mode == "local" or not (action.project and action.domain and action.run_name):
         return None
     try:
-        from flyte._initialize import _get_init_config  # private flyte API: the configured client
+        from ._compat import flyte_client
 
-        config = _get_init_config()
-        client = config.client if config is not None else None
+        client = flyte_client()
         if client is None:
             return None
         url = str(client.console.action_url(action.project, action.domain, action.run_name, action.name))
@@ -579,13 +578,9 @@ def _build_artifact(spec: ArtifactSpec) -> Any:
             spec.uri, name=spec.entry if spec.type == "flyte-file" else None, checksum=False
         )
         return artifact
-    try:
-        # private wandb API: the manifest entry add_reference(uri, checksum=False) produces.
-        from wandb.sdk.artifacts.artifact_manifest_entry import ArtifactManifestEntry
+    from ._compat import add_reference_entry
 
-        entry = ArtifactManifestEntry(path=spec.entry, ref=spec.uri, digest=spec.uri)
-        artifact.manifest.add_entry(entry)
-    except ImportError:  # pragma: no cover - a wandb without this module
+    if not add_reference_entry(artifact, spec.entry, spec.uri):  # pragma: no cover - older wandb
         artifact.add_reference(spec.uri, name=spec.entry, checksum=False)
     return artifact
 

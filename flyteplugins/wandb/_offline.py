@@ -1,12 +1,14 @@
 """Read back what wandb wrote to disk for a run, without a W&B server.
 
-wandb 0.31 records each run as an append-only transaction log, ``run-<id>.wandb``, in the run's
+wandb records each run as an append-only transaction log, ``run-<id>.wandb``, in the run's
 directory (``<dir>/wandb/offline-run-<YYYYmmdd_HHMMSS>-<id>``, or ``run-...`` for online runs; a
 ``-<n>`` suffix is added when the same id starts twice in one second). The log holds every
 record the SDK sent to its service: the run (identity, config), config changes, one history
-record per step, summary updates, saved files, the exit code. wandb 0.31 itself only reads these
+record per step, summary updates, saved files, the exit code. wandb itself only reads these
 files from its Go service, so this module decodes the log's framing here and the records with
-wandb's own protobuf classes.
+wandb's own protobuf classes, through :mod:`~flyteplugins.wandb._compat`: the record schemas of
+the supported wandb releases differ (a field one writes, another's classes may not know), so
+unknown fields are ignored and missing ones read as unset.
 
 Used by the tests (to assert what W&B really recorded), by the demo, and to inspect a local
 offline run directory. wandb is imported only when a log is decoded.
@@ -31,6 +33,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ._compat import parse_record, record_field, record_kind, record_time
 
 __all__ = [
     "OfflineArtifact",
@@ -121,7 +125,8 @@ class OfflineRun:
         preempting: the run was marked as preempting (``run.mark_preempting()``), as the plugin
             does when a signal ends the task.
         resumed: the run was started with a ``resume`` setting for an existing id (offline wandb
-            cannot know whether the id existed, so a resumed run is a second directory).
+            cannot know whether the id existed, so a resumed run is a second directory). Recorded
+            by wandb 0.30 and later; ``False`` for logs of older releases.
         label: the writer's ``x_label`` (shared mode / distributed writers), when recorded: wandb
             suffixes system-metric keys with ``/l:<label>`` and names console logs
             ``output_<label>.log``.
@@ -371,16 +376,9 @@ def _log_file(path: Path) -> Path:
 
 def _decode(log_file: Path) -> tuple[list[Any], bool, int, int]:
     """The log's records, whether it ended in an incomplete chunk, the bytes read, its size."""
-    from wandb.proto import wandb_internal_pb2
-
     data = log_file.read_bytes()
     payloads, truncated, stop = _scan(data, log_file)
-    records: list[Any] = []
-    for payload in payloads:
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(payload)
-        records.append(record)
-    return records, truncated, stop, len(data)
+    return [parse_record(payload) for payload in payloads], truncated, stop, len(data)
 
 
 def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool, int]:
@@ -447,8 +445,8 @@ def _decode_json(text: str) -> Any:
 
 
 def _item_path(item: Any) -> Sequence[str]:
-    nested: Sequence[str] = item.nested_key
-    return list(nested) if len(nested) else [item.key]
+    nested: Sequence[str] = record_field(item, "nested_key", ())
+    return list(nested) if len(nested) else [record_field(item, "key", "")]
 
 
 def _set_path(target: dict[str, Any], path: Sequence[str], value: Any) -> None:
@@ -472,19 +470,33 @@ def _remove_path(target: dict[str, Any], path: Sequence[str]) -> None:
         node.pop(path[-1], None)
 
 
-def _apply_items(target: dict[str, Any], update: Any, remove: Any) -> None:
-    for item in update:
-        _set_path(target, _item_path(item), _decode_json(item.value_json))
-    for item in remove:
+def _shared_mode_feature(telemetry: Any) -> bool:
+    return bool(record_field(record_field(telemetry, "feature"), "shared_mode", False))
+
+
+def _apply_items(target: dict[str, Any], message: Any) -> None:
+    """Apply a config or summary message's ``update`` and ``remove`` items to ``target``."""
+    for item in record_field(message, "update", ()):
+        _set_path(target, _item_path(item), _decode_json(record_field(item, "value_json", "")))
+    for item in record_field(message, "remove", ()):
         _remove_path(target, _item_path(item))
 
 
-def _or_none(text: str) -> str | None:
+def _or_none(text: str | None) -> str | None:
     return text or None
 
 
+def _text(message: Any, name: str) -> str | None:
+    return _or_none(record_field(message, name, ""))
+
+
 class _RunBuilder:
-    """Folds a log's records, in order, into the run's final state."""
+    """Folds a log's records, in order, into the run's final state.
+
+    Every field is read through :func:`~flyteplugins.wandb._compat.record_field`: the logs of the
+    supported wandb releases differ in their schemas (a field one release writes, another's
+    classes may not know), and what is missing reads as unset.
+    """
 
     def __init__(self, directory: Path, run_id: str) -> None:
         self.directory = directory
@@ -507,73 +519,88 @@ class _RunBuilder:
         self.step_metrics: dict[str, str] = {}
 
     def apply(self, record: Any) -> None:
-        kind = record.WhichOneof("record_type")
+        kind = record_kind(record)
+        body = record_field(record, kind) if kind else None
         if kind == "run":
-            self._run(record.run)
+            self._run(body)
         elif kind == "config":
-            _apply_items(self.config, record.config.update, record.config.remove)
+            _apply_items(self.config, body)
         elif kind == "history":
             row: dict[str, Any] = {}
-            for item in record.history.item:
-                _set_path(row, _item_path(item), _decode_json(item.value_json))
+            for item in record_field(body, "item", ()):
+                _set_path(row, _item_path(item), _decode_json(record_field(item, "value_json", "")))
             self.history.append(row)
         elif kind == "summary":
-            _apply_items(self.summary, record.summary.update, record.summary.remove)
+            _apply_items(self.summary, body)
         elif kind == "exit":
-            self.exit_code = int(record.exit.exit_code)
+            self.exit_code = int(record_field(body, "exit_code", 0))
         elif kind == "preempting":
             self.preempting = True
         elif kind == "files":
-            for item in record.files.files:
-                if item.path not in self.file_records:
-                    self.file_records.append(item.path)
+            for item in record_field(body, "files", ()):
+                path = record_field(item, "path", "")
+                if path and path not in self.file_records:
+                    self.file_records.append(path)
         elif kind == "stats" and self.stats_label is None:
-            for item in record.stats.item:
-                _, marker, label = item.key.rpartition(_LABEL_SUFFIX)
+            for item in record_field(body, "item", ()):
+                _, marker, label = str(record_field(item, "key", "")).rpartition(_LABEL_SUFFIX)
                 if marker and label:
                     self.stats_label = label
                     break
         elif kind == "environment":
             self.has_environment = True
         elif kind == "telemetry":
-            self.shared_mode = self.shared_mode or bool(record.telemetry.feature.shared_mode)
+            self.shared_mode = self.shared_mode or _shared_mode_feature(body)
         elif kind == "artifact":
-            art = record.artifact
+            metadata = record_field(body, "metadata", "")
+            manifest = record_field(body, "manifest")
             self.artifacts.append(
                 OfflineArtifact(
-                    name=art.name,
-                    type=art.type,
-                    digest=art.digest,
-                    aliases=tuple(art.aliases),
-                    metadata=json.loads(art.metadata) if art.metadata else {},
-                    references=tuple((e.path, e.ref, e.digest, int(e.size)) for e in art.manifest.contents),
+                    name=record_field(body, "name", ""),
+                    type=record_field(body, "type", ""),
+                    digest=record_field(body, "digest", ""),
+                    aliases=tuple(record_field(body, "aliases", ())),
+                    metadata=json.loads(metadata) if metadata else {},
+                    references=tuple(
+                        (
+                            record_field(entry, "path", ""),
+                            record_field(entry, "ref", ""),
+                            record_field(entry, "digest", ""),
+                            int(record_field(entry, "size", 0)),
+                        )
+                        for entry in record_field(manifest, "contents", ())
+                    ),
                 )
             )
         elif kind == "metric":
-            name = record.metric.name or record.metric.glob_name
-            if name and record.metric.step_metric:
-                self.step_metrics[name] = record.metric.step_metric
+            name = record_field(body, "name", "") or record_field(body, "glob_name", "")
+            step_metric = record_field(body, "step_metric", "")
+            if name and step_metric:
+                self.step_metrics[name] = step_metric
 
     def _run(self, run: Any) -> None:
         # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
         # notes change), so identity fields are replaced, not merged.
-        self.run_id = run.run_id or self.run_id
+        self.run_id = _text(run, "run_id") or self.run_id
         self.identity = {
-            "project": _or_none(run.project),
-            "entity": _or_none(run.entity),
-            "name": _or_none(run.display_name),
-            "group": _or_none(run.run_group),
-            "job_type": _or_none(run.job_type),
-            "notes": _or_none(run.notes),
+            "project": _text(run, "project"),
+            "entity": _text(run, "entity"),
+            "name": _text(run, "display_name"),
+            "group": _text(run, "run_group"),
+            "job_type": _text(run, "job_type"),
+            "notes": _text(run, "notes"),
         }
-        self.tags = tuple(run.tags)
-        self.host = _or_none(run.host) or self.host
-        if run.HasField("start_time"):
-            self.start_time = run.start_time.seconds + run.start_time.nanos / 1e9
-        self.resumed = self.resumed or bool(run.resume) or bool(run.resumed)
-        self.shared_mode = self.shared_mode or bool(run.telemetry.feature.shared_mode)
-        _apply_items(self.config, run.config.update, run.config.remove)
-        _apply_items(self.summary, run.summary.update, run.summary.remove)
+        self.tags = tuple(record_field(run, "tags", ()))
+        self.host = _text(run, "host") or self.host
+        start_time = record_time(run, "start_time")
+        if start_time is not None:
+            self.start_time = start_time
+        self.resumed = (
+            self.resumed or bool(record_field(run, "resume", "")) or bool(record_field(run, "resumed", False))
+        )
+        self.shared_mode = self.shared_mode or _shared_mode_feature(record_field(run, "telemetry"))
+        _apply_items(self.config, record_field(run, "config"))
+        _apply_items(self.summary, record_field(run, "summary"))
 
     def _files_on_disk(self) -> list[str]:
         files_dir = self.directory / "files"

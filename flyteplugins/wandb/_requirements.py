@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
+from . import _compat
+
 __all__ = [
     "Package",
     "after_init",
@@ -150,10 +152,7 @@ def write_requirements(run: Any) -> bool:
     if settings is None or getattr(settings, "mode", None) == "disabled":
         return False
     packages = installed_packages()
-    interface = getattr(run, "_interface", None)
-    publish = getattr(interface, "publish_python_packages", None)
-    if callable(publish):
-        publish(packages)
+    if _compat.publish_python_packages(run, packages):
         return True
     return _write_and_save(run, packages)
 
@@ -257,15 +256,12 @@ def _user_decides(user_settings: Mapping[str, Any] | Any | None) -> bool:
         return False
     if isinstance(user_settings, Mapping):
         return _SETTING in user_settings
-    explicitly_set = getattr(user_settings, "model_fields_set", ())
-    return _SETTING in explicitly_set
+    return _SETTING in (_compat.settings_fields_set(user_settings) or ())
 
 
 def _globally_enabled() -> bool:
     try:
-        from wandb.sdk import wandb_setup
-
-        return bool(getattr(wandb_setup.singleton().settings, _SETTING, True))
+        return bool(getattr(_compat.process_settings(), _SETTING, True))
     except Exception:
         logger.debug("could not read the process-wide W&B settings", exc_info=True)
         return True

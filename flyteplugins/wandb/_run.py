@@ -17,7 +17,7 @@ from contextvars import Token
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from . import _active
+from . import _active, _compat
 from ._active import (
     ActiveRun,
     current_run_identity,
@@ -212,7 +212,7 @@ def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
 
 def _explicit_settings(settings: Any) -> dict[str, Any]:
     """The fields of a ``wandb.Settings`` that were set, without wandb's computed ones."""
-    return {k: v for k, v in settings.model_dump().items() if k in settings.model_fields_set}
+    return _compat.explicit_settings(settings)
 
 
 def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) -> None:
@@ -226,7 +226,7 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
     elif isinstance(existing, Mapping):
         # A wandb.Settings given to @wandb_init reaches here dumped to a dict, with wandb's
         # read-only computed fields next to the ones the user set: those cannot be passed back.
-        computed = wandb.Settings.model_computed_fields
+        computed = _compat.settings_computed_fields()
         merged = {k: v for k, v in existing.items() if k not in computed}
     else:
         merged = _explicit_settings(existing)
@@ -235,7 +235,7 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
         # The user chose not to talk to a server: W&B shared mode (online only) must not undo that.
         shared.pop("mode", None)
     merged.update(shared)
-    kwargs["settings"] = wandb.Settings(**merged)
+    kwargs["settings"] = wandb.Settings(**_compat.settings_for_installed_wandb(merged))
 
 
 def _is_unreachable(exc: BaseException) -> bool:
@@ -261,13 +261,14 @@ def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
     import wandb
 
     settings = kwargs.get("settings") or wandb.Settings()
-    explicit = settings.model_fields_set
+    explicit = _compat.settings_fields_set(settings) or frozenset()
     timeouts = budget.wandb_timeouts(
-        settings.init_timeout if "init_timeout" in explicit else None,
-        settings.finish_timeout if "finish_timeout" in explicit else None,
+        getattr(settings, "init_timeout", None) if "init_timeout" in explicit else None,
+        getattr(settings, "finish_timeout", None) if "finish_timeout" in explicit else None,
     )
     for name, value in timeouts.items():
-        setattr(settings, name, value)
+        if _compat.wandb_supports_setting(name):  # finish_timeout is not in every wandb
+            setattr(settings, name, value)
     kwargs["settings"] = settings
 
 
@@ -283,7 +284,7 @@ def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] |
     import wandb
 
     settings: Any = kwargs.get("settings")
-    explicit = set(getattr(settings, "model_fields_set", ()) or ())
+    explicit = _compat.settings_fields_set(settings) or frozenset()
     process = wandb.setup().settings
     mode = kwargs.get("mode") or (settings.mode if "mode" in explicit else None) or process.mode
     if mode in ("offline", "dryrun", "disabled"):
@@ -356,15 +357,9 @@ def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
     the process is the task's own): restarting it would end the other runs.
     """
     try:
-        import wandb
-        from wandb.sdk import wandb_setup
-
-        if _active.any_live() or wandb_setup.singleton().most_recent_active_run is not None:
+        if _active.any_live() or _compat.most_recent_active_run() is not None:
             return False
-        # The old service may take seconds to shut down (it still waits on the stalled server);
-        # wandb forgets it at once, so a new one serves the offline start while it finishes.
-        call_within(wandb.teardown, seconds, "teardown")
-        return True
+        return _compat.restart_service_after_failed_init(seconds)
     except Exception:  # pragma: no cover - a wandb without these helpers
         logger.debug("could not restart the wandb service", exc_info=True)
         return False
@@ -413,9 +408,7 @@ def _set_globals(run: Any) -> None:
     # With reinit="create_new" wandb leaves wandb.run / wandb.log alone; point them at the task's
     # run so that plain wandb.log(...) in a task body works.
     try:
-        from wandb.sdk.wandb_init import _set_global_run
-
-        _set_global_run(run)
+        _compat.set_global_run(run)
         import wandb
 
         # wandb.log follows the task running here, as on a cluster where each task is a process:
@@ -435,22 +428,17 @@ def _unset_globals(run: Any, previous: Any) -> None:
     """
     try:
         import wandb
-        from wandb.sdk.lib import module
 
         current = wandb.run
-        if current is not run and (current is None or not getattr(current, "_is_finished", False)):
+        if current is not run and (current is None or not _compat.run_is_finished(current)):
             return
         enclosing = _active.current_active()
         newest_first = _active.live_runs_newest_first()
         for candidate in (previous, enclosing.run if enclosing else None, *newest_first):
-            if (
-                candidate is not None
-                and candidate is not run
-                and not getattr(candidate, "_is_finished", False)
-            ):
+            if candidate is not None and candidate is not run and not _compat.run_is_finished(candidate):
                 _set_globals(candidate)
                 return
-        module.unset_globals()
+        _compat.unset_global_run()
     except Exception:  # pragma: no cover
         logger.debug("could not reset wandb.run", exc_info=True)
 

@@ -155,16 +155,12 @@ def _wandb_run_id(value: str | None) -> str | None:
         return None
     validate = None
     if "wandb" in sys.modules:
-        try:
-            # private wandb API: the run id validator of wandb.Settings.
-            from wandb.sdk.wandb_settings import Settings
+        from ._compat import run_id_validator
 
-            validate = Settings.validate_run_id
-        except Exception:  # pragma: no cover - a wandb without it
-            validate = None
+        validate = run_id_validator()
     if validate is not None:
         try:
-            validate(value, None)
+            validate(value)
         except Exception as exc:
             raise ValueError(str(exc)) from None
         return value

@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import flyte
 from flyte.io import File
 
+from ._compat import tracked_actions
 from ._config import wandb_config
 from ._decorators import wandb_init
 from ._layers import LayerKind, explain, resolve
@@ -191,7 +192,7 @@ def _output_of(outputs: Any) -> str:
 
 def _rows(tracker: Any, wandb_dir: Path) -> list[TaskRow]:
     rows = []
-    for action, node in tracker._nodes.items():
+    for action, node in tracked_actions(tracker):
         flyte_task = _TASKS.get(node.task_name)
         if flyte_task is None:  # e.g. Flyte's own group nodes
             continue
@@ -366,7 +367,7 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         run_demo(Path(".wandb-demo"), sys.stdout)
         ```
     """
-    from flyte.cli._tui._tracker import ActionTracker
+    from ._compat import action_tracker, flyte_initialized
 
     wandb_dir = wandb_dir.expanduser().resolve()
     wandb_dir.mkdir(parents=True, exist_ok=True)
@@ -381,9 +382,9 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         )
         print(f"flyte-wandb demo: local Flyte run {run_name!r}, W&B in {mode} mode", file=out)
         print(f"W&B files go to {_shown_path(wandb_dir)}/", file=out)
-        if not flyte._initialize.is_initialized():
+        if not flyte_initialized():
             flyte.init()
-        tracker = ActionTracker()
+        tracker = action_tracker()
         try:
             flyte_run = flyte.with_runcontext(
                 mode="local", name=run_name, custom_context=dict(context), _tracker=tracker

@@ -1,0 +1,142 @@
+"""The compatibility module: the one home of wandb and flyte internals, and the version gates.
+
+The gates are exercised for real on the oldest supported wandb by the CI matrix; here the
+installed version is pretended (``_compat.wandb_version`` patched, nothing else) to check what
+each gate does on the other side of its threshold.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import pytest
+import wandb
+
+from flyteplugins.wandb import _compat
+
+pytestmark = pytest.mark.smoke
+
+PACKAGE = Path(_compat.__file__).parent
+PRIVATE_MODULES = ("wandb.sdk", "wandb.proto", "wandb.util", "wandb.apis.internal", "flyte._", "flyte.cli")
+PRIVATE_NAMES = {
+    "_set_global_run",
+    "unset_globals",
+    "_singleton",
+    "most_recent_active_run",
+    "WhichOneof",
+    "HasField",
+    "_interface",
+    "publish_python_packages",
+    "_nodes",
+    "model_computed_fields",
+    "model_fields_set",
+    "_is_finished",
+    "working_set",
+    "_initialize",
+    "_task",
+    "_internal",
+}
+
+
+def _private_uses(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            through_compat = isinstance(node.value, ast.Name) and node.value.id == "_compat"
+            names = [node.attr] if node.attr in PRIVATE_NAMES and not through_compat else []
+        else:
+            continue
+        found += [
+            f"line {node.lineno}: {n}" for n in names if n in PRIVATE_NAMES or n.startswith(PRIVATE_MODULES)
+        ]
+    return found
+
+
+def test_wandb_and_flyte_internals_are_used_only_in_the_compat_module() -> None:
+    offenders = {
+        module.name: uses
+        for module in sorted(PACKAGE.glob("*.py"))
+        if module.name != "_compat.py" and (uses := _private_uses(module.read_text()))
+    }
+    assert offenders == {}
+    assert _private_uses((PACKAGE / "_compat.py").read_text())  # the check sees them where they are
+
+
+def test_the_floors_match_pyproject() -> None:
+    pyproject = (PACKAGE.parents[1] / "pyproject.toml").read_text()
+    assert f'"wandb>={_compat.MIN_WANDB},<1"' in pyproject
+    assert f'"flyte>={_compat.MIN_FLYTE},<3"' in pyproject
+
+
+def test_the_installed_wandb_is_supported() -> None:
+    assert _compat.wandb_at_least(_compat.MIN_WANDB)
+
+
+@pytest.fixture
+def pretend_wandb(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.MonkeyPatch:
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    monkeypatch.setattr(_compat, "_warned", set())
+    return monkeypatch
+
+
+def test_a_non_primary_offline_writer_drops_the_finish_state_setting_on_older_wandb(
+    pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    offline_writer = {"x_label": "rank-1", "x_primary": False, "x_update_finish_state": False}
+    shared_writer = {**offline_writer, "mode": "shared"}
+    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.31.0")
+    assert _compat.settings_for_installed_wandb(offline_writer) == offline_writer
+    assert caplog.records == []
+
+    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.25.0")
+    assert _compat.settings_for_installed_wandb(shared_writer) == shared_writer
+    assert _compat.settings_for_installed_wandb(offline_writer) == {"x_label": "rank-1", "x_primary": False}
+    _compat.settings_for_installed_wandb(offline_writer)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "needs wandb>=0.26.1" in warning and "wandb 0.25.0 is installed" in warning
+    # What is left is accepted by the real wandb.Settings.
+    wandb.Settings(**_compat.settings_for_installed_wandb(offline_writer))
+
+
+def test_a_setting_newer_than_the_installed_wandb_is_dropped_with_a_warning_naming_the_feature(
+    pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fields = _compat._settings_fields() - {"x_sync_dir_suffix"}
+    pretend_wandb.setattr(_compat, "_settings_fields", lambda: fields)
+    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.22.0")
+    settings = {"mode": "shared", "x_label": "rank-1", "x_sync_dir_suffix": "rank-1"}
+    assert _compat.settings_for_installed_wandb(settings) == {"mode": "shared", "x_label": "rank-1"}
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "one local folder per writer" in warning
+    assert "needs wandb>=0.23.0" in warning and "wandb 0.22.0 is installed" in warning
+    # A setting the user wrote is never dropped: wandb names it in its own error.
+    assert _compat.settings_for_installed_wandb({"x_made_up": 1}) == {"x_made_up": 1}
+
+
+def test_no_service_restart_after_a_failed_start_where_wandb_would_wait_forever(
+    pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    torn_down: list[bool] = []
+    pretend_wandb.setattr(_compat, "teardown_wandb", lambda: torn_down.append(True))
+    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.28.0")
+    assert _compat.restart_service_after_failed_init() is False
+    assert torn_down == []
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "needs wandb>=0.28.2" in warning and "wandb 0.28.0 is installed" in warning
+
+    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.28.2")
+    assert _compat.restart_service_after_failed_init() is True
+    assert torn_down == [True]
+
+
+def test_record_fields_missing_from_the_schema_read_as_unset() -> None:
+    record = _compat.parse_record(b"")
+    assert _compat.record_field(record.run, "a_field_of_a_future_wandb", "unset") == "unset"
+    assert _compat.record_field(None, "run_id", "") == ""
+    assert _compat.record_time(record.run, "start_time") is None
