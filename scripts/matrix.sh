@@ -74,7 +74,7 @@ prepare() {
   rm -rf "$venv"
   "$python" -m venv "$venv" || return 1
   pip_quiet "$venv" --upgrade pip || return 1
-  pip_quiet "$venv" -e . "${SMOKE_DEPS[@]}" "$@" || return 1
+  pip_quiet "$venv" -e ".[report]" "${SMOKE_DEPS[@]}" "$@" || return 1
   echo "$want" >"$venv/.stamp"
 }
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import RunIdentity
+from ._compat import task_action
 from ._layers import current_context, resolve
 
 __all__ = [
@@ -46,7 +47,7 @@ class ActiveRun:
 
     ``action`` is the name of the Flyte action that started or attached to the run (``None`` for
     a ``@wandb_init`` function outside any task); ``remote`` whether that action runs on a cluster
-    (one action per process).
+    (one action per process); ``output_path`` that action's output path (which its traces keep).
     """
 
     run: Any
@@ -54,6 +55,7 @@ class ActiveRun:
     owner: bool
     action: str | None = None
     remote: bool = False
+    output_path: str | None = None
 
 
 _current: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_run", default=None)
@@ -65,29 +67,58 @@ _live: dict[str, ActiveRun] = {}
 _warned_plain_thread: set[str] = set()
 
 
+def _task_context() -> Any | None:
+    flyte = sys.modules.get("flyte")
+    if flyte is None:
+        return None
+    ctx = flyte.ctx()
+    return ctx if ctx else None
+
+
 def current_action_name() -> str | None:
     """The name of the Flyte action whose code runs here, or ``None`` outside any task.
 
-    Inside a ``flyte.trace`` function this is the task's action, not the trace's.
+    Inside a ``flyte.trace`` function this is the task's action, not the trace's (on flyte
+    releases that record it; see :func:`_belongs_here` for the others).
 
     Example:
         >>> current_action_name() is None
         True
     """
-    flyte = sys.modules.get("flyte")
-    if flyte is None:
+    ctx = _task_context()
+    if ctx is None:
         return None
-    ctx = flyte.ctx()
-    if not ctx:
-        return None
-    action = getattr(ctx, "task_action", None) or ctx.action
+    action = task_action(ctx) or ctx.action
     return str(action.name) if action is not None and action.name else None
+
+
+def current_output_path() -> str | None:
+    """The output path of the Flyte action whose code runs here: one per action, kept in its traces.
+
+    Example:
+        >>> current_output_path() is None
+        True
+    """
+    ctx = _task_context()
+    return str(ctx.output_path) if ctx is not None and getattr(ctx, "output_path", None) else None
 
 
 def _belongs_here(active: ActiveRun) -> bool:
     if active.action is None:
         return True
-    return current_action_name() == active.action
+    ctx = _task_context()
+    if ctx is None:
+        return False
+    action = task_action(ctx) or ctx.action
+    if action is not None and action.name == active.action:
+        return True
+    # Flyte releases without TaskContext.task_action put a trace's own action in ctx.action; the
+    # trace keeps its task's output path, which no other action shares.
+    return (
+        task_action(ctx) is None
+        and active.output_path is not None
+        and getattr(ctx, "output_path", None) == active.output_path
+    )
 
 
 def _only_live_run() -> Any | None:

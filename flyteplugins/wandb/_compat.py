@@ -61,6 +61,7 @@ __all__ = [
     "settings_fields_set",
     "settings_for_installed_wandb",
     "setup_root_dir",
+    "task_action",
     "teardown_wandb",
     "tracked_actions",
     "unset_global_run",
@@ -689,6 +690,17 @@ def add_reference_entry(artifact: Any, path: str, uri: str) -> bool:
         return False
     artifact.manifest.add_entry(ArtifactManifestEntry(path=path, ref=uri, digest=uri))
     return True
+
+
+def task_action(ctx: Any) -> Any | None:
+    """The action of the task running here, also inside a ``flyte.trace`` (``TaskContext.task_action``);
+    ``None`` on flyte releases that do not record it (there a trace's ``ctx.action`` is its own).
+
+    Example:
+        >>> task_action(object()) is None
+        True
+    """
+    return getattr(ctx, "task_action", None)
 
 
 # --- the cold start ------------------------------------------------------------------------------

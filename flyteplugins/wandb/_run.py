@@ -452,13 +452,19 @@ class RunScope:
     """
 
     def __init__(
-        self, plan: TaskRunPlan, resolved: Resolved, action: str | None = None, remote: bool = False
+        self,
+        plan: TaskRunPlan,
+        resolved: Resolved,
+        action: str | None = None,
+        remote: bool = False,
+        output_path: str | None = None,
     ) -> None:
         self.plan = plan
         self.resolved = resolved
-        # The Flyte action this scope runs for: the run is visible to that action only.
+        # The Flyte action this scope runs for (and its output path): the run is visible to it only.
         self.action = action
         self.remote = remote
+        self.output_path = output_path
         self.active: ActiveRun | None = None
         self._token: Token[ActiveRun | None] | None = None
         self._publish: AbstractContextManager[Any] | None = None
@@ -482,7 +488,9 @@ class RunScope:
                 return
             live = _active.live_run(plan.identity.id)
             if live is not None:
-                self.active = ActiveRun(live.run, live.identity, False, self.action, self.remote)
+                self.active = ActiveRun(
+                    live.run, live.identity, False, self.action, self.remote, self.output_path
+                )
                 return
             # The parent's run finished in between: attach like a remote child would.
         _check_init_kwargs(plan.init_kwargs, self.resolved)
@@ -496,7 +504,7 @@ class RunScope:
             project=plan.identity.project or (getattr(run, "project", None) or None),
             host=plan.identity.host,
         )
-        self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote)
+        self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote, self.output_path)
         if plan.shared is not None and self.remote and getattr(run, "offline", False) is True:
             from ._rehearsal import warn_offline_shared
 
@@ -606,7 +614,7 @@ def scope_for_task(
         live_ids=_active.live_ids(),
         topology=topology,
     )
-    return RunScope(plan, resolved, ctx.action.name, remote)
+    return RunScope(plan, resolved, ctx.action.name, remote, _active.current_output_path())
 
 
 def scope_for_function(task_layer: Layer | None) -> RunScope:
@@ -619,8 +627,9 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     resolved = resolve("run", task=task_layer)
     action = _active.current_action_name()
     if active is not None:
-        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved, action, active.remote)
-        scope.active = ActiveRun(active.run, active.identity, False, action, active.remote)
+        output_path = _active.current_output_path()
+        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved, action, active.remote, output_path)
+        scope.active = ActiveRun(active.run, active.identity, False, action, active.remote, output_path)
         return scope
     kwargs = _init_kwargs(resolved, "", resolved.get("entity"), resolved.get("project"))
     run_id = resolved.get("id")
@@ -636,4 +645,5 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     identity = RunIdentity(
         run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host"))
     )
-    return RunScope(TaskRunPlan("init", identity, kwargs, owner=True, finishes=True), resolved, action)
+    plan = TaskRunPlan("init", identity, kwargs, owner=True, finishes=True)
+    return RunScope(plan, resolved, action, output_path=_active.current_output_path())
