@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import flyte
@@ -72,13 +73,13 @@ class _Failing(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(params=[500, 503])
-def failing_server(
-    request: pytest.FixtureRequest, wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch
+@contextmanager
+def _serving(
+    handler: type[http.server.BaseHTTPRequestHandler], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """Online wandb pointed at a server that answers every request with HTTP 500 or 503."""
-    handler = type("Handler", (_Failing,), {"status": request.param})
+    """A real HTTP server on 127.0.0.1 with ``handler``, and online wandb pointed at it."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -87,6 +88,16 @@ def failing_server(
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(params=[500, 503])
+def failing_server(
+    request: pytest.FixtureRequest, wandb_sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """Online wandb pointed at a server that answers every request with HTTP 500 or 503."""
+    handler = type("Handler", (_Failing,), {"status": request.param})
+    with _serving(handler, monkeypatch) as url:
+        yield url
 
 
 @wandb_init(project="proj-stall", entity="ent-stall", timeout=TIMEOUT_S)
@@ -204,17 +215,11 @@ def server_stalling_after_start(wandb_sandbox: Path, monkeypatch: pytest.MonkeyP
     handler = type(
         "Handler", (_StallsAfterStart,), {"stalled": threading.Event(), "release": threading.Event()}
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        with online_wandb_at(f"http://127.0.0.1:{server.server_address[1]}", monkeypatch) as url:
+    with _serving(handler, monkeypatch) as url:
+        try:
             yield url
-    finally:
-        handler.release.set()
-        server.shutdown()
-        server.server_close()
+        finally:
+            handler.release.set()  # let the stalled requests end before the server does
 
 
 @wandb_init(project="proj-stall", entity="ent-stall", id="stall-finish", timeout=TIMEOUT_S)
