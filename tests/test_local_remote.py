@@ -187,3 +187,28 @@ def test_a_variable_the_task_environment_declares_is_not_pointed_out(
     with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
         assert run_local(project_from_declared_environment).outputs == "from-env"
     assert not [r for r in caplog.records if "WANDB_PROJECT" in r.getMessage()]
+
+
+def test_a_cluster_task_writing_into_a_shared_run_offline_is_told_where_its_part_stays(
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What a remote child does (its own process, W&B shared mode), carried out here with real
+    # offline wandb: shared mode is online only, so its part of the run stays in its own folder.
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import RunScope, plan_task_run
+
+    resolved = resolve(
+        "run",
+        context={"_wandb_run_id": "parent-run", "_wandb_run_entity": "e", "_wandb_run_project": "p"},
+        use_current_context=False,
+    )
+    plan = plan_task_run(resolved, run_name="r", action_name="child", remote=True)
+    assert plan.shared is not None and not plan.owner
+    scope = RunScope(plan, resolved, action="child", remote=True)
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb.local_remote"):
+        scope.start()
+        scope.finish(failed=False)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "flyteplugins.wandb.local_remote"]
+    assert len(warnings) == 1 and "W&B shared mode is online only" in warnings[0]
+    (run_dir,) = find_offline_run_dirs(wandb_root, "parent-run")
+    assert f"wandb sync {run_dir}" in warnings[0]
