@@ -30,7 +30,7 @@ from flyteplugins.wandb import (
     wandb_config,
     wandb_init,
 )
-from flyteplugins.wandb._download import find_local_run_dirs
+from flyteplugins.wandb._download_local import find_local_run_dirs
 
 env = flyte.TaskEnvironment(name="download_tests")
 
@@ -427,7 +427,7 @@ def test_download_without_a_flyte_controller_still_downloads_and_says_where(
     from flyte._internal.controllers import _ControllerState
 
     from flyteplugins.wandb._codec import RunIdentity
-    from flyteplugins.wandb._download import _can_record_traces, download_after_task_sync
+    from flyteplugins.wandb._download_trace import _can_record_traces, download_after_task_sync
 
     run = run_local(train_and_download, 2)
     shutil.rmtree(downloads / run.outputs)  # the task's own download_logs already fetched it

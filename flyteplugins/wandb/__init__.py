@@ -24,12 +24,8 @@ if TYPE_CHECKING:
     )
     from ._decorators import wandb_init
     from ._distributed import DistributedInfo, get_distributed_info
-    from ._download import (
-        download_wandb_run_dir,
-        download_wandb_run_logs,
-        download_wandb_sweep_dirs,
-        download_wandb_sweep_logs,
-    )
+    from ._download import download_wandb_run_dir, download_wandb_sweep_dirs
+    from ._download_trace import download_wandb_run_logs, download_wandb_sweep_logs
     from ._layers import Explanation, explain, reload_settings
     from ._link import Wandb, WandbSweep
     from ._preflight import CheckResult, check
@@ -87,9 +83,9 @@ _LAZY = {
     "DistributedInfo": "._distributed",
     "get_distributed_info": "._distributed",
     "download_wandb_run_dir": "._download",
-    "download_wandb_run_logs": "._download",
+    "download_wandb_run_logs": "._download_trace",
     "download_wandb_sweep_dirs": "._download",
-    "download_wandb_sweep_logs": "._download",
+    "download_wandb_sweep_logs": "._download_trace",
     "get_wandb_run": "._active",
     "get_wandb_run_dir": "._active",
     "get_wandb_sweep_id": "._active",

@@ -68,7 +68,7 @@ async def _after_async(scope: RunScope, failed: bool, download: bool) -> None:
     else:
         await asyncio.to_thread(scope.finish, failed)
     if download and not failed and scope.active is not None and scope.active.owner:
-        from ._download import download_after_task
+        from ._download_trace import download_after_task
 
         await download_after_task(scope.active.identity)
 
@@ -76,7 +76,7 @@ async def _after_async(scope: RunScope, failed: bool, download: bool) -> None:
 def _after_sync(scope: RunScope, failed: bool, download: bool) -> None:
     scope.finish(failed)
     if download and not failed and scope.active is not None and scope.active.owner:
-        from ._download import download_after_task_sync
+        from ._download_trace import download_after_task_sync
 
         download_after_task_sync(scope.active.identity)
 

@@ -543,7 +543,7 @@ def locate_run_dirs(target: str) -> list[Path]:
             return [path]
         # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
         return found if len(found) == 1 else []
-    from ._download import find_local_run_dirs
+    from ._download_local import find_local_run_dirs
 
     return find_local_run_dirs(target)
 

@@ -152,7 +152,7 @@ def create_sweep(plan: SweepPlan) -> str:
     """
     import wandb
 
-    from ._download import scrub_secrets
+    from ._download_api import scrub_secrets
 
     target = plan.target
     where = f"{target.entity or '<default entity>'}/{target.project or '<default project>'}"
@@ -222,7 +222,7 @@ async def _download_async(plan: SweepPlan) -> None:
     identity = plan.identity
     if not plan.download_logs or identity is None:
         return
-    from ._download import download_sweep_after_task
+    from ._download_trace import download_sweep_after_task
 
     await download_sweep_after_task(identity)
 
@@ -231,7 +231,7 @@ def _download_sync(plan: SweepPlan) -> None:
     identity = plan.identity
     if not plan.download_logs or identity is None:
         return
-    from ._download import download_sweep_after_task_sync
+    from ._download_trace import download_sweep_after_task_sync
 
     download_sweep_after_task_sync(identity)
 

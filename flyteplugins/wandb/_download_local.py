@@ -1,0 +1,197 @@
+"""Finding a run's folders on this machine and copying what wandb wrote there.
+
+A run written offline here (or whose server cannot be reached) is downloaded from its local
+folder: its files, and its summary and history read back from its transaction log.
+
+Example:
+    >>> find_local_run_dirs("no-such-run")
+    []
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ._download_files import HISTORY_FILE, SUMMARY_FILE, plain_json, write_json
+from ._errors import WandbRunError
+
+__all__ = [
+    "copy_local",
+    "find_local_run_dirs",
+    "is_offline_dir",
+    "local_sweep_runs",
+    "local_wandb_roots",
+    "searched_roots",
+]
+
+logger = logging.getLogger("flyteplugins.wandb")
+
+
+def local_wandb_roots() -> list[Path]:
+    """The folders under which wandb writes run folders on this machine, most likely first.
+
+    The ``dir`` given to ``wandb.init`` (through ``@wandb_init(dir=...)`` or ``wandb_config``), the
+    folder wandb was set up with in this process, ``WANDB_DIR``, then the working directory; wandb
+    puts its ``wandb/`` folder inside each.
+
+    Example:
+        >>> import os
+        >>> os.getcwd() in [str(p) for p in local_wandb_roots()]
+        True
+    """
+    from ._layers import resolve
+
+    configured = (resolve("run").get("kwargs") or {}).get("dir")
+    roots: list[Path] = []
+    for root in (configured, _process_root_dir(), os.environ.get("WANDB_DIR"), os.getcwd()):
+        if isinstance(root, str) and root:
+            path = Path(root).expanduser().absolute()
+            if path not in roots:
+                roots.append(path)
+    return roots
+
+
+def _process_root_dir() -> str | None:
+    """The folder wandb writes runs under in this process, once it is set up (``None`` before).
+
+    wandb reads ``WANDB_DIR`` once, when it is first set up; a later change of the variable does
+    not move where this process's runs go.
+    """
+    from ._compat import setup_root_dir
+
+    return setup_root_dir()
+
+
+def find_local_run_dirs(run_id: str) -> list[Path]:
+    """The local folders of a run, oldest first: one per start of it (a resumed run, several writers).
+
+    Example:
+        >>> find_local_run_dirs("no-such-run")
+        []
+    """
+    from ._offline import find_offline_run_dirs
+
+    found: dict[Path, Path] = {}
+    for root in local_wandb_roots():
+        for run_dir in find_offline_run_dirs(root, run_id):
+            found.setdefault(run_dir.resolve(), run_dir)
+    # Folder names start with the start time ([offline-]run-YYYYmmdd_HHMMSS-id): it orders the starts.
+    return sorted(found.values(), key=lambda p: p.name.removeprefix("offline-"))
+
+
+def is_offline_dir(run_dir: Path) -> bool:
+    return run_dir.name.startswith("offline-run-")
+
+
+# wandb's service finishes writing a run's log shortly after run.finish() returns (about 10 ms);
+# a log without its exit record that is still being written is read again until it settles.
+_SETTLE_SECONDS = 5.0
+_SETTLE_POLL_SECONDS = 0.02
+_QUIET_SECONDS = 2.0
+
+
+def _is_live_here(run_id: str) -> bool:
+    from ._run import get_wandb_run
+
+    run = get_wandb_run()
+    return run is not None and str(getattr(run, "id", "")) == run_id
+
+
+def _read_settled(run_dir: Path, wait: bool) -> Any:
+    """Read a run folder's log, waiting briefly for a run that has just finished to be fully written."""
+    import time
+
+    from ._offline import read_offline_run
+
+    def being_written() -> bool:
+        # A log that has not changed for a while belongs to a run that ended without an exit
+        # record (its process died): waiting would not complete it.
+        logs = list(run_dir.glob("run-*.wandb"))
+        return any(time.time() - log.stat().st_mtime < _QUIET_SECONDS for log in logs)
+
+    recorded = read_offline_run(run_dir)
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    while (
+        wait
+        and (not recorded.finished or recorded.truncated)
+        and time.monotonic() < deadline
+        and being_written()
+    ):
+        time.sleep(_SETTLE_POLL_SECONDS)
+        recorded = read_offline_run(run_dir)
+    if not recorded.finished:
+        logger.info("W&B run folder %s has no exit record: the run may still be running", run_dir)
+    return recorded
+
+
+def copy_local(dirs: list[Path], target: Path, include_history: bool) -> None:
+    """Write a run's local folders to ``target`` the way a download from W&B lays them out."""
+    from ._compat import save_config_file
+
+    # The run active here is still being written: take what is on disk now rather than wait for it.
+    wait = not (dirs and _is_live_here(_run_id_of(dirs[-1])))
+    config: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    history: list[dict[str, Any]] = []
+    try:
+        for run_dir in dirs:
+            files = run_dir / "files"
+            if files.is_dir():
+                shutil.copytree(files, target, dirs_exist_ok=True)
+            recorded = _read_settled(run_dir, wait)
+            config.update(recorded.config)
+            summary.update(recorded.summary)
+            history.extend(recorded.history)
+    except OSError as exc:
+        raise WandbRunError(f"cannot copy the local W&B run folder to {str(target)!r}: {exc}") from None
+    if config and not (target / "config.yaml").exists():
+        # Offline runs keep their config only in the transaction log; a download from W&B has it as
+        # config.yaml, so the local copy gets one in W&B's own format.
+        save_config_file(str(target / "config.yaml"), config)
+    write_json(target, SUMMARY_FILE, plain_json(summary))
+    if include_history:
+        write_json(target, HISTORY_FILE, plain_json(history))
+
+
+def _run_id_of(run_dir: Path) -> str:
+    log = next(iter(sorted(run_dir.glob("run-*.wandb"))), None)
+    return log.name.removeprefix("run-").removesuffix(".wandb") if log is not None else ""
+
+
+def _recorded_run(run_dir: Path) -> tuple[str, str | None] | None:
+    """The run id and sweep id a run folder's log records (its first run record), if any."""
+    from ._compat import record_field, record_kind
+    from ._offline import iter_records
+
+    for record in iter_records(run_dir):
+        if record_kind(record) == "run":
+            return str(record.run.run_id), str(record_field(record.run, "sweep_id", "")) or None
+    return None
+
+
+def local_sweep_runs(sweep_id: str) -> list[str]:
+    """The ids of the runs of a sweep that were written on this machine, oldest first."""
+    from ._offline import find_offline_run_dirs
+
+    found: list[str] = []
+    seen: set[Path] = set()
+    for root in local_wandb_roots():
+        for run_dir in find_offline_run_dirs(root):
+            if run_dir.resolve() in seen:
+                continue
+            seen.add(run_dir.resolve())
+            try:
+                recorded = _recorded_run(run_dir)
+            except Exception:  # a folder without a readable log is no run of this sweep
+                continue
+            if recorded is not None and recorded[1] == sweep_id and recorded[0] not in found:
+                found.append(recorded[0])
+    return found
+
+
+def searched_roots() -> str:
+    return ", ".join(str(root / "wandb") for root in local_wandb_roots())
