@@ -86,8 +86,10 @@ def current_action_name() -> str | None:
         True
     """
     ctx = _task_context()
-    if ctx is None:
-        return None
+    return _action_name(ctx) if ctx is not None else None
+
+
+def _action_name(ctx: Any) -> str | None:
     action = task_action(ctx) or ctx.action
     return str(action.name) if action is not None and action.name else None
 
@@ -109,8 +111,7 @@ def _belongs_here(active: ActiveRun) -> bool:
     ctx = _task_context()
     if ctx is None:
         return False
-    action = task_action(ctx) or ctx.action
-    if action is not None and action.name == active.action:
+    if _action_name(ctx) == active.action:
         return True
     # Flyte releases without TaskContext.task_action put a trace's own action in ctx.action; the
     # trace keeps its task's output path, which no other action shares.

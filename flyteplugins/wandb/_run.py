@@ -7,6 +7,7 @@ resolution, so the run is the one the task's link points at.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -168,32 +169,22 @@ def plan_task_run(
 # --- carrying the plan out -----------------------------------------------------------------------
 
 
-_accepted_cache: frozenset[str] | None = None
-
-
+@functools.cache
 def _accepted_init_arguments() -> frozenset[str] | None:
     """The keyword arguments wandb's own ``init`` accepts, or ``None`` when it accepts any.
 
     Taken once from wandb's real function, not from ``wandb.init``: a user's test suite may have
     replaced that with a mock or a wrapper (``(*args, **kwargs)``), and the run must still start.
     """
-    global _accepted_cache
-    if _accepted_cache is None:
-        import inspect
+    import inspect
 
-        from . import _compat
-
-        real = _compat.real_wandb_init()
-        try:
-            parameters = inspect.signature(inspect.unwrap(real)).parameters.values()
-        except (TypeError, ValueError):  # pragma: no cover - not introspectable: let wandb decide
-            return None
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return None
-        _accepted_cache = frozenset(
-            p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        )
-    return _accepted_cache
+    try:
+        parameters = inspect.signature(inspect.unwrap(_compat.real_wandb_init())).parameters.values()
+    except (TypeError, ValueError):  # pragma: no cover - not introspectable: let wandb decide
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
@@ -376,10 +367,9 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     """
     import wandb
 
-    from ._compat import prepare_wandb
     from ._requirements import after_init, settings_overrides
 
-    prepare_wandb()
+    _compat.prepare_wandb()
     kwargs = dict(kwargs)
     settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
