@@ -113,3 +113,85 @@ def test_declared_step_metric_is_the_x_axis() -> None:
     by_key = {c.key: c for c in model.charts}
     assert (by_key["val/acc"].x_label, by_key["val/acc"].xs) == ("epoch", [0, 1, 2])
     assert (by_key["train/loss"].x_label, by_key["train/loss"].xs) == ("_step", list(range(7)))
+
+
+def _grow(columns: dict[str, Column], source: dict[str, Column], rows: int) -> list[int]:
+    """Copy into ``columns`` every value of ``source`` logged before row ``rows``; the steps so far."""
+    for key, column in source.items():
+        target = columns.setdefault(key, Column())
+        while len(target.rows) < len(column.rows) and column.rows[len(target.rows)] < rows:
+            target.rows.append(column.rows[len(target.rows)])
+            target.values.append(column.values[len(target.values)])
+    return list(range(rows))
+
+
+def test_planning_a_growing_run_again_gives_what_planning_it_once_gives() -> None:
+    # The helper that follows a run's log plans after each read; each plan must be exactly the
+    # plan of the whole history read so far: values, skipped counts, x axes, cap, envelope.
+    rng = random.Random(7)
+    total = 3_000
+    source: dict[str, Column] = {
+        "epoch": Column(rows=list(range(0, total, 100)), values=list(range(total // 100))),
+        "val/acc": Column(
+            rows=list(range(0, total, 100)), values=[rng.random() for _ in range(total // 100)]
+        ),
+        # Goes down now and then: drawn in x order.
+        "lr": Column(rows=list(range(total)), values=[1.0] * total),
+        "odd": Column(
+            rows=list(range(1, total, 2)),
+            values=[rng.choice([1.0, "x", math.nan, True, 2]) for _ in range(1, total, 2)],
+        ),
+    }
+    for k in range(6):
+        source[f"train/m{k}"] = Column(
+            rows=list(range(total)), values=[rng.gauss(0, 1) for _ in range(total)]
+        )
+    source["epoch_like"] = Column(rows=list(range(total)), values=[rng.randrange(50) for _ in range(total)])
+    from flyteplugins.wandb._chart_model import ChartPlanner
+
+    planner = ChartPlanner()
+    columns: dict[str, Column] = {}
+    rows = 0
+    step_metrics: dict[str, str] = {}
+    plans = 0
+    while rows < total:
+        rows = min(total, rows + rng.randrange(1, 400))
+        if rows > total // 2:
+            # A define_metric read halfway through changes two metrics' x axes.
+            step_metrics = {"val/*": "epoch", "lr": "epoch_like"}
+        steps = _grow(columns, source, rows)
+        incremental = planner.plan(columns, steps, step_metrics, max_charts=8, point_budget=1_000)
+        fresh = plan_charts(columns, steps, step_metrics, max_charts=8, point_budget=1_000)
+        assert incremental == fresh
+        plans += 1
+    assert plans > 5
+    final = planner.plan(columns, list(range(total)), step_metrics, max_charts=8, point_budget=1_000)
+    by_key = {c.key: c for c in final.charts}
+    assert by_key["lr"].x_label == "epoch_like" and by_key["lr"].xs == sorted(by_key["lr"].xs)
+    assert by_key["odd"].skipped > 0 and final.left_out
+
+
+def test_planner_reads_a_column_again_when_it_was_replaced() -> None:
+    from flyteplugins.wandb._chart_model import ChartPlanner
+
+    planner = ChartPlanner()
+    planner.plan({"loss": Column([0, 1, 2], [3.0, 2.0, 1.0])}, steps=[0, 1, 2])
+    # The log was read again from its start (a reader that starts over): other rows.
+    model = planner.plan({"loss": Column([0, 2, 4, 5], [5.0, 4.0, 3.0, 2.0])}, steps=list(range(6)))
+    assert (model.charts[0].xs, model.charts[0].ys) == ([0.0, 2.0, 4.0, 5.0], [5.0, 4.0, 3.0, 2.0])
+
+
+def test_planner_sorts_a_series_whose_new_values_go_back_in_x() -> None:
+    from flyteplugins.wandb._chart_model import ChartPlanner
+
+    planner = ChartPlanner()
+    columns = {"epoch": Column([0, 1, 2], [0, 1, 2]), "acc": Column([0, 1, 2], [0.1, 0.2, 0.3])}
+    planner.plan(columns, [0, 1, 2], {"acc": "epoch"})
+    # Each read is in order, but the second starts below where the first ended.
+    columns["epoch"].rows += [3, 4]
+    columns["epoch"].values += [1.5, 3]
+    columns["acc"].rows += [3, 4]
+    columns["acc"].values += [0.25, 0.4]
+    (chart,) = [c for c in planner.plan(columns, [0, 1, 2, 3, 4], {"acc": "epoch"}).charts if c.key == "acc"]
+    assert chart.xs == [0.0, 1.0, 1.5, 2.0, 3.0]
+    assert chart.ys == [0.1, 0.2, 0.25, 0.3, 0.4]

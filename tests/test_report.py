@@ -17,6 +17,7 @@ from flyteplugins.wandb._history import Column, RunHistory, read_history
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
 from flyteplugins.wandb._report import (
     ReportContext,
+    _flatten,
     read_when_finished,
     render_page,
     render_report,
@@ -56,6 +57,71 @@ def test_history_reader_agrees_with_the_offline_reader(wandb_root: Path) -> None
     assert history.run.config == full.config
     assert (history.run.finished, history.run.truncated) == (True, False)
     assert history.run.bytes_read == history.run.log_size > 0
+
+
+def _every_kind_of_summary(run: Any) -> None:
+    run.define_metric("acc", summary="max")
+    run.define_metric("val/loss", summary="min")
+    run.define_metric("quiet", summary="none")
+    run.summary["tmp"] = 1
+    for step in range(60):
+        if step == 30:
+            # From now on wandb leaves it out of the summary it derives from each row.
+            run.define_metric("late_quiet", summary="none")
+        row: dict[str, Any] = {"loss": 1.0 / (step + 1), "acc": (step % 17) / 17, "quiet": step}
+        row["late_quiet"] = step
+        if step % 7 == 0 and step < 40:
+            row["val/loss"] = 2.0 - step / 30  # sparse, and not logged at the end
+        if step % 11 == 0:
+            row["opt"] = {"lr": 0.1 / (step + 1), "momentum": 0.9}  # nested: several key parts
+        if step == 20:
+            run.summary["best"] = 0.25  # set by hand mid-run
+            run.summary.update({"loss": 0.125})  # until the next row with a loss
+            del run.summary["tmp"]
+        if step % 5 == 0:
+            run.log({"partial": step}, commit=False)
+        run.log(row)
+    run.log({"text": "done", "none": None}, step=70)
+
+
+def test_history_reader_reads_every_kind_of_summary_as_the_offline_reader(wandb_root: Path) -> None:
+    # The reader decodes only the summary records it needs; the offline reader folds them all.
+    run_dir = make_run(wandb_root, _every_kind_of_summary)
+    full = read_offline_run(run_dir, wait=10)
+    history = read_when_finished(run_dir, wait=10)
+    assert history.rows == len(full.history)
+    keys = {key for row in full.history for key in row}
+    assert {"loss", "acc", "val/loss", "quiet", "opt", "partial", "text", "_step"} <= keys
+    for key in keys - {"opt"}:
+        assert history.columns[key].values == full.column(key), key
+    # A nested value is logged as one item per leaf ("opt.lr"): read the slow way, item by item.
+    assert history.columns["opt.lr"].values == [opt["lr"] for opt in full.column("opt")]
+    assert len(history.columns["opt.momentum"].values) == 6
+    # Nested keys are dotted in the reader, nested in the offline reader: the page shows them dotted.
+    assert dict(_flatten(history.run.summary)) == dict(_flatten(full.summary))
+    assert history.run.summary["acc"] == {"max": 16 / 17}
+    assert history.run.summary["best"] == 0.25
+    assert "tmp" not in history.run.summary and "quiet" not in history.run.summary
+
+
+def test_a_row_summary_that_is_not_its_rows_falls_back_to_folding_every_summary(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flyteplugins.wandb import _history
+
+    run_dir = make_run(wandb_root, _every_kind_of_summary)
+    exact = _history.HistoryReader(run_dir, row_summaries=False)
+    exact.update()
+    expected = exact.result().run.summary
+    # As if wandb wrote a row's summary after the row: the one before a row has another step.
+    read = _history.HistoryReader._read_row_summary
+    monkeypatch.setattr(
+        _history.HistoryReader,
+        "_read_row_summary",
+        lambda self, row: [(k, "-1" if k == "_step" else v) for k, v in read(self, row)],
+    )
+    assert read_history(run_dir).run.summary == expected
+    assert dict(_flatten(expected)) == dict(_flatten(read_offline_run(run_dir).summary))
 
 
 def test_explicit_summary_values_win_over_the_last_logged_value(wandb_root: Path) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_POINT_BUDGET",
     "Chart",
     "ChartModel",
+    "ChartPlanner",
     "envelope",
     "plan_charts",
     "section_of",
@@ -184,31 +185,174 @@ def _step_metric_for(key: str, step_metrics: Mapping[str, str]) -> str | None:
 _NUMBER_TYPES = (int, float)
 
 
-def _points(
-    column: Column, x_values: Mapping[int, Any] | Sequence[Any]
-) -> tuple[list[float], list[float], int]:
-    xs_all: list[Any]
-    if isinstance(x_values, Mapping):
-        xs_all = [x_values.get(row) for row in column.rows]
-    elif len(column.rows) == len(x_values):
-        xs_all = list(x_values)  # a key logged at every step (rows are 0, 1, 2, ...)
-    else:
-        count = len(x_values)
-        xs_all = [x_values[row] if row < count else None for row in column.rows]
+@dataclass
+class _Series:
+    """One metric's points so far, in logged order: what an incremental plan has already read."""
+
+    x_label: str
+    consumed: int = 0  # the column's values read so far
+    last_row: int = -1
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    skipped: int = 0
+    numeric: bool = False  # some value is a finite number (drawn or not)
+    ordered: bool = True  # xs never go down
+
+
+def _extend(series: _Series, column: Column, x_of: Callable[[Sequence[int]], list[Any]]) -> None:
+    """Add the column's values after ``series.consumed`` to the series."""
+    start = series.consumed
+    values = column.values[start:]
+    if not values:
+        return
+    rows = column.rows[start:]
+    xs_all = x_of(rows)
     isfinite = math.isfinite
     numbers = _NUMBER_TYPES
     # Inline checks rather than a function call per value: this runs over every logged value.
     # (type() rather than isinstance: bool is an int to Python, but W&B does not chart it.)
     pairs = [
         (float(x), float(y))
-        for x, y in zip(xs_all, column.values, strict=True)
+        for x, y in zip(xs_all, values, strict=True)
         if type(y) in numbers and type(x) in numbers and isfinite(y) and isfinite(x)
     ]
-    skipped = len(column.values) - len(pairs)
-    if any(b < a for a, b in itertools.pairwise(p[0] for p in pairs)):
-        # A declared step metric need not grow with the rows: draw the line in x order.
-        pairs.sort()
-    return [p[0] for p in pairs], [p[1] for p in pairs], skipped
+    new_xs = [p[0] for p in pairs]
+    if series.ordered and new_xs:
+        previous = series.xs[-1] if series.xs else new_xs[0]
+        series.ordered = previous <= new_xs[0] and not any(b < a for a, b in itertools.pairwise(new_xs))
+    series.xs.extend(new_xs)
+    series.ys.extend(p[1] for p in pairs)
+    series.skipped += len(values) - len(pairs)
+    series.numeric = series.numeric or bool(pairs) or any(_number(value) is not None for value in values)
+    series.consumed = start + len(values)
+    series.last_row = rows[-1]
+
+
+class ChartPlanner:
+    """Plans a growing run's charts again and again, reading only the values added since the last plan.
+
+    A helper that follows a run's log while the task runs plans the charts each time it has read
+    more; each plan costs what was added, not the whole history. :meth:`plan` gives exactly what
+    :func:`plan_charts` gives for the same columns (which it calls with a fresh planner): columns
+    only grow (rows are never rewritten), and a column that did not grow as expected, or whose
+    x axis changed (a ``define_metric`` read later), is read again from its start.
+
+    Example:
+        >>> planner = ChartPlanner()
+        >>> cols = {"loss": Column([0, 1], [2.0, 1.0])}
+        >>> planner.plan(cols, steps=[0, 1]).charts[0].ys
+        [2.0, 1.0]
+        >>> cols["loss"].rows.append(2); cols["loss"].values.append(0.5)
+        >>> planner.plan(cols, steps=[0, 1, 2]).charts[0].ys
+        [2.0, 1.0, 0.5]
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[str, _Series] = {}
+        # step metric -> (its values read so far, row -> value)
+        self._x_maps: dict[str, tuple[int, dict[int, Any]]] = {}
+
+    def _x_map(self, step_metric: str, column: Column) -> dict[int, Any]:
+        done, mapping = self._x_maps.get(step_metric, (0, {}))
+        if done > len(column.values):
+            done, mapping = 0, {}
+        mapping.update(zip(column.rows[done:], column.values[done:], strict=True))
+        self._x_maps[step_metric] = (len(column.values), mapping)
+        return mapping
+
+    def _points(
+        self, key: str, column: Column, x_label: str, x_of: Callable[[Sequence[int]], list[Any]]
+    ) -> _Series:
+        series = self._series.get(key)
+        consumed = series.consumed if series is not None else 0
+        if (
+            series is None
+            or series.x_label != x_label
+            or consumed > len(column.values)
+            or (consumed and column.rows[consumed - 1] != series.last_row)
+        ):
+            series = self._series[key] = _Series(x_label)
+        _extend(series, column, x_of)
+        return series
+
+    def extend(
+        self,
+        columns: Mapping[str, Column],
+        steps: Sequence[Any],
+        step_metrics: Mapping[str, str] | None = None,
+    ) -> dict[str, _Series]:
+        """Read the values added to the columns since the last call (or plan), without planning.
+
+        A helper that follows a log calls it as the log grows, so that little is left to read
+        when the page is drawn. Returns each metric's points so far.
+
+        Example:
+            >>> sorted(ChartPlanner().extend({"loss": Column([0], [1.0]), "_step": Column([0], [0])}, [0]))
+            ['loss']
+        """
+        step_metrics = step_metrics or {}
+        count = len(steps)
+
+        def by_step(rows: Sequence[int]) -> list[Any]:
+            first, last = rows[0], rows[-1]
+            if last - first == len(rows) - 1 and last < count:
+                return list(steps[first : last + 1])  # a key logged at every step (rows n, n+1, ...)
+            return [steps[row] if row < count else None for row in rows]
+
+        def by_metric(mapping: Mapping[int, Any]) -> Callable[[Sequence[int]], list[Any]]:
+            return lambda rows: [mapping.get(row) for row in rows]
+
+        series_of: dict[str, _Series] = {}
+        for key, column in columns.items():
+            if key.startswith("_"):
+                continue
+            step_metric = _step_metric_for(key, step_metrics)
+            x_column = columns.get(step_metric) if step_metric else None
+            if step_metric and x_column is not None and step_metric != key:
+                x_of = by_metric(self._x_map(step_metric, x_column))
+                series_of[key] = self._points(key, column, step_metric, x_of)
+            else:
+                series_of[key] = self._points(key, column, "_step", by_step)
+        for key in list(self._series):
+            if key not in series_of:
+                del self._series[key]
+        return series_of
+
+    def plan(
+        self,
+        columns: Mapping[str, Column],
+        steps: Sequence[Any],
+        step_metrics: Mapping[str, str] | None = None,
+        max_charts: int = DEFAULT_MAX_CHARTS,
+        point_budget: int = DEFAULT_POINT_BUDGET,
+    ) -> ChartModel:
+        """The charts of the columns as they are now (see :func:`plan_charts`).
+
+        Example:
+            >>> ChartPlanner().plan({"_step": Column([0], [0])}, steps=[0]).charts
+            []
+        """
+        series_of = self.extend(columns, steps, step_metrics)
+        candidates: list[str] = []
+        not_numeric: list[str] = []
+        for key, series in series_of.items():
+            (candidates if series.numeric else not_numeric).append(key)
+        candidates.sort(key=lambda k: (section_of(k) != UNGROUPED, section_of(k), k))
+        shown, left_out = candidates[:max_charts], candidates[max_charts:]
+        per_chart = max(_MIN_POINTS_PER_CHART, min(_MAX_POINTS_PER_CHART, point_budget // max(1, len(shown))))
+        charts: list[Chart] = []
+        skipped_total = 0
+        for key in shown:
+            series = series_of[key]
+            xs, ys = series.xs, series.ys
+            if not series.ordered:
+                # A declared step metric need not grow with the rows: draw the line in x order.
+                pairs = sorted(zip(xs, ys, strict=True))
+                xs, ys = [p[0] for p in pairs], [p[1] for p in pairs]
+            xs, ys = envelope(xs, ys, per_chart // 2 - 1)
+            charts.append(Chart(key, section_of(key), series.x_label, xs, ys, len(series.xs), series.skipped))
+            skipped_total += series.skipped
+        return ChartModel(charts, left_out, sorted(not_numeric), skipped_total)
 
 
 def plan_charts(
@@ -230,32 +374,4 @@ def plan_charts(
         >>> [c.key for c in model.charts], model.not_numeric, model.skipped_values
         (['acc'], ['img'], 1)
     """
-    step_metrics = step_metrics or {}
-    candidates: list[str] = []
-    not_numeric: list[str] = []
-    for key, column in columns.items():
-        if key.startswith("_"):
-            continue
-        if any(_number(value) is not None for value in column.values):
-            candidates.append(key)
-        else:
-            not_numeric.append(key)
-    candidates.sort(key=lambda k: (section_of(k) != UNGROUPED, section_of(k), k))
-    shown, left_out = candidates[:max_charts], candidates[max_charts:]
-    per_chart = max(_MIN_POINTS_PER_CHART, min(_MAX_POINTS_PER_CHART, point_budget // max(1, len(shown))))
-    charts: list[Chart] = []
-    skipped_total = 0
-    for key in shown:
-        step_metric = _step_metric_for(key, step_metrics)
-        x_column = columns.get(step_metric) if step_metric else None
-        if step_metric and x_column is not None and step_metric != key:
-            xs, ys, skipped = _points(columns[key], dict(zip(x_column.rows, x_column.values, strict=True)))
-            x_label = step_metric
-        else:
-            xs, ys, skipped = _points(columns[key], steps)
-            x_label = "_step"
-        logged = len(xs)
-        xs, ys = envelope(xs, ys, per_chart // 2 - 1)
-        charts.append(Chart(key, section_of(key), x_label, xs, ys, logged, skipped))
-        skipped_total += skipped
-    return ChartModel(charts, left_out, sorted(not_numeric), skipped_total)
+    return ChartPlanner().plan(columns, steps, step_metrics, max_charts, point_budget)

@@ -6,9 +6,16 @@ allowed, so that a user can fix it without reading a traceback from deep inside 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 __all__ = ["WandbConfigError", "WandbRunError"]
+
+# Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
+# hyperparameters, "api_key" or "auth_token" are credentials.
+_CREDENTIAL_NAME = re.compile(
+    r"(?i)(^|_)(api_?key|access_key|secret_key|private_key|token|access_token|auth_token|password|passwd|secret|client_secret|credentials?)$"
+)
 
 # Values of fields whose name looks like a credential are never echoed back.
 _SECRET_MARKERS = ("key", "token", "password", "secret")

@@ -22,16 +22,17 @@ import dataclasses
 import json
 import os
 import zlib
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from ._compat import parse_record, record_has, record_kind
+from ._compat import flat_records, parse_record, record_kind, record_type_number
 from ._offline import OfflineRun
 
 __all__ = ["Column", "HistoryReader", "RunHistory", "log_has_exit", "read_history"]
-
-_REMOVED = object()
 
 
 @dataclass
@@ -76,12 +77,17 @@ class RunHistory:
             >>> RunHistory(run, {"_step": Column([1], [5])}, 2).steps()
             [0, 5]
         """
-        steps: list[Any] = list(range(self.rows))
-        column = self.columns.get("_step")
-        if column is not None:
-            for row, value in zip(column.rows, column.values, strict=True):
-                steps[row] = value
-        return steps
+        return _row_steps(self.rows, self.columns.get("_step"))
+
+
+def _row_steps(rows: int, column: Column | None) -> list[Any]:
+    steps: list[Any] = list(range(rows))
+    if column is not None:
+        if len(column.rows) == rows:
+            return list(column.values)  # every row has its _step (wandb writes one in each)
+        for row, value in zip(column.rows, column.values, strict=True):
+            steps[row] = value
+    return steps
 
 
 def _decode_values(texts: list[str]) -> list[Any]:
@@ -118,33 +124,44 @@ class HistoryReader:
     consumed; an incomplete or damaged chunk at the end is retried on the next update and, in the
     :meth:`result`, reported as where reading stopped.
 
+    What it costs is what makes the report affordable at the end of a long task, so:
+
+    - history records are read as two flat lists, keys and JSON values
+      (:func:`~flyteplugins.wandb._compat.flat_records`), and a row's values are decoded later,
+      one ``json.loads`` per column;
+    - wandb's service writes, just before each history record, the summary update it derives
+      from that row (two records in three of a long log). Such a record, whose keys are all in
+      the row after it, is not decoded: its place is noted, and :meth:`result` decodes only the
+      ones that still hold a key's last summary value (for a metric logged at every step, the
+      last one). Every other summary record (set by hand, run time, ...) is folded as it is read.
+
     Example:
         >>> reader = HistoryReader("/nonexistent/offline-run-20250101_120000-abc")
         >>> reader.update()
         False
     """
 
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.run_dir = Path(run_dir)
-        self._log_file: Path | None = None
-        self._reset()
-
-    def _reset(self) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], row_summaries: bool = True) -> None:
         from ._offline import _FILE_HEADER
 
+        self.run_dir = Path(run_dir)
+        self._trust_rows = row_summaries
+        self._log_file: Path | None = None
         self._done = _FILE_HEADER.size  # the end of the last complete record
         self._size = 0
         self._builder: Any = None
-        self._texts: dict[str, tuple[list[int], list[str]]] = {}
-        self._decoded: dict[str, Column] = {}
-        # key -> (position in the log, JSON text or None when removed), from non-mirror summaries.
+        self._index = 0  # records read
+        self._rows = 0  # history rows read
+        self._pending: list[dict[str, str]] = []  # rows read, not decoded into columns yet
+        self._columns: dict[str, Column] = {}
+        # Summary records other than the service's row summaries: key -> (record, JSON or None).
         self._summary: dict[str, tuple[int, str | None]] = {}
-        self._row_position: list[int] = []
-        self._rows = 0
-        self._index = 0
-        self._held: Any = None  # a summary record waiting for the record after it
-        self._mirrors = True
-        self._skipped_mirrors = 0
+        self._last_summary: tuple[bytes, list[tuple[str, str | None]]] | None = None
+        # The row summary before each history row: its record number and place (-1: none).
+        self._row_summary = array("q")
+        self._row_summary_at = array("q")
+        self._row_summary_end = array("q")
+        self._held: tuple[int, bytes, int, int] | None = None  # a summary and the record after it
 
     def update(self) -> bool:
         """Read what was added to the log since the last update; ``False`` while there is no log.
@@ -169,67 +186,164 @@ class HistoryReader:
             handle.seek(self._done)
             data = handle.read()
             self._size = handle.tell()
+        flat = flat_records()
+        history, summary = (flat.history, flat.summary) if flat is not None else (-1, -1)
+        mark = flat.sdk_mark if flat is not None else b""
+        if not self._trust_rows:
+            summary = -1  # every summary record goes the general way, and is folded
+        start = self._done
         for payload, end in _complete_records(data, self._done):
-            self._consume(payload)
-            self._done = end
-        if not self._mirrors and self._skipped_mirrors:
-            # A metric declared another summary after mirrors were skipped: read again, exactly.
-            self._reset()
-            self._mirrors = False
-            return self.update()
+            number, kind_at = record_type_number(payload)
+            held = self._held
+            if number == history:
+                row = _flat_row(flat, payload)
+                self._held = None
+                self._before_row(held, row, flat, mark)
+                self._pending.append(row)
+                self._rows += 1
+            elif number == summary:
+                if held is not None:
+                    self._held = None
+                    self._fold_summary(held)
+                if mark and mark in payload:
+                    # Sent by the SDK (set by hand): never the service's row summary.
+                    self._fold_summary((self._index, payload, start, kind_at))
+                else:
+                    self._held = (self._index, payload, start, end)
+            else:
+                self._consume(payload, start, end)
+            self._index += 1
+            self._done = start = end
         return True
 
-    def _consume(self, payload: bytes) -> None:
+    def _before_row(
+        self, held: tuple[int, bytes, int, int] | None, row: dict[str, str], flat: Any, mark: bytes
+    ) -> None:
+        """Place the summary record read just before a history row: the row's summary, or folded.
+
+        With ``mark``, the held record is the service's own (the SDK's are folded when read);
+        without it, its keys are checked against the row.
+        """
+        if held is not None and self._trust_rows and (mark or _row_summary_of(flat, held[1], row)):
+            self._row_summary.append(held[0])
+            self._row_summary_at.append(held[2])
+            self._row_summary_end.append(held[3])
+            return
+        if held is not None:
+            self._fold_summary(held)
+        self._row_summary.append(-1)
+        self._row_summary_at.append(-1)
+        self._row_summary_end.append(-1)
+
+    def _consume(self, payload: bytes, start: int, end: int) -> None:
+        """A record read the general way (every kind but the common history and summary ones)."""
         record = parse_record(payload)
         kind = record_kind(record)
         held, self._held = self._held, None
-        if held is not None:
-            self._fold_summary(held, mirror=kind == "history" and _mirrors_history(held[1], record))
-        index = self._index
-        self._index += 1
         if kind == "history":
-            texts = self._texts
-            for item in record.history.item:
-                nested = item.nested_key
-                key = nested[0] if len(nested) == 1 else _key(item)
-                column = texts.get(key)
-                if column is None:
-                    column = texts[key] = ([], [])
-                column[0].append(self._rows)
-                column[1].append(item.value_json)
-            self._row_position.append(index)
+            # (only where flat reading is not available)
+            row = {_key(item): item.value_json for item in record.history.item}
+            self._before_row(held, row, None, b"")
+            self._pending.append(row)
             self._rows += 1
-        elif kind == "summary":
-            # wandb's service mirrors each history record into a summary record written just
-            # before it; whether this is one is known from the record after it.
-            self._held = (index, record)
+            return
+        if held is not None:
+            self._fold_summary(held)
+        if kind == "summary":
+            self._held = (self._index, payload, start, end)
         else:
-            if kind == "metric" and (record_has(record.metric, "summary") or record.metric.goal):
-                self._mirrors = False
             self._builder.apply(record)
 
-    def _fold_summary(self, held: tuple[int, Any], mirror: bool) -> None:
-        index, record = held
-        if mirror and self._mirrors:
-            self._skipped_mirrors += 1
-            return
-        for item in record.summary.update:
-            self._summary[_key(item)] = (index, item.value_json)
-        for item in record.summary.remove:
-            self._summary[_key(item)] = (index, None)
+    def _fold_summary(self, held: tuple[int, bytes, int, int]) -> None:
+        index, payload = held[0], held[1]
+        # The record without its number: the service's repeated run-time updates are equal.
+        tail = payload[record_type_number(payload)[1] :]
+        last = self._last_summary
+        if last is not None and last[0] == tail:
+            items = last[1]
+        else:
+            items = _summary_items(payload)
+            self._last_summary = (tail, items)
+        for key, text in items:
+            self._summary[key] = (index, text)
+
+    def last_step(self) -> int | None:
+        """The ``_step`` of the last history row read; ``None`` before the first.
+
+        Example:
+            >>> HistoryReader("/nonexistent").last_step() is None
+            True
+        """
+        if self._pending:
+            text = self._pending[-1].get("_step")
+            try:
+                step = json.loads(text) if text else None
+            except ValueError:
+                return None
+        else:
+            column = self._columns.get("_step")
+            step = column.values[-1] if column is not None and column.values else None
+        return step if isinstance(step, int) and not isinstance(step, bool) else None
 
     def decode(self) -> None:
-        """Decode the values read since the last call: one ``json.loads`` per column and batch.
+        """Decode the rows read since the last call into columns: one ``json.loads`` per column.
 
         A reader that follows a log calls it after each update, so that little is left to
         decode at the end.
         """
-        for key, (_, texts) in self._texts.items():
-            done = self._decoded.get(key)
-            if done is None:
-                done = self._decoded[key] = Column()
-            if len(done.values) < len(texts):
-                done.values.extend(_decode_values(texts[len(done.values) :]))
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        first = self._rows - len(rows)
+        # Rows with the same keys (most of them) become columns together, transposed in C.
+        groups: dict[frozenset[str], list[int]] = {}
+        for number, row in enumerate(rows):
+            keys = frozenset(row)
+            group = groups.get(keys)
+            if group is None:
+                groups[keys] = [number]
+            else:
+                group.append(number)
+        parts: dict[str, list[tuple[Sequence[int], Sequence[str]]]] = {}
+        for keys, numbers in groups.items():
+            names = tuple(keys)
+            members = rows if len(numbers) == len(rows) else [rows[number] for number in numbers]
+            if len(names) == 1:
+                transposed: list[Sequence[str]] = [[row[names[0]] for row in members]]
+            else:
+                transposed = list(zip(*map(itemgetter(*names), members), strict=True))
+            for name, texts in zip(names, transposed, strict=True):
+                parts.setdefault(name, []).append((numbers, texts))
+        for key, key_parts in parts.items():
+            numbers_: Sequence[int]
+            if len(key_parts) == 1:
+                numbers_, texts = key_parts[0]
+            else:  # a key in rows of several shapes: back in row order
+                pairs = sorted((n, t) for ns, ts in key_parts for n, t in zip(ns, ts, strict=True))
+                numbers_, texts = [n for n, _ in pairs], [t for _, t in pairs]
+            column = self._columns.get(key)
+            if column is None:
+                column = self._columns[key] = Column()
+            if len(numbers_) == len(rows):
+                column.rows.extend(range(first, first + len(rows)))
+            else:
+                column.rows.extend([first + number for number in numbers_])
+            column.values.extend(_decode_values(list(texts)))
+
+    def so_far(self) -> tuple[dict[str, Column], list[Any], dict[str, str]]:
+        """What a chart planner needs of the history read so far, without building the run.
+
+        The decoded columns (the reader's own, which it keeps growing: not copies), the
+        ``_step`` of each row, and the step metrics declared so far. Cheap enough to call after
+        each :meth:`update`.
+
+        Example:
+            >>> HistoryReader("/nonexistent").so_far()
+            ({}, [], {})
+        """
+        self.decode()
+        step_metrics = dict(self._builder.step_metrics) if self._builder is not None else {}
+        return self._columns, _row_steps(self._rows, self._columns.get("_step")), step_metrics
 
     def result(self) -> RunHistory:
         """What has been read so far, as the report shows it.
@@ -242,37 +356,115 @@ class HistoryReader:
 
             _log_file(self.run_dir)  # raises FileNotFoundError with the reason
             raise FileNotFoundError(f"{self.run_dir}: update() has not read the log")
-        summary = dict(self._summary)
-        if self._held is not None:
-            index, record = self._held
-            for item in record.summary.update:
-                summary[_key(item)] = (index, item.value_json)
-            for item in record.summary.remove:
-                summary[_key(item)] = (index, None)
         self.decode()
+        summary = dict(self._summary)
+        if self._held is not None:  # the last record read: nothing after it tells what it is
+            for key, text in _summary_items(self._held[1]):
+                summary[key] = (self._held[0], text)
+        if not self._resolve_row_summaries(summary):
+            # A summary taken for the one the service derives from the row after it does not
+            # have that row's step: fold every summary record instead.
+            exact = HistoryReader(self.run_dir, row_summaries=False)
+            exact.update()
+            return exact.result()
         columns = {
-            key: Column(list(rows), list(self._decoded[key].values)) for key, (rows, _) in self._texts.items()
+            key: Column(list(column.rows), list(column.values)) for key, column in self._columns.items()
         }
         # A log shorter than its header has just been created: nothing is written yet.
         truncated = self._done < self._size or self._size < _header_size()
         run = self._builder.build(truncated)
         merged = dict(run.summary)
-        latest: dict[str, tuple[int, Any]] = {}
-        if self._mirrors:
-            for key, column in columns.items():
-                latest[key] = (self._row_position[column.rows[-1]], column.values[-1])
-        for key, (position, text) in summary.items():
-            if key not in latest or position > latest[key][0]:
-                latest[key] = (position, _REMOVED if text is None else _decode_values([text])[0])
-        for key, (_, value) in latest.items():
+        for key, (_, text) in summary.items():
             if key == "_wandb" or key.startswith("_wandb."):
                 continue
-            if value is _REMOVED:
+            if text is None:
                 merged.pop(key, None)
             else:
-                merged[key] = value
+                merged[key] = _decode_values([text])[0]
         run = dataclasses.replace(run, summary=merged, bytes_read=self._done, log_size=self._size)
         return RunHistory(run=run, columns=columns, rows=self._rows)
+
+    def _resolve_row_summaries(self, summary: dict[str, tuple[int, str | None]]) -> bool:
+        """Add to ``summary`` each key's value from the last row summary that has it, if later.
+
+        A row summary's keys are all in its row, so a key's last row summary value is in the
+        row summary of one of the rows that have the key: the last of them, unless wandb left
+        the key out there (a summary set by hand, ``summary="none"``): then the one before.
+        ``False`` when a row summary read does not have its row's ``_step``.
+        """
+        read: dict[int, dict[str, str | None]] = {}
+        steps = self._columns.get("_step")
+        step_of = dict(zip(steps.rows, steps.values, strict=True)) if steps is not None else {}
+        for key, column in self._columns.items():
+            if key == "_wandb" or key.startswith("_wandb."):
+                continue
+            since = summary[key][0] if key in summary else -1
+            for row in reversed(column.rows):
+                index = self._row_summary[row]
+                if index < 0:
+                    continue
+                if index < since:
+                    break
+                items = read.get(row)
+                if items is None:
+                    items = read[row] = dict(self._read_row_summary(row))
+                    step = items.get("_step")
+                    if step is None or _decode_values([step])[0] != step_of.get(row):
+                        return False
+                if key in items:
+                    summary[key] = (index, items[key])
+                    break
+        return True
+
+    def _read_row_summary(self, row: int) -> list[tuple[str, str | None]]:
+        assert self._log_file is not None
+        start, end = self._row_summary_at[row], self._row_summary_end[row]
+        with open(self._log_file, "rb") as handle:
+            handle.seek(start)
+            data = handle.read(end - start)
+        records = _complete_records(data, start)
+        return _summary_items(records[0][0]) if records else []
+
+
+def _flat_row(flat: Any, payload: bytes) -> dict[str, str]:
+    """A history record's keys and JSON values."""
+    message = flat.message
+    message.ParseFromString(payload)
+    items = message.history.item
+    keys, values = items.nested_key, items.value_json
+    if len(keys) == len(values) and not items.key:
+        return dict(zip(keys, values, strict=True))
+    plain = items.key
+    if not keys and len(plain) == len(values):
+        return dict(zip(plain, values, strict=True))
+    # Nested keys (several parts for one item): item by item.
+    return {_key(item): item.value_json for item in parse_record(payload).history.item}
+
+
+def _row_summary_of(flat: Any, payload: bytes, row: dict[str, str]) -> bool:
+    """Whether a summary record is one the service derived from the row after it: updates only,
+    all of them keys of that row."""
+    if flat is None:
+        record = parse_record(payload).summary
+        if len(record.remove):
+            return False
+        return all(_key(item) in row for item in record.update)
+    message = flat.message
+    message.ParseFromString(payload)
+    summary = message.summary
+    update = summary.update
+    keys = update.nested_key
+    if summary.remove or update.key or len(keys) != len(update.value_json):
+        return False
+    return row.keys() >= set(keys)
+
+
+def _summary_items(payload: bytes) -> list[tuple[str, str | None]]:
+    """A summary record's updates (key, JSON) and removals (key, ``None``), in order."""
+    record = parse_record(payload).summary
+    items: list[tuple[str, str | None]] = [(_key(item), item.value_json) for item in record.update]
+    items.extend((_key(item), None) for item in record.remove)
+    return items
 
 
 def _header_size() -> int:
@@ -286,11 +478,6 @@ def _check_header(header: bytes, source: Path) -> None:
 
     # The offline reader's own checks (identity, magic, version) on the header alone.
     _scan(header, source)
-
-
-def _mirrors_history(summary: Any, history: Any) -> bool:
-    """Whether a summary record is the service's mirror of the history record after it."""
-    return not len(summary.summary.remove) and len(summary.summary.update) == len(history.history.item)
 
 
 def _complete_records(data: bytes, offset: int) -> list[tuple[bytes, int]]:

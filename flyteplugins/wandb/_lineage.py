@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ._errors import WandbConfigError
-from ._settings import _CREDENTIAL_NAME, check_no_credentials
+from ._errors import _CREDENTIAL_NAME, WandbConfigError
+from ._settings import check_no_credentials
 
 __all__ = [
     "ArtifactSpec",

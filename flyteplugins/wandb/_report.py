@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -34,12 +35,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._chart_model import Chart, ChartModel, plan_charts
+from ._chart_model import Chart, ChartModel, ChartPlanner
 from ._history import RunHistory, read_history
 
 __all__ = [
     "REPORT_EXTRA_HINT",
     "TAB_NAME",
+    "RenderCache",
     "ReportContext",
     "TaskSteps",
     "charts_available",
@@ -158,17 +160,63 @@ def read_when_finished(run_dir: str | os.PathLike[str], wait: float) -> RunHisto
     return read_history(run_dir)
 
 
+class RenderCache:
+    """What rendering the same, growing run again keeps from one page to the next.
+
+    The helper that follows a run's log renders its page while the run is being finished and
+    again once its log is complete. With a cache the second page costs what changed: the charts
+    are planned from the values added since (:class:`~flyteplugins.wandb._chart_model.ChartPlanner`)
+    and a chart whose points did not change is not drawn again. Pages are the same with or
+    without a cache.
+
+    Example:
+        >>> cache = RenderCache()
+        >>> html_text = render_report(history, cache=cache)  # doctest: +SKIP
+        >>> render_report(history, cache=cache) == html_text  # doctest: +SKIP
+        True
+    """
+
+    def __init__(self) -> None:
+        self.planner = ChartPlanner()
+        self._svgs: dict[tuple[Any, ...], str] = {}
+        self.drawn = 0  # charts drawn (not reused) by the last page
+        self.drawn_total = 0  # and by every page
+
+    def drawer(self) -> tuple[dict[tuple[Any, ...], str], Any]:
+        """A chart-drawing function for one page; the page's charts replace the kept ones after it."""
+        kept, page = self._svgs, {}
+        self.drawn = 0
+
+        def draw(chart: Chart) -> str:
+            key = (chart.key, chart.x_label, tuple(chart.xs), tuple(chart.ys))
+            svg = kept.get(key)
+            if svg is None:
+                svg = _chart_svg(chart)
+                self.drawn += 1
+                self.drawn_total += 1
+            page[key] = svg
+            return svg
+
+        return page, draw
+
+    def keep(self, page: dict[tuple[Any, ...], str]) -> None:
+        """Keep the charts of the page just rendered (only those)."""
+        self._svgs = page
+
+
 def render_report(
     run_dir: str | os.PathLike[str] | RunHistory,
     context: ReportContext | None = None,
     *,
     charts: bool | None = None,
+    cache: RenderCache | None = None,
 ) -> str:
     """The report of one run directory (online or offline), as an HTML fragment.
 
     ``run_dir`` is a run directory or an already read :class:`RunHistory`. ``charts=False``
     leaves the charts out (the default is to draw them when pygal is installed). A log that
-    cannot be read at all gives a page that says why.
+    cannot be read at all gives a page that says why. ``cache`` makes rendering a growing run
+    again cheaper (see :class:`RenderCache`).
 
     Example:
         >>> html_text = render_report("wandb/offline-run-20250101_120000-abc")  # doctest: +SKIP
@@ -187,7 +235,7 @@ def render_report(
                 _header(context.url, offline=None)
                 + _notes([*context.notes, f"The run's files could not be read: {exc}"])
             )
-    return _render(history, context, draw)
+    return _render(history, context, draw, cache)
 
 
 def render_page(fragment: str, title: str = TAB_NAME) -> str:
@@ -292,7 +340,7 @@ def _text(value: Any) -> str:
 
 
 def _looks_secret(key: str) -> bool:
-    from ._settings import _CREDENTIAL_NAME
+    from ._errors import _CREDENTIAL_NAME
 
     return any(_CREDENTIAL_NAME.search(part) for part in key.split("."))
 
@@ -449,6 +497,12 @@ def _chart_svg(chart: Chart) -> str:
     plot.add_xml_filter(_strip_to_drawing)
     plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
+    # pygal names each chart with a random id: name it after its metric, so that the same run
+    # gives the same page (pages can be compared, and a chart drawn ahead be used again).
+    uuid = getattr(plot, "uuid", None)
+    if isinstance(uuid, str) and uuid:
+        name = f"{chart.key}\0{chart.x_label}".encode()
+        svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
     # Drop pygal's generator comments: they carry a date and make pages differ from run to run.
     start = svg.find("<!--")
     while start != -1:
@@ -460,7 +514,8 @@ def _chart_svg(chart: Chart) -> str:
     return svg
 
 
-def _charts(model: ChartModel, draw: bool) -> str:
+def _charts(model: ChartModel, draw: bool, svg_of: Any = None) -> str:
+    svg_of = svg_of or _chart_svg
     parts: list[str] = []
     for section, charts in model.sections():
         parts.append(f"<h4>{html.escape(section)}</h4>")
@@ -475,22 +530,28 @@ def _charts(model: ChartModel, draw: bool) -> str:
                 f"<figcaption>{html.escape(chart.key)} "
                 f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
             )
-            svg = _chart_svg(chart) if draw else ""
+            svg = svg_of(chart) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
         parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
     return "".join(parts)
 
 
-def _render(history: RunHistory, context: ReportContext, draw: bool) -> str:
+def _render(history: RunHistory, context: ReportContext, draw: bool, cache: RenderCache | None = None) -> str:
     run = history.run
-    model = plan_charts(history.columns, history.steps(), run.step_metrics)
+    planner = cache.planner if cache is not None else ChartPlanner()
+    model = planner.plan(history.columns, history.steps(), run.step_metrics)
     notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
     parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
     parts.append(_step_notes(context.task_steps, context.task))
     parts.append("<h3>Metrics</h3>")
     if model.charts:
-        parts.append(_charts(model, draw))
+        if cache is None:
+            parts.append(_charts(model, draw))
+        else:
+            page, svg_of = cache.drawer()
+            parts.append(_charts(model, draw, svg_of))
+            cache.keep(page)
     else:
         parts.append('<p class="fw-empty">No numeric metrics were logged to this run.</p>')
     if model.not_numeric:

@@ -101,7 +101,8 @@ class ReportTab:
         try:
             self._steps_taken = self._record_steps()
             if self.enabled and self.owner and self.follower is not None:
-                self.follower.request(self._context(failed, self._steps_taken), _FINISH_WAIT_SECONDS)
+                context = self._context(failed, self._steps_taken)
+                self.follower.request(context, _FINISH_WAIT_SECONDS, steps=_step(self.run))
                 self._requested = True
         except Exception as exc:
             logger.debug("the report helper could not be asked for the page: %s", exc)
@@ -199,9 +200,13 @@ class ReportTab:
             context = ReportContext(url=self.url, task=self.task, notes=tuple(notes))
             return render_report(self.run_dir, context)
         if self.follower is not None:
-            if not self._requested:
-                self.follower.request(context, _FINISH_WAIT_SECONDS)
-            page: str | None = self.follower.answer(_FINISH_WAIT_SECONDS + _FOLLOWER_SECONDS)
+            page: str | None = None
+            try:
+                if not self._requested:
+                    self.follower.request(context, _FINISH_WAIT_SECONDS)
+                page = self.follower.answer(_FINISH_WAIT_SECONDS + _FOLLOWER_SECONDS)
+            except (OSError, ValueError) as exc:  # the helper is gone: its input is closed
+                logger.debug("the report helper could not be asked for the page: %s", exc)
             if page is not None:
                 return page
             logger.debug("the report helper gave no page; rendering in the task's process")

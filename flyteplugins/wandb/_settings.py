@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._errors import WandbConfigError
+from ._errors import _CREDENTIAL_NAME, WandbConfigError
 from ._urls import app_url_from_api_url, normalize_host
 
 __all__ = [
@@ -45,11 +44,6 @@ CONFIG_FILE_ENV = "FLYTEPLUGINS_WANDB_CONFIG"
 
 # Characters the W&B backend rejects in run ids, project and entity names (wandb_settings.py).
 _RESERVED = {"id": ":;,#?/'", "project": "/\\#?%:", "entity": "/\\#?%:"}
-# Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
-# hyperparameters, "api_key" or "auth_token" are credentials.
-_CREDENTIAL_NAME = re.compile(
-    r"(?i)(^|_)(api_?key|access_key|secret_key|private_key|token|access_token|auth_token|password|passwd|secret|client_secret|credentials?)$"
-)
 
 
 def check_no_credentials(value: Any, origin: str, path: str) -> None:
