@@ -1090,7 +1090,7 @@ def lineage_rows(result: dict[str, Any]) -> list[Row]:
 
 REPORT_STEPS = 20_000
 REPORT_METRICS = 10
-REPORT_ROUNDS = 9
+REPORT_ROUNDS = 15
 REPORT_TAB_TARGET = 0.10
 
 

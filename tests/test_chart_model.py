@@ -195,3 +195,10 @@ def test_planner_sorts_a_series_whose_new_values_go_back_in_x() -> None:
     (chart,) = [c for c in planner.plan(columns, [0, 1, 2, 3, 4], {"acc": "epoch"}).charts if c.key == "acc"]
     assert chart.xs == [0.0, 1.0, 1.5, 2.0, 3.0]
     assert chart.ys == [0.1, 0.2, 0.25, 0.3, 0.4]
+
+
+def test_integers_too_large_for_a_float_are_skipped_and_counted() -> None:
+    model = plan_charts({"big": _column([1, 10**400, 3]), "all_big": _column([10**400])}, steps=[0, 1, 2])
+    (chart,) = model.charts
+    assert (chart.key, chart.ys, chart.skipped) == ("big", [1.0, 3.0], 1)
+    assert model.not_numeric == ["all_big"]

@@ -140,7 +140,10 @@ def _number(value: Any) -> float | None:
     # bool is an int to Python, but W&B does not chart it as a number.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -183,6 +186,7 @@ def _step_metric_for(key: str, step_metrics: Mapping[str, str]) -> str | None:
 
 
 _NUMBER_TYPES = (int, float)
+_NUMBER_SET = frozenset(_NUMBER_TYPES)
 
 
 @dataclass
@@ -199,6 +203,34 @@ class _Series:
     ordered: bool = True  # xs never go down
 
 
+def _finite_numbers(xs: list[Any], ys: list[Any]) -> tuple[list[float], list[float]]:
+    """The (x, y) pairs where both are finite numbers (not bools), as floats."""
+    numbers = _NUMBER_TYPES
+    isfinite = math.isfinite
+    try:
+        # Mostly every value is a number: checked in bulk, in C (a sum is finite only if each
+        # term is).
+        if (
+            {type(x) for x in xs} <= _NUMBER_SET
+            and {type(y) for y in ys} <= _NUMBER_SET
+            and isfinite(sum(xs))
+            and isfinite(sum(ys))
+        ):
+            return list(map(float, xs)), list(map(float, ys))
+        # Inline checks rather than a function call per value: this runs over every logged
+        # value. (type() rather than isinstance: bool is an int to Python, but W&B does not
+        # chart it.)
+        pairs = [
+            (float(x), float(y))
+            for x, y in zip(xs, ys, strict=True)
+            if type(y) in numbers and type(x) in numbers and isfinite(y) and isfinite(x)
+        ]
+    except OverflowError:  # an integer too large for a float: one at a time
+        checked = [(_number(x), _number(y)) for x, y in zip(xs, ys, strict=True)]
+        pairs = [(x, y) for x, y in checked if x is not None and y is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def _extend(series: _Series, column: Column, x_of: Callable[[Sequence[int]], list[Any]]) -> None:
     """Add the column's values after ``series.consumed`` to the series."""
     start = series.consumed
@@ -207,23 +239,14 @@ def _extend(series: _Series, column: Column, x_of: Callable[[Sequence[int]], lis
         return
     rows = column.rows[start:]
     xs_all = x_of(rows)
-    isfinite = math.isfinite
-    numbers = _NUMBER_TYPES
-    # Inline checks rather than a function call per value: this runs over every logged value.
-    # (type() rather than isinstance: bool is an int to Python, but W&B does not chart it.)
-    pairs = [
-        (float(x), float(y))
-        for x, y in zip(xs_all, values, strict=True)
-        if type(y) in numbers and type(x) in numbers and isfinite(y) and isfinite(x)
-    ]
-    new_xs = [p[0] for p in pairs]
+    new_xs, new_ys = _finite_numbers(xs_all, values)
     if series.ordered and new_xs:
         previous = series.xs[-1] if series.xs else new_xs[0]
         series.ordered = previous <= new_xs[0] and not any(b < a for a, b in itertools.pairwise(new_xs))
     series.xs.extend(new_xs)
-    series.ys.extend(p[1] for p in pairs)
-    series.skipped += len(values) - len(pairs)
-    series.numeric = series.numeric or bool(pairs) or any(_number(value) is not None for value in values)
+    series.ys.extend(new_ys)
+    series.skipped += len(values) - len(new_ys)
+    series.numeric = series.numeric or bool(new_ys) or any(_number(value) is not None for value in values)
     series.consumed = start + len(values)
     series.last_row = rows[-1]
 

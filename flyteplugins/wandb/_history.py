@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import os
 import zlib
@@ -193,7 +194,7 @@ class HistoryReader:
             summary = -1  # every summary record goes the general way, and is folded
         start = self._done
         for payload, end in _complete_records(data, self._done):
-            number, kind_at = record_type_number(payload)
+            number, _ = record_type_number(payload)
             held = self._held
             if number == history:
                 row = _flat_row(flat, payload)
@@ -207,7 +208,7 @@ class HistoryReader:
                     self._fold_summary(held)
                 if mark and mark in payload:
                     # Sent by the SDK (set by hand): never the service's row summary.
-                    self._fold_summary((self._index, payload, start, kind_at))
+                    self._fold_summary((self._index, payload, start, end))
                 else:
                     self._held = (self._index, payload, start, end)
             else:
@@ -533,8 +534,16 @@ def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
         [0.9, 0.7, 0.55]
     """
     reader = HistoryReader(run_dir)
-    reader.update()
-    return reader.result()
+    # Reading creates a few objects per logged value and no reference cycle: the cyclic
+    # collector would only walk the growing heap again and again (a third more time).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        reader.update()
+        return reader.result()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
