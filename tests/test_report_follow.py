@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flyteplugins.wandb._compat import parse_record, record_kind
-from flyteplugins.wandb._history import HistoryReader, _complete_records, read_history
+from flyteplugins.wandb._history import HistoryReader, _complete_records, log_has_exit, read_history
 from flyteplugins.wandb._offline import _FILE_HEADER, _log_file, find_offline_run_dirs
 from flyteplugins.wandb._report import RenderCache, ReportContext, render_report
 from flyteplugins.wandb._report_follow import _answer, _follow, context_to_json
@@ -33,6 +33,16 @@ def _finished_run(wandb_root: Path, pending_at_finish: bool = False) -> Path:
         run.log({"eval/acc": 0.5}, commit=False)  # a row that only finishing the run writes
     run.finish()
     (run_dir,) = find_offline_run_dirs(wandb_root, run.id)
+    # wandb's service writes the log's end just after finish() returns: the test cuts the log
+    # only once the service is done with it.
+    log = _log_file(run_dir)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not log_has_exit(run_dir):
+        time.sleep(0.02)
+    size = -1
+    while time.monotonic() < deadline and size != log.stat().st_size:
+        size = log.stat().st_size
+        time.sleep(0.2)
     return run_dir
 
 
