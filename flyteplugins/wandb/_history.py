@@ -1,14 +1,17 @@
 """A run's metric history, read column by column from its transaction log, for the report.
 
-:func:`~flyteplugins.wandb._offline.read_offline_run` rebuilds every logged step as a dict, which
-costs about a second for 20,000 steps of 10 metrics (plus two summary records per step). The
-report only needs columns, so :func:`read_history` reads the same log with the same framing
-(``_offline._scan``) and the same record classes, but:
+:func:`~flyteplugins.wandb._offline.read_offline_run` rebuilds every logged step as a dict and
+folds every summary record, which costs about a second for 20,000 steps of 10 metrics. The
+report only needs columns and the final summary, so :class:`HistoryReader` reads the same log
+with the same framing and checks, but:
 
-- it keeps each metric's values as the JSON text wandb wrote and decodes a whole column with one
-  ``json.loads``;
-- every other record (run, config, metrics, exit, ...) goes through the offline reader's own
-  fold, so identity, config and ``define_metric`` step metrics are read exactly as there.
+- history records are read as flat lists of keys and JSON values, and a column's values are
+  decoded with one ``json.loads``;
+- the summary records wandb's service derives from each history row are decoded only where
+  they still hold a key's last value (see :class:`HistoryReader`);
+- every other record (run, config, metrics, exit, summaries set by hand, ...) goes through the
+  offline reader's own fold, so identity, config and ``define_metric`` step metrics are read
+  exactly as there.
 
 Example:
     >>> from flyteplugins.wandb._history import Column
@@ -394,8 +397,14 @@ class HistoryReader:
         ``False`` when a row summary read does not have its row's ``_step``.
         """
         read: dict[int, dict[str, str | None]] = {}
-        steps = self._columns.get("_step")
-        step_of = dict(zip(steps.rows, steps.values, strict=True)) if steps is not None else {}
+        steps = self._columns.get("_step") or Column()
+
+        def step_of(row: int) -> Any:
+            # wandb writes a _step in every row: the column's rows are 0, 1, 2, ...
+            if row < len(steps.rows) and steps.rows[row] == row:
+                return steps.values[row]
+            return dict(zip(steps.rows, steps.values, strict=True)).get(row)
+
         for key, column in self._columns.items():
             if key == "_wandb" or key.startswith("_wandb."):
                 continue
@@ -410,7 +419,7 @@ class HistoryReader:
                 if items is None:
                     items = read[row] = dict(self._read_row_summary(row))
                     step = items.get("_step")
-                    if step is None or _decode_values([step])[0] != step_of.get(row):
+                    if step is None or _decode_values([step])[0] != step_of(row):
                         return False
                 if key in items:
                     summary[key] = (index, items[key])

@@ -42,7 +42,6 @@ __all__ = ["Follower", "context_from_json", "context_to_json", "main"]
 # How often the helper reads what was added to the log while the task runs.
 _FOLLOW_SECONDS = 0.1
 _POLL_SECONDS = 0.01
-_NICENESS = 10
 
 
 def context_to_json(context: ReportContext) -> dict[str, Any]:
@@ -222,11 +221,9 @@ def _answer(reader: HistoryReader, run_dir: str, request: dict[str, Any], cache:
 def main(argv: list[str] | None = None) -> int:
     """The helper process: follow the log, then answer one request with the page."""
     args = sys.argv[1:] if argv is None else argv
-    # Below the task in the scheduler's eyes: on a busy machine the task keeps its CPU, and the
-    # helper catches up at the end. (Measured on two cores saturated by logging: whole tasks end
-    # 0.15 s sooner than with the helper at the task's priority, which waits less at the end.)
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(_NICENESS)
+    # The helper runs at the task's priority. Measured on two cores saturated by logging, a
+    # lower priority made whole tasks no faster (the helper's CPU time is the same; more of it
+    # is left for after the task's function) and made the task wait longer for its page.
     # The helper reads logs and draws, and never runs wandb: its protobuf classes are enough.
     load_records_without_sdk()
     # A short-lived process that makes no reference cycles worth collecting: the cyclic
