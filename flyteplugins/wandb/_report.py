@@ -29,7 +29,7 @@ import math
 import os
 import shlex
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +182,7 @@ class RenderCache:
         self.drawn = 0  # charts drawn (not reused) by the last page
         self.drawn_total = 0  # and by every page
 
-    def drawer(self) -> tuple[dict[tuple[Any, ...], str], Any]:
+    def drawer(self) -> tuple[dict[tuple[Any, ...], str], Callable[[Chart], str]]:
         """A chart-drawing function for one page; the page's charts replace the kept ones after it."""
         kept, page = self._svgs, {}
         self.drawn = 0
@@ -497,12 +497,17 @@ def _chart_svg(chart: Chart) -> str:
     plot.add_xml_filter(_strip_to_drawing)
     plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
-    # pygal names each chart with a random id: name it after its metric, so that the same run
-    # gives the same page (pages can be compared, and a chart drawn ahead be used again).
+    # pygal gives each chart a random id, which nothing in the page refers to (its styles are
+    # removed): without it the same run gives the same page (pages can be compared, a chart drawn
+    # ahead is used again) and two runs on one page share no id.
     uuid = getattr(plot, "uuid", None)
     if isinstance(uuid, str) and uuid:
-        name = f"{chart.key}\0{chart.x_label}".encode()
-        svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
+        svg = svg.replace(f' id="chart-{uuid}"', "", 1)
+        if uuid in svg:
+            name = f"{chart.key}\0{chart.x_label}".encode()
+            svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
+    # The chart's accessible name (a tooltip in browsers) is its metric, not "Pygal".
+    svg = svg.replace("<title>Pygal</title>", f"<title>{html.escape(chart.key)}</title>", 1)
     # Drop pygal's generator comments: they carry a date and make pages differ from run to run.
     start = svg.find("<!--")
     while start != -1:
@@ -514,7 +519,7 @@ def _chart_svg(chart: Chart) -> str:
     return svg
 
 
-def _charts(model: ChartModel, draw: bool, svg_of: Any = None) -> str:
+def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None = None) -> str:
     svg_of = svg_of or _chart_svg
     parts: list[str] = []
     for section, charts in model.sections():

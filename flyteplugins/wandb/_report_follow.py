@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     # The helper runs at the task's priority. Measured on two cores saturated by logging, a
     # lower priority made whole tasks no faster (the helper's CPU time is the same; more of it
     # is left for after the task's function) and made the task wait longer for its page.
+
     # The helper reads logs and draws, and never runs wandb: its protobuf classes are enough.
     load_records_without_sdk()
     # A short-lived process that makes no reference cycles worth collecting: the cyclic
