@@ -84,6 +84,7 @@ def _every_kind_of_summary(run: Any) -> None:
     run.log({"text": "done", "none": None}, step=70)
 
 
+@pytest.mark.smoke  # the flat reading of records depends on wandb's protobuf schema
 def test_history_reader_reads_every_kind_of_summary_as_the_offline_reader(wandb_root: Path) -> None:
     # The reader decodes only the summary records it needs; the offline reader folds them all.
     run_dir = make_run(wandb_root, _every_kind_of_summary)
@@ -104,6 +105,7 @@ def test_history_reader_reads_every_kind_of_summary_as_the_offline_reader(wandb_
     assert "tmp" not in history.run.summary and "quiet" not in history.run.summary
 
 
+@pytest.mark.smoke  # the flat reading of records depends on wandb's protobuf schema
 def test_a_row_summary_that_is_not_its_rows_falls_back_to_folding_every_summary(
     wandb_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

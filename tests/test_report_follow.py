@@ -18,6 +18,7 @@ from flyteplugins.wandb._report import RenderCache, ReportContext, render_report
 from flyteplugins.wandb._report_follow import _answer, _follow, context_to_json
 
 pytest.importorskip("pygal")
+pytestmark = pytest.mark.smoke
 
 STEPS = 300
 CONTEXT = ReportContext(url="https://wandb.ai/team/reports/runs/r", task="train")
