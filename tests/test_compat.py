@@ -37,6 +37,7 @@ PRIVATE_NAMES = {
     "_initialize",
     "_task",
     "_internal",
+    "_local_step",
 }
 
 
@@ -140,3 +141,18 @@ def test_record_fields_missing_from_the_schema_read_as_unset() -> None:
     assert _compat.record_field(record.run, "a_field_of_a_future_wandb", "unset") == "unset"
     assert _compat.record_field(None, "run_id", "") == ""
     assert _compat.record_time(record.run, "start_time") is None
+
+
+def test_the_sdks_own_step_count_is_the_services(wandb_root: Path) -> None:
+    # The report tab asks its helper for the page with the run's next step, without the round
+    # trip of run.step to wandb's service.
+    run = wandb.init(project="compat")
+    try:
+        for step in range(3):
+            run.log({"loss": 1.0 / (step + 1)})
+        run.log({"partial": 1}, commit=False)
+        assert _compat.next_local_step(run) == run.step == 3
+        run.log({"jump": 1}, step=10)
+        assert _compat.next_local_step(run) == run.step == 10
+    finally:
+        run.finish()

@@ -45,6 +45,7 @@ __all__ = [
     "flyte_initialized",
     "is_function_task",
     "most_recent_active_run",
+    "next_local_step",
     "parse_record",
     "prepare_wandb",
     "process_settings",
@@ -311,6 +312,22 @@ def run_is_finished(run: Any) -> bool:
     """
     # private wandb API: Run._is_finished
     return bool(getattr(run, "_is_finished", False))
+
+
+def next_local_step(run: Any) -> int | None:
+    """The step the SDK will give the run's next ``log()``, known without asking wandb's service.
+
+    ``run.step`` asks the service (a round trip that waits up to 30 s when the service does not
+    answer); the SDK counts the same steps itself. ``None`` where this wandb does not, or for a
+    replaced ``wandb.init`` (a mock).
+
+    Example:
+        >>> next_local_step(object()) is None
+        True
+    """
+    # private wandb API: Run._local_step
+    step = getattr(run, "_local_step", None)
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def process_settings() -> Any:

@@ -31,6 +31,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ._compat import next_local_step
 from ._report import TAB_NAME, ReportContext, TaskSteps
 
 __all__ = ["ReportTab", "begin_tab", "shared_steps"]
@@ -102,7 +103,8 @@ class ReportTab:
             self._steps_taken = self._record_steps()
             if self.enabled and self.owner and self.follower is not None:
                 context = self._context(failed, self._steps_taken)
-                self.follower.request(context, _FINISH_WAIT_SECONDS, steps=_step(self.run))
+                # The SDK's own count: no round trip to wandb's service at the task's end.
+                self.follower.request(context, _FINISH_WAIT_SECONDS, steps=next_local_step(self.run))
                 self._requested = True
         except Exception as exc:
             logger.debug("the report helper could not be asked for the page: %s", exc)
