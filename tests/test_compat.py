@@ -38,6 +38,7 @@ PRIVATE_NAMES = {
     "_task",
     "_internal",
     "_local_step",
+    "_step",
 }
 
 

@@ -317,17 +317,21 @@ def run_is_finished(run: Any) -> bool:
 def next_local_step(run: Any) -> int | None:
     """The step the SDK will give the run's next ``log()``, known without asking wandb's service.
 
-    ``run.step`` asks the service (a round trip that waits up to 30 s when the service does not
-    answer); the SDK counts the same steps itself. ``None`` where this wandb does not, or for a
-    replaced ``wandb.init`` (a mock).
+    In newer wandb, ``run.step`` asks the service (a round trip that waits up to 30 s when the
+    service does not answer); the SDK counts the same steps itself, as ``Run._local_step``
+    (``Run._step`` in older releases, where ``run.step`` returned it). ``None`` where neither is
+    there, or for a replaced ``wandb.init`` (a mock).
 
     Example:
         >>> next_local_step(object()) is None
         True
     """
-    # private wandb API: Run._local_step
-    step = getattr(run, "_local_step", None)
-    return step if isinstance(step, int) and not isinstance(step, bool) else None
+    # private wandb API: Run._local_step (newer), Run._step (older)
+    for name in ("_local_step", "_step"):
+        step = getattr(run, name, None)
+        if isinstance(step, int) and not isinstance(step, bool):
+            return step
+    return None
 
 
 def process_settings() -> Any:
