@@ -112,6 +112,7 @@ def test_a_row_summary_that_is_not_its_rows_falls_back_to_folding_every_summary(
     from flyteplugins.wandb import _history
 
     run_dir = make_run(wandb_root, _every_kind_of_summary)
+    read_when_finished(run_dir, wait=10)  # wandb's service writes the log's end after finish()
     exact = _history.HistoryReader(run_dir, row_summaries=False)
     exact.update()
     expected = exact.result().run.summary
