@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from flyteplugins.wandb._compat import parse_record, record_kind
-from flyteplugins.wandb._history import HistoryReader, _complete_records, log_has_exit, read_history
-from flyteplugins.wandb._offline import _FILE_HEADER, _log_file, find_offline_run_dirs
+from flyteplugins.wandb._history import HistoryReader, log_has_exit, read_history
+from flyteplugins.wandb._offline import _FILE_HEADER, _frames, _log_file, find_offline_run_dirs
 from flyteplugins.wandb._report import RenderCache, ReportContext, render_report
 from flyteplugins.wandb._report_follow import _answer, _follow, context_to_json
 
@@ -52,9 +52,7 @@ def _hold_back_the_end(run_dir: Path, last_history: bool) -> tuple[Path, bytes]:
     log = _log_file(run_dir)
     data = log.read_bytes()
     header = _FILE_HEADER.size
-    ends = [
-        (record_kind(parse_record(payload)), end) for payload, end in _complete_records(data[header:], header)
-    ]
+    ends = [(record_kind(parse_record(payload)), end) for payload, end in _frames(data, 0, header)[0]]
     history_ends = [end for kind, end in ends if kind == "history"]
     cut = history_ends[-1] if last_history else history_ends[-2]
     assert cut < len(data)

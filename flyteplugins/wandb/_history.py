@@ -25,7 +25,6 @@ import dataclasses
 import gc
 import json
 import os
-import zlib
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ._compat import flat_records, parse_record, record_kind, record_type_number
-from ._offline import OfflineRun
+from ._offline import OfflineRun, _frames
 
 __all__ = ["Column", "HistoryReader", "RunHistory", "log_has_exit", "read_history"]
 
@@ -120,6 +119,9 @@ def _key(item: Any) -> str:
     return ".".join(list(nested)) if size else str(item.key)
 
 
+_Held = tuple[int, bytes, int, int, int]
+
+
 class HistoryReader:
     """Reads a run's log for the report, incrementally: each :meth:`update` reads what was added.
 
@@ -165,7 +167,9 @@ class HistoryReader:
         self._row_summary = array("q")
         self._row_summary_at = array("q")
         self._row_summary_end = array("q")
-        self._held: tuple[int, bytes, int, int] | None = None  # a summary and the record after it
+        # A summary record waiting for the record after it: its number, payload, place (start and
+        # end in the log) and where its kind starts (after the record's number).
+        self._held: _Held | None = None
 
     def update(self) -> bool:
         """Read what was added to the log since the last update; ``False`` while there is no log.
@@ -196,8 +200,8 @@ class HistoryReader:
         if not self._trust_rows:
             summary = -1  # every summary record goes the general way, and is folded
         start = self._done
-        for payload, end in _complete_records(data, self._done):
-            number, _ = record_type_number(payload)
+        for payload, end in _frames(data, self._done)[0]:
+            number, kind_at = record_type_number(payload)
             held = self._held
             if number == history:
                 row = _flat_row(flat, payload)
@@ -211,18 +215,16 @@ class HistoryReader:
                     self._fold_summary(held)
                 if mark and mark in payload:
                     # Sent by the SDK (set by hand): never the service's row summary.
-                    self._fold_summary((self._index, payload, start, end))
+                    self._fold_summary((self._index, payload, start, end, kind_at))
                 else:
-                    self._held = (self._index, payload, start, end)
+                    self._held = (self._index, payload, start, end, kind_at)
             else:
                 self._consume(payload, start, end)
             self._index += 1
             self._done = start = end
         return True
 
-    def _before_row(
-        self, held: tuple[int, bytes, int, int] | None, row: dict[str, str], flat: Any, mark: bytes
-    ) -> None:
+    def _before_row(self, held: _Held | None, row: dict[str, str], flat: Any, mark: bytes) -> None:
         """Place the summary record read just before a history row: the row's summary, or folded.
 
         With ``mark``, the held record is the service's own (the SDK's are folded when read);
@@ -254,14 +256,14 @@ class HistoryReader:
         if held is not None:
             self._fold_summary(held)
         if kind == "summary":
-            self._held = (self._index, payload, start, end)
+            self._held = (self._index, payload, start, end, record_type_number(payload)[1])
         else:
             self._builder.apply(record)
 
-    def _fold_summary(self, held: tuple[int, bytes, int, int]) -> None:
-        index, payload = held[0], held[1]
+    def _fold_summary(self, held: _Held) -> None:
+        index, payload, kind_at = held[0], held[1], held[4]
         # The record without its number: the service's repeated run-time updates are equal.
-        tail = payload[record_type_number(payload)[1] :]
+        tail = payload[kind_at:]
         last = self._last_summary
         if last is not None and last[0] == tail:
             items = last[1]
@@ -432,7 +434,7 @@ class HistoryReader:
         with open(self._log_file, "rb") as handle:
             handle.seek(start)
             data = handle.read(end - start)
-        records = _complete_records(data, start)
+        records = _frames(data, start)[0]
         return _summary_items(records[0][0]) if records else []
 
 
@@ -490,43 +492,6 @@ def _check_header(header: bytes, source: Path) -> None:
     _scan(header, source)
 
 
-def _complete_records(data: bytes, offset: int) -> list[tuple[bytes, int]]:
-    """The complete records in ``data`` (read from ``offset`` of the log, a record boundary),
-    each with the log position just after it; stops at the first incomplete or damaged chunk."""
-    from ._offline import _BLOCK, _CHUNK_HEADER, _CRC_SEED, _FIRST, _FULL, _LAST
-
-    out: list[tuple[bytes, int]] = []
-    pending: bytearray | None = None
-    pos = 0
-    end = len(data)
-    header = _CHUNK_HEADER.size
-    while True:
-        block_left = _BLOCK - (offset + pos) % _BLOCK
-        if block_left < header:
-            pos += block_left
-            continue
-        if pos + header > end:
-            return out
-        checksum, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
-        chunk_end = pos + header + length
-        if kind not in _CRC_SEED or chunk_end > end or length > block_left - header:
-            return out
-        payload = data[pos + header : chunk_end]
-        if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
-            return out
-        pos = chunk_end
-        if kind == _FULL:
-            pending = None
-            out.append((payload, offset + pos))
-        elif kind == _FIRST:
-            pending = bytearray(payload)
-        elif pending is not None:
-            pending += payload
-            if kind == _LAST:
-                out.append((bytes(pending), offset + pos))
-                pending = None
-
-
 def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
     """Read one run directory (online or offline) for the report; safe on a damaged log.
 
@@ -565,7 +530,7 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
         >>> log_has_exit(run_dir)  # doctest: +SKIP
         True
     """
-    from ._offline import _BLOCK, _CHUNK_HEADER, _CRC_SEED, _FILE_HEADER, _FIRST, _FULL, _LAST, _log_file
+    from ._offline import _BLOCK, _FILE_HEADER, _log_file
 
     log_file = _log_file(Path(run_dir))
     size = log_file.stat().st_size
@@ -576,37 +541,12 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
     with open(log_file, "rb") as handle:
         handle.seek(start)
         tail = handle.read()
-    pos = _FILE_HEADER.size if start == 0 else 0
-    pending: bytearray | None = None
-    found = False
-    while pos + _CHUNK_HEADER.size <= len(tail):
-        block_left = _BLOCK - (start + pos) % _BLOCK
-        if block_left < _CHUNK_HEADER.size:
-            pos += block_left
+    # Reading starts at a block boundary: the rest of a record that started before is skipped.
+    records, _, _ = _frames(tail, start, _FILE_HEADER.size if start == 0 else 0)
+    for payload, _ in records:
+        try:
+            if record_kind(parse_record(payload)) == "exit":
+                return True
+        except Exception:
             continue
-        checksum, length, kind = _CHUNK_HEADER.unpack_from(tail, pos)
-        end = pos + _CHUNK_HEADER.size + length
-        if kind not in _CRC_SEED or end > len(tail):
-            break
-        payload = tail[pos + _CHUNK_HEADER.size : end]
-        pos = end
-        if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
-            break
-        if kind == _FULL:
-            whole: bytes | None = payload
-        elif kind == _FIRST:
-            pending, whole = bytearray(payload), None
-        elif pending is not None:
-            pending += payload
-            whole = bytes(pending) if kind == _LAST else None
-            if kind == _LAST:
-                pending = None
-        else:
-            whole = None  # the rest of a record that started before the tail
-        if whole is not None:
-            try:
-                record = parse_record(whole)
-            except Exception:
-                continue
-            found = found or record_kind(record) == "exit"
-    return found
+    return False

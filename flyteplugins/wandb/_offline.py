@@ -392,43 +392,60 @@ def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool, int]:
         raise OfflineRunFormatError(f"{source} is not a wandb transaction log")
     if version != _VERSION:
         raise OfflineRunFormatError(f"{source}: unsupported transaction log version {version}")
-    payloads: list[bytes] = []
+    records, ending, stop = _frames(data, 0, _FILE_HEADER.size)
+    if ending == _DAMAGED:
+        _log_stop(source, stop, len(data))
+    if ending == _ENDED:
+        return [payload for payload, _ in records], False, len(data)
+    return [payload for payload, _ in records], True, records[-1][1] if records else _FILE_HEADER.size
+
+
+# How _frames stopped: every byte read; at a chunk or record the writer has not finished (yet);
+# at a chunk that fails its checks (zeroes, a length past its block, a checksum).
+_ENDED, _UNFINISHED, _DAMAGED = 0, 1, 2
+
+
+def _frames(data: bytes, offset: int, first: int = 0) -> tuple[list[tuple[bytes, int]], int, int]:
+    """The complete records in ``data`` from index ``first`` (a record boundary, or a block
+    boundary: the rest of a record that started before it is skipped), each with the log position
+    just after it; how reading stopped (``_ENDED``, ``_UNFINISHED``, ``_DAMAGED``); and where.
+
+    ``data[0]`` is at position ``offset`` of the log: blocks are counted from the log's start.
+    The one reading of the log's framing: the offline reader, the report's reader (which reads a
+    growing log piece by piece) and the check for the exit record at the log's end use it.
+    """
+    out: list[tuple[bytes, int]] = []
     pending: bytearray | None = None
-    pos = _FILE_HEADER.size
-    done = pos
+    pos = first
     end = len(data)
+    header = _CHUNK_HEADER.size
     while True:
-        block_left = _BLOCK - pos % _BLOCK
-        if block_left < _CHUNK_HEADER.size:
+        block_left = _BLOCK - (offset + pos) % _BLOCK
+        if block_left < header:
             pos += block_left
             continue
         if pos >= end:
-            return payloads, pending is not None, done if pending is not None else end
-        if pos + _CHUNK_HEADER.size > end:
-            return payloads, True, done
+            return out, _ENDED if pending is None else _UNFINISHED, offset + pos
+        if pos + header > end:
+            return out, _UNFINISHED, offset + pos
         checksum, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
-        chunk_end = pos + _CHUNK_HEADER.size + length
-        if kind not in _CRC_SEED or chunk_end > end or length > block_left - _CHUNK_HEADER.size:
-            # Zeroes or a chunk running past the end: the writer has not finished this part.
-            _log_stop(source, pos, end)
-            return payloads, True, done
-        payload = data[pos + _CHUNK_HEADER.size : chunk_end]
+        chunk_end = pos + header + length
+        if kind not in _CRC_SEED or chunk_end > end or length > block_left - header:
+            return out, _DAMAGED, offset + pos
+        payload = data[pos + header : chunk_end]
         if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
-            _log_stop(source, pos, end)
-            return payloads, True, done
+            return out, _DAMAGED, offset + pos
         pos = chunk_end
         if kind == _FULL:
             pending = None
-            payloads.append(payload)
-            done = pos
+            out.append((payload, offset + pos))
         elif kind == _FIRST:
             pending = bytearray(payload)
         elif pending is not None:
             pending += payload
             if kind == _LAST:
-                payloads.append(bytes(pending))
+                out.append((bytes(pending), offset + pos))
                 pending = None
-                done = pos
 
 
 def _log_stop(source: Path, pos: int, end: int) -> None:

@@ -182,9 +182,11 @@ class RenderCache:
         self.drawn = 0  # charts drawn (not reused) by the last page
         self.drawn_total = 0  # and by every page
 
-    def drawer(self) -> tuple[dict[tuple[Any, ...], str], Callable[[Chart], str]]:
-        """A chart-drawing function for one page; the page's charts replace the kept ones after it."""
-        kept, page = self._svgs, {}
+    def drawer(self) -> Callable[[Chart], str]:
+        """A chart-drawing function for one page: it reuses the previous page's charts, and the
+        cache keeps this page's charts (only those) for the next."""
+        kept, self._svgs = self._svgs, {}
+        page = self._svgs
         self.drawn = 0
 
         def draw(chart: Chart) -> str:
@@ -197,11 +199,7 @@ class RenderCache:
             page[key] = svg
             return svg
 
-        return page, draw
-
-    def keep(self, page: dict[tuple[Any, ...], str]) -> None:
-        """Keep the charts of the page just rendered (only those)."""
-        self._svgs = page
+        return draw
 
 
 def render_report(
@@ -551,12 +549,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
     parts.append(_step_notes(context.task_steps, context.task))
     parts.append("<h3>Metrics</h3>")
     if model.charts:
-        if cache is None:
-            parts.append(_charts(model, draw))
-        else:
-            page, svg_of = cache.drawer()
-            parts.append(_charts(model, draw, svg_of))
-            cache.keep(page)
+        parts.append(_charts(model, draw, cache.drawer() if cache is not None else None))
     else:
         parts.append('<p class="fw-empty">No numeric metrics were logged to this run.</p>')
     if model.not_numeric:
