@@ -1,6 +1,7 @@
 """The documentation site as a reader gets it: built with ``mkdocs build --strict`` into a temporary
 folder, it loads nothing from the network (the docs are read air-gapped), its mermaid diagrams draw
-as SVG in a browser that has no network, and no code block is cut off in a 1280 px wide window.
+as SVG in a browser that has no network, no code block is cut off in a 1280 px wide window, and the
+pages read from disk without a web server.
 
 The browser tests use headless Chromium (``tests/browser.py``) on the built site served from
 127.0.0.1, with every other host unreachable, and skip with the reason when there is no browser.
@@ -159,6 +160,35 @@ def test_the_vendored_mermaid_is_the_pinned_release() -> None:
     assert "MIT License" in notice
 
 
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        href = dict(attrs).get("href") if tag in ("a", "link") else None
+        if href and not re.match(r"^[a-z][a-z0-9+.-]*:|^#|^//", href, re.I):
+            self.hrefs.append(href)
+
+
+def test_every_link_between_pages_names_a_file(site: Path) -> None:
+    # The site reads from disk without a web server (use_directory_urls: false): a link to a folder
+    # ("quickstart/") needs a server to answer with its index.html, a link to a file does not.
+    broken: dict[str, list[str]] = {}
+    checked = 0
+    # 404.html is the one page a server shows for any missing address: its links start at the root.
+    for path in (p for p in _pages(site) if p.name != "404.html"):
+        parser = _Links()
+        parser.feed(path.read_text())
+        for href in parser.hrefs:
+            target = (path.parent / href.split("#")[0].split("?")[0]).resolve()
+            checked += 1
+            if not target.is_file():
+                broken.setdefault(path.relative_to(site).as_posix(), []).append(href)
+    assert checked > 300
+    assert broken == {}
+
+
 @pytest.fixture(scope="module")
 def served(site: Path) -> Iterator[str]:
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -184,7 +214,7 @@ def page() -> Iterator[Page]:
 
 def _url(served: str, site: Path, path: Path) -> str:
     relative = path.relative_to(site).as_posix()
-    return served + relative.removesuffix("index.html")
+    return served + relative
 
 
 def _visit(page: Page, url: str) -> None:
@@ -213,7 +243,7 @@ def _shadow_svgs(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def test_every_mermaid_diagram_draws_as_svg_without_a_network(page: Page, served: str, site: Path) -> None:
     diagrams = {p: p.read_text().count('<pre class="mermaid">') for p in _pages(site)}
     diagrams = {p: n for p, n in diagrams.items() if n}
-    assert site / "reports" / "index.html" in diagrams
+    assert site / "reports.html" in diagrams
     assert sum(diagrams.values()) >= 6
     for path, expected in diagrams.items():
         _visit(page, _url(served, site, path))
@@ -252,7 +282,7 @@ def test_no_code_block_is_cut_off_at_1280_px_and_nothing_is_fetched(
 ) -> None:
     cut_off: dict[str, list[str]] = {}
     fetched: dict[str, list[str]] = {}
-    pages = [p for p in _pages(site) if p.name == "index.html"]
+    pages = [p for p in _pages(site) if p.name != "404.html"]
     assert len(pages) >= 15
     for path in pages:
         _visit(page, _url(served, site, path))
@@ -289,3 +319,26 @@ def test_the_home_page_code_fits_unwrapped_and_shows_the_report_tab(page: Page, 
     )
     shown = [(src, natural, width) for src, natural, width in shot if src.endswith("images/report-tab.png")]
     assert shown and all(natural > 0 and width > 300 for _, natural, width in shown), shot
+
+
+@pytest.mark.timeout(120)
+def test_the_site_reads_from_disk_without_a_server(page: Page, site: Path) -> None:
+    # Opened as files (file://), as an air-gapped reader with only the built folder would.
+    page.requests.clear()
+    page.goto((site / "reports.html").as_uri())
+    drawn = page.evaluate(
+        """new Promise(done => {
+            const start = Date.now();
+            const poll = () => {
+                const n = document.querySelectorAll("div.mermaid").length;
+                if (n > 0 || Date.now() - start > 20000) done(n); else setTimeout(poll, 100);
+            };
+            poll();
+        })"""
+    )
+    assert drawn == 1
+    quickstart = page.evaluate("document.querySelector(\"nav a[href='quickstart.html']\").href")
+    assert quickstart == (site / "quickstart.html").as_uri()
+    page.goto(quickstart)
+    assert page.evaluate('document.querySelector("article h1").textContent').startswith("Quickstart")
+    assert [u for u in page.requests if not u.startswith((site.as_uri(), "data:", "blob:"))] == []
