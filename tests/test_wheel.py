@@ -176,6 +176,12 @@ def test_the_version_sorts_after_the_reference_release() -> None:
     assert not Version(_project_version()).is_prerelease
 
 
+def test_the_docs_state_the_version_in_pyproject() -> None:
+    # docs/versions.md explains the version number; it must be the one pyproject.toml sets.
+    text = (REPO / "docs" / "versions.md").read_text()
+    assert f"This package is version **{_project_version()}**" in text
+
+
 @pytest.mark.timeout(240)
 def test_the_built_wheel_wins_over_the_reference_release(installed: Installed, tmp_path: Path) -> None:
     links = tmp_path / "links"
