@@ -35,8 +35,9 @@ from typing import Any
 import pytest
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-# Set by .ci/run when it could not install a browser, so the skips say why.
-UNAVAILABLE_REASON_ENV = "FLYTEPLUGINS_WANDB_NO_BROWSER_REASON"
+# Set by .ci/run when it could not install a browser, so the skips say why (outside the package's
+# FLYTEPLUGINS_WANDB_* names, which are its settings).
+UNAVAILABLE_REASON_ENV = "CI_NO_BROWSER_REASON"
 
 
 def find_browser() -> str | None:
