@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-import pytest
+from browser import OFFLINE_FLAGS, base_flags, require_browser
 from click.testing import CliRunner
 
 from flyteplugins.wandb._cli import wandb_group
@@ -110,9 +109,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 
 
 def test_the_page_renders_in_a_real_browser(wandb_root: Path, tmp_path: Path) -> None:
-    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no headless browser installed (Debian package: chromium); the page is not rendered")
+    browser = require_browser()
     _, run_dir = _make_run(wandb_root)
     page = tmp_path / "page.html"
     assert _invoke(str(run_dir), "-o", str(page)).exit_code == 0
@@ -120,12 +117,8 @@ def test_the_page_renders_in_a_real_browser(wandb_root: Path, tmp_path: Path) ->
     subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            *base_flags(tmp_path / "profile"),
+            *OFFLINE_FLAGS,
             f"--screenshot={shot}",
             "--window-size=800,900",
             page.as_uri(),

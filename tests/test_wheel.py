@@ -1,5 +1,6 @@
 """The built wheel: installs into a clean environment next to another ``flyteplugins-*`` package,
-ships its type information and no ``flyteplugins/__init__.py``, and registers ``flyte wandb``.
+ships its type information and no ``flyteplugins/__init__.py``, registers ``flyte wandb``, and wins
+over the reference plugin's release of the same name when an installer sees both.
 
 The clean environment is a fresh venv whose only installed package is the wheel; the project's
 dependencies (flyte, wandb, flyteplugins-pytorch, ...) are made importable through a ``.pth`` file
@@ -10,6 +11,7 @@ downloaded and the wheel, not the editable checkout, provides ``flyteplugins.wan
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,8 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
+# The release of the reference plugin this package replaces (docs/versions.md, "Version number").
+REFERENCE = "2.12.1"
+
+
+def _project_version() -> str:
+    with (REPO / "pyproject.toml").open("rb") as f:
+        return str(tomllib.load(f)["project"]["version"])
 
 
 @dataclass(frozen=True)
@@ -151,3 +166,86 @@ def test_installed_wheel_registers_flyte_wandb_explain(installed: Installed, tmp
         str(installed.python), "-c", "import flyteplugins.wandb._cli as c; print(c.__file__)", cwd=tmp_path
     )
     assert Path(where.stdout.strip()).is_relative_to(installed.venv)
+
+
+def test_the_version_sorts_after_the_reference_release() -> None:
+    # Under the same distribution name, an installer picks the highest version it sees: this
+    # package must be the higher one, or `pip install flyteplugins-wandb` with this package's
+    # wheel on hand still installs the reference.
+    assert Version(_project_version()) > Version(REFERENCE)
+    assert not Version(_project_version()).is_prerelease
+
+
+def test_the_docs_state_the_version_in_pyproject() -> None:
+    # docs/versions.md explains the version number; it must be the one pyproject.toml sets.
+    text = (REPO / "docs" / "versions.md").read_text()
+    assert f"This package is version **{_project_version()}**" in text
+
+
+@pytest.mark.timeout(240)
+def test_the_built_wheel_wins_over_the_reference_release(installed: Installed, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    shutil.copy(installed.wheel, links)
+    fetched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"flyteplugins-wandb=={REFERENCE}",
+            "--dest",
+            str(links),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if fetched.returncode != 0:
+        reason = [line for line in fetched.stderr.splitlines() if "ERROR" in line][-1:] or ["no output"]
+        pytest.skip(
+            f"cannot fetch the reference flyteplugins-wandb=={REFERENCE} from the package index "
+            f"(no registry reachable?): {reason[0]}"
+        )
+    names = sorted(p.name for p in links.iterdir())
+    assert names == sorted([installed.wheel.name, f"flyteplugins_wandb-{REFERENCE}-py3-none-any.whl"])
+    # A throwaway environment that sees nothing else: pip chooses between the two wheels only.
+    # --no-deps keeps it to that choice (seconds, no dependency install); the project's
+    # dependencies play no part in which version wins.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-index",
+            "--find-links",
+            str(links),
+            "--no-deps",
+            "--disable-pip-version-check",
+            "flyteplugins-wandb",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    code = "import importlib.metadata as m; print(m.version('flyteplugins-wandb'))"
+    got = installed.run(str(python), "-c", code, cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == _project_version()
+    # ...and the files are this package's: its CLI module exists only here, not in the reference.
+    site = Path(
+        installed.run(
+            str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path
+        ).stdout.strip()
+    )
+    assert (site / "flyteplugins" / "wandb" / "_layers.py").is_file()
