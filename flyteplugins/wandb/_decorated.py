@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._errors import WandbConfigError
 from ._layers import Layer
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PLAIN_ATTRIBUTE",
     "check_decorator_order",
     "decorator_order_problem",
+    "located",
     "task_layers",
     "within_decorated",
 ]
@@ -52,16 +54,35 @@ def task_layers(task: Any) -> dict[str, Layer]:
     return {found.schema: found} if isinstance(found, Layer) else {}
 
 
-def _order_message(name: str, decorator: str) -> str:
+def located(exc: WandbConfigError, depth: int) -> WandbConfigError:
+    """``exc`` with the file and line of the decorator that gave the setting added to its origin.
+
+    ``depth`` counts the frames from the caller of this function up to that decorator's line.
+
+    Example:
+        >>> located(WandbConfigError("projcet", "p", "@wandb_init(...)", "..."), 0).origin.startswith(
+        ...     "@wandb_init(...) at "
+        ... )
+        True
+    """
+    try:
+        frame = sys._getframe(depth + 1)
+        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+    except ValueError:  # pragma: no cover - fewer frames than expected
+        return exc
+    return WandbConfigError(exc.field, exc.value, f"{exc.origin} at {where}", exc.allowed)
+
+
+def _order_problem(name: str) -> tuple[str, str]:
     return (
-        f"{decorator} is below @env.task on {name!r}: Flyte runs the W&B wrapper of a plain function "
-        f"as the task's body, so its run gets a random id and the task gets no W&B link. "
-        f"Put {decorator} above @env.task:\n    {decorator}(...)\n    @env.task\n    def {name}(...): ..."
+        f"@wandb_init is below @env.task on {name!r}: Flyte runs the W&B wrapper of a plain function "
+        "as the task's body, so its run gets a random id and the task gets no W&B link",
+        f"put @wandb_init above @env.task: @wandb_init(...) / @env.task / def {name}(...)",
     )
 
 
-def decorator_order_problem(task: Any) -> str | None:
-    """Why ``task`` (a Flyte task) has its W&B decorator in the wrong order, or ``None``.
+def decorator_order_problem(task: Any) -> tuple[str, str] | None:
+    """What is wrong with the order of ``task``'s W&B decorator, and the fix; ``None`` when nothing.
 
     Example:
         >>> decorator_order_problem(object()) is None
@@ -74,7 +95,7 @@ def decorator_order_problem(task: Any) -> str | None:
 
     if not is_function_task(task):
         return None
-    return _order_message(getattr(func, "__name__", "task"), "@wandb_init")
+    return _order_problem(getattr(func, "__name__", "task"))
 
 
 def _is_task_body(wrapper: Callable[..., Any]) -> bool:
@@ -112,9 +133,8 @@ def check_decorator_order(wrapper: Callable[..., Any]) -> None:
         return  # outside a task: a plain function, as intended
     _checked.add(key)
     if _is_task_body(wrapper):
-        warnings.warn(
-            _order_message(getattr(wrapper, "__name__", "task"), "@wandb_init"), UserWarning, stacklevel=3
-        )
+        problem, fix = _order_problem(getattr(wrapper, "__name__", "task"))
+        warnings.warn(f"{problem}; {fix}", UserWarning, stacklevel=3)
 
 
 def within_decorated(
