@@ -245,6 +245,9 @@ def wandb_config(
         ```
     """
     extra = dict(kwargs)
+    if isinstance(extra.get("kwargs"), Mapping):
+        # kwargs={...} holds extra keys, as for @wandb_init (wandb.init has no argument of that name).
+        extra.update(extra.pop("kwargs"))
     if "settings" in extra:
         # A wandb.Settings travels as the fields the user set on it (credentials refused below).
         extra["settings"] = explicit_settings_fields(extra["settings"], "wandb_config()")

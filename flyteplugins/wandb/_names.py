@@ -145,8 +145,8 @@ def check_extra_names(schema: Schema, extra: Mapping[str, Any], origin: str) -> 
     unknown = [key for key in extra if key not in allowed]
     if not unknown:
         return
-    if schema.kind == "run" and _newer_wandb_installed():
-        return  # a newer wandb may accept it: its own signature decides at run start
+    if schema.kind == "run" and all(str(k).isidentifier() for k in unknown) and _newer_wandb_installed():
+        return  # a newer wandb may accept them: its own signature decides at run start
     name = str(unknown[0])
     fields = [f for f in schema.fields if f != "kwargs"]
     close = closest_name(name, [*fields, *allowed])
