@@ -43,22 +43,16 @@ def refused(give: Any) -> WandbConfigError:
 
 
 def test_a_typo_in_wandb_init_is_refused_when_the_decorator_is_applied() -> None:
-    line = inspect.currentframe().f_lineno + 3  # type: ignore[union-attr]
-
-    def apply() -> Any:
-        return wandb_init(projcet="newcomer")
-
-    exc = refused(apply)
+    exc = refused(lambda: wandb_init(projcet="newcomer"))
     assert exc.field == "projcet" and exc.value == "newcomer"
-    # The layer, with where the decorator is: the check runs at the import of the task's module.
-    assert exc.origin == f"@wandb_init(...) at {__file__}:{line}"
+    assert exc.origin == "@wandb_init(...)"
     assert "did you mean 'project'?" in str(exc)
     assert "run_mode" in exc.allowed and "save_code" in exc.allowed  # what is allowed
 
 
 def test_a_typo_in_wandb_sweep_is_refused_when_the_decorator_is_applied() -> None:
     exc = refused(lambda: wandb_sweep(method="grid", metrc={"name": "loss"}))
-    assert exc.field == "metrc" and exc.origin.startswith("@wandb_sweep(...) at ")
+    assert (exc.field, exc.origin) == ("metrc", "@wandb_sweep(...)")
     assert "did you mean 'metric'?" in str(exc)
 
 

@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._errors import WandbConfigError
 from ._layers import Layer
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "PLAIN_ATTRIBUTE",
     "check_decorator_order",
     "decorator_order_problem",
-    "located",
     "task_layers",
     "within_decorated",
 ]
@@ -52,25 +50,6 @@ def task_layers(task: Any) -> dict[str, Layer]:
     func = getattr(task, "func", task)
     found = getattr(func, LAYER_ATTRIBUTE, None)
     return {found.schema: found} if isinstance(found, Layer) else {}
-
-
-def located(exc: WandbConfigError, depth: int) -> WandbConfigError:
-    """``exc`` with the file and line of the decorator that gave the setting added to its origin.
-
-    ``depth`` counts the frames from the caller of this function up to that decorator's line.
-
-    Example:
-        >>> located(WandbConfigError("projcet", "p", "@wandb_init(...)", "..."), 0).origin.startswith(
-        ...     "@wandb_init(...) at "
-        ... )
-        True
-    """
-    try:
-        frame = sys._getframe(depth + 1)
-        where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
-    except ValueError:  # pragma: no cover - fewer frames than expected
-        return exc
-    return WandbConfigError(exc.field, exc.value, f"{exc.origin} at {where}", exc.allowed)
 
 
 def _order_problem(name: str) -> tuple[str, str]:

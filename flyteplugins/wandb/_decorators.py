@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._compat import explicit_settings, settings_fields_set
-from ._decorated import located, within_decorated
+from ._decorated import within_decorated
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
@@ -296,22 +296,20 @@ def wandb_init(
         ```
     """
     origin = "@wandb_init(...)"
-    try:
-        task_layer = task_layer_from_arguments(
-            origin,
-            run_mode=run_mode,
-            rank_scope=rank_scope,
-            download_logs=download_logs,
-            log_inputs=log_inputs,
-            log_outputs=log_outputs,
-            project=project,
-            entity=entity,
-            timeout=timeout,
-            **kwargs,
-        )
-    except WandbConfigError as exc:
-        # Checked when the decorator is applied (at the import of the task's module): say where.
-        raise located(exc, 1) from None
+    # Every name and value is checked here, when the decorator is applied (at the import of the
+    # task's module), not when the run starts.
+    task_layer = task_layer_from_arguments(
+        origin,
+        run_mode=run_mode,
+        rank_scope=rank_scope,
+        download_logs=download_logs,
+        log_inputs=log_inputs,
+        log_outputs=log_outputs,
+        project=project,
+        entity=entity,
+        timeout=timeout,
+        **kwargs,
+    )
 
     def decorator(func: F) -> F:
         # A task body may run off the main thread (local runs, sync tasks): the signal handler

@@ -421,7 +421,7 @@ def check(
     except WandbConfigError as exc:
         if exc.origin == "command line":
             raise  # a bad FILE:TASK, not a setting
-        return [CheckResult("configuration", False, str(exc), _fix_of(exc))]
+        return [CheckResult("configuration", False, str(exc), _fix_of(exc, task))]
     rows = [CheckResult("configuration", True, "every setting is valid")]
     if task is not None:
         from ._decorated import decorator_order_problem
@@ -451,13 +451,26 @@ def check(
     return rows
 
 
-def _fix_of(exc: WandbConfigError) -> str:
+def _fix_of(exc: WandbConfigError, task: Any) -> str:
+    """The fix of a bad setting; for a decorator's, with its line in the task's file."""
     import re
+    import traceback
+    from pathlib import Path
 
+    where = exc.origin
+    if isinstance(task, str) and exc.origin.startswith("@"):
+        path = Path(task.rpartition(":")[0])
+        lines = [
+            f.lineno
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve() == path.resolve()
+        ]
+        if lines:
+            where = f"{exc.origin} at {path}:{lines[-1]}"
     close = re.search(r"did you mean '([^']+)'\?", exc.allowed)
     if close:
-        return f"rename {exc.field} to {close.group(1)} in {exc.origin}"
-    return f"fix {exc.field} in {exc.origin}: {exc.allowed}"
+        return f"rename {exc.field} to {close.group(1)} in {where}"
+    return f"fix {exc.field} in {where}: {exc.allowed}"
 
 
 def format_results(rows: Sequence[CheckResult]) -> str:

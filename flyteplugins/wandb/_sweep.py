@@ -19,8 +19,8 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from ._codec import SweepIdentity, encode_sweep_identity
 from ._config import sweep_dict
-from ._decorated import located, within_decorated
-from ._errors import WandbConfigError, WandbRunError
+from ._decorated import within_decorated
+from ._errors import WandbRunError
 from ._layers import Layer, Resolved, layer, resolve
 from ._link import WandbSweep
 from ._plan import SweepTarget, sweep_target
@@ -377,13 +377,9 @@ def wandb_sweep(
         ```
     """
     origin = "@wandb_sweep(...)"
-    try:
-        sweep_layer = sweep_layer_from_arguments(
-            origin, project=project, entity=entity, download_logs=download_logs, **kwargs
-        )
-    except WandbConfigError as exc:
-        # Checked when the decorator is applied (at the import of the task's module): say where.
-        raise located(exc, 1) from None
+    sweep_layer = sweep_layer_from_arguments(
+        origin, project=project, entity=entity, download_logs=download_logs, **kwargs
+    )
 
     def decorator(func: F) -> F:
         from ._decorators import is_flyte_task
