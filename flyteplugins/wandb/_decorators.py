@@ -262,8 +262,12 @@ def wandb_init(
 ) -> F | Callable[[F], F]:
     """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
 
-    Put it outside ``@env.task``. Arguments beat every other configuration layer; any other
-    keyword is a ``wandb.init()`` argument (``tags``, ``config``, ``mode``, ``group``, ...).
+    Put it outside (above) ``@env.task``: below it, Flyte runs the W&B wrapper of a plain
+    function as the task's body, and its first call warns with the fix. Arguments beat every
+    other configuration layer; any other keyword must be a ``wandb.init()`` argument (``tags``,
+    ``config``, ``mode``, ``group``, ``save_code``, ...). Names and values are checked here, when
+    the decorator is applied: an unknown name raises :class:`WandbConfigError` with the closest
+    valid one (``projcet`` -> did you mean ``project``?).
 
     - ``run_mode="auto"`` (default): attach to the parent task's run if there is one, else start one.
     - ``run_mode="new"``: always start the task's own run (id ``{run_name}-{action_name}``).

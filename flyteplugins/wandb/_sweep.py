@@ -344,7 +344,9 @@ def wandb_sweep(
             returning a ``flyte.io.Dir``); defaults to the sweep settings' ``download_logs``. A
             failed download is logged as a warning and never fails the task.
         **kwargs: sweep settings (``method``, ``metric``, ``parameters``, ``name``, ``prior_runs``);
-            any other keyword is an extra key of the sweep configuration (``early_terminate``, ...).
+            any other keyword must be a key of a W&B sweep configuration (``early_terminate``,
+            ``run_cap``, ...). Names and values are checked when the decorator is applied: an
+            unknown name raises :class:`WandbConfigError` with the closest valid one.
 
     With ``mode="disabled"`` in the run settings no sweep is created and the body runs without one.
 
