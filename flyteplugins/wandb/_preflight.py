@@ -4,7 +4,9 @@
 would: its ``@wandb_init`` arguments, its environment's secrets) and returns one
 :class:`CheckResult` row per check, each with the fix when it fails:
 
-1. ``configuration``: every layer's values are valid;
+1. ``configuration``: every layer's names and values are valid (with ``"FILE:TASK"``, importing
+   the file applies the task's decorators: a bad setting in one fails here, with its line);
+   with a task, ``decorators``: its W&B decorator is above ``@env.task``, not below;
 2. ``mode``: the W&B mode the run would start in (offline and disabled need nothing else);
 3. ``credentials``: an API key for online mode, from ``WANDB_API_KEY``, a netrc entry for the
    server, or a Flyte secret mapped to ``WANDB_API_KEY`` on the task's environment;
