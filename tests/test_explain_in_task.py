@@ -5,6 +5,7 @@ Real local Flyte runs, real offline wandb."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,19 @@ async def wrong() -> None:
     pass
 """
 
+STACKED = """
+import flyte
+from flyteplugins.wandb import wandb_init, wandb_sweep
+
+env = flyte.TaskEnvironment(name="cli_stacked")
+
+@wandb_sweep(method="grid", parameters={"lr": {"values": [0.1]}})
+@wandb_init(project="stacked")
+@env.task
+async def tune() -> None:
+    pass
+"""
+
 TYPO = """
 import flyte
 from flyteplugins.wandb import wandb_init
@@ -194,6 +208,17 @@ def test_explain_task_shows_what_the_task_would_resolve(tmp_path: Path, file_pro
     wrong = invoke("explain", "--task", f"{path}:wrong")
     assert wrong.exit_code == 0
     assert "put @wandb_init above @env.task" in wrong.stderr
+
+
+def test_explain_task_finds_each_layer_of_stacked_decorators(tmp_path: Path) -> None:
+    path = tmp_path / "stacked.py"
+    path.write_text(STACKED)
+    run = invoke("explain", "--task", f"{path}:tune")
+    assert run.exit_code == 0, run.output
+    assert re.search(r"^project\s+stacked\s+@wandb_init\(\.\.\.\)", run.stdout, re.M)
+    sweep = invoke("explain", "--task", f"{path}:tune", "--sweep")
+    assert sweep.exit_code == 0, sweep.output
+    assert re.search(r"^method\s+grid\s+@wandb_sweep\(\.\.\.\)", sweep.stdout, re.M)
 
 
 def test_check_task_reports_a_decorators_typo_and_the_wrong_order(tmp_path: Path) -> None:

@@ -47,9 +47,17 @@ def task_layers(task: Any) -> dict[str, Layer]:
         >>> task_layers(print)
         {}
     """
+    layers: dict[str, Layer] = {}
     func = getattr(task, "func", task)
-    found = getattr(func, LAYER_ATTRIBUTE, None)
-    return {found.schema: found} if isinstance(found, Layer) else {}
+    # Stacked decorators (@wandb_sweep on a @wandb_init task) wrap one another: the outermost wins.
+    for _ in range(16):
+        found = getattr(func, LAYER_ATTRIBUTE, None)
+        if isinstance(found, Layer):
+            layers.setdefault(found.schema, found)
+        func = getattr(func, "__wrapped__", None)
+        if func is None:
+            break
+    return layers
 
 
 def _order_problem(name: str) -> tuple[str, str]:
