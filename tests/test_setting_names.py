@@ -14,6 +14,7 @@ from typing import Any
 
 import flyte
 import pytest
+from click.testing import CliRunner
 from conftest import run_local
 
 from flyteplugins.wandb import (
@@ -27,6 +28,7 @@ from flyteplugins.wandb import (
     wandb_sweep,
     wandb_sweep_config,
 )
+from flyteplugins.wandb._cli import wandb_group
 from flyteplugins.wandb._layers import resolve
 from flyteplugins.wandb._settings import RUN, RunSettings
 
@@ -126,6 +128,29 @@ def test_a_typo_in_the_config_file_is_refused_when_it_is_read(
     assert exc.field == field
     assert exc.origin.startswith(f"file {path}")
     assert f"did you mean {meant!r}?" in str(exc)
+
+
+def test_a_wandb_init_argument_at_the_top_of_the_file_is_pointed_to_the_kwargs_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "wandb.toml"
+    path.write_text("save_code = true\n")
+    monkeypatch.setenv("FLYTEPLUGINS_WANDB_CONFIG", str(path))
+    reload_settings()
+    exc = refused(resolve)
+    assert exc.field == "save_code" and "give it in kwargs ([kwargs] in a file)" in exc.allowed
+    path.write_text("[kwargs]\nsave_code = true\n")
+    reload_settings()
+    assert resolve().get("kwargs") == {"save_code": True}
+
+
+def test_an_unknown_plugin_variable_is_a_one_line_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYTEPLUGINS_WANDB_PROJECT", "p")
+    reload_settings()
+    result = CliRunner().invoke(wandb_group, ["explain"], catch_exceptions=False)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.startswith("Error: invalid W&B setting FLYTEPLUGINS_WANDB_PROJECT='p'")
+    assert "(from env FLYTEPLUGINS_WANDB_PROJECT)" in result.stderr
 
 
 def test_an_unknown_plugin_variable_is_refused_when_the_environment_is_read(

@@ -104,6 +104,14 @@ def unknown_field_error(schema: Schema, name: str, value: Any, origin: str) -> W
         True
     """
     fields = [f for f in schema.fields if f != "kwargs"]
+    if name in _extra_candidates(schema):
+        kind = "a wandb.init() argument" if schema.kind == "run" else "a sweep configuration key"
+        return WandbConfigError(
+            name,
+            value,
+            origin,
+            f"a {schema.kind} setting: {name!r} is {kind}, give it in kwargs ([kwargs] in a file)",
+        )
     close = closest_name(name, fields)
     return WandbConfigError(
         name,
