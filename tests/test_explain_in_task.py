@@ -70,6 +70,7 @@ async def newcomer() -> str:
     return json.dumps(seen)
 
 
+@pytest.mark.smoke
 def test_explain_in_a_task_shows_the_tasks_own_settings_and_run(file_project: Path) -> None:
     seen = json.loads(run_local(newcomer).outputs)
     assert seen["project"] == ["newcomer-experiments", "@wandb_init(...)"]
@@ -122,6 +123,7 @@ async def calls_a_decorated_helper() -> list[str]:
     return [task_run().id, helper()]
 
 
+@pytest.mark.smoke
 def test_env_task_above_wandb_init_is_explained_at_the_first_call() -> None:
     with pytest.warns(UserWarning, match=r"@wandb_init is below @env.task on 'wrong_order'") as caught:
         run_local(wrong_order)
@@ -130,6 +132,7 @@ def test_env_task_above_wandb_init_is_explained_at_the_first_call() -> None:
     assert "no W&B link" in message
 
 
+@pytest.mark.smoke
 def test_a_decorated_plain_function_called_in_a_task_is_not_the_wrong_order() -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
