@@ -26,10 +26,22 @@ from flyteplugins.wandb import Wandb, WandbSweep, explain, wandb_config, wandb_i
 
 env = flyte.TaskEnvironment(name="no_task")
 
-@wandb_init(project="p", entity="e", run_mode="new")
+@wandb_init(project="p", entity="e", run_mode="new", save_code=True, resume="allow")
 @env.task
 async def train(x: int) -> int:
     return x
+
+@wandb_init(project="p", config_exclude_keys=["lr"])
+def objective() -> None:
+    pass
+
+# Setting names are checked when given, against wandb.init's arguments known without wandb.
+refused = []
+for give in (lambda: wandb_init(projcet="p"), lambda: wandb_config(run_mod="new")):
+    try:
+        give()
+    except ValueError as exc:
+        refused.append("did you mean" in str(exc))
 
 @wandb_sweep(method="random", metric={"name": "loss"}, parameters={"lr": {"values": [1, 2]}})
 @env.task
@@ -45,6 +57,7 @@ from flyteplugins.wandb import _compat
 children = open(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read().split()
 print(json.dumps({
     "links": links,
+    "refused": refused,
     "wandb": "wandb" in sys.modules,
     "pydantic_settings": "pydantic_settings" in sys.modules,
     "prepared": _compat._prepared,
@@ -100,6 +113,7 @@ def test_a_process_that_runs_no_task_starts_nothing(tmp_path: Path) -> None:
     assert len(seen["links"]) == 2 and all(
         str(link).startswith("https://wandb.ai/e/p/") for link in seen["links"]
     )
+    assert seen["refused"] == [True, True]
     assert seen["wandb"] is False
     assert seen["pydantic_settings"] is False
     assert seen["prepared"] is False

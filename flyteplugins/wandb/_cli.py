@@ -94,7 +94,7 @@ def wandb_group() -> None:
     """Weights & Biases for Flyte: inspect the configuration and the links.
 
     \b
-    flyte wandb explain          where every W&B setting comes from, here and now
+    flyte wandb explain          where every W&B setting comes from (--task: as a task)
     flyte wandb link ...         the W&B link a task would get
     flyte wandb check            will W&B work for a task? (mode, credentials, server)
     flyte wandb demo             run a local workflow with W&B in offline mode
@@ -114,20 +114,42 @@ _context_option = click.option(
 
 
 @wandb_group.command(name="explain")
+@click.option(
+    "--task",
+    "task_spec",
+    default=None,
+    metavar="FILE:TASK",
+    help="Explain as this task would resolve: its @wandb_init (or @wandb_sweep) arguments included.",
+)
 @_context_option
 @click.option("--sweep", is_flag=True, help="Explain the sweep settings instead of the run settings.")
 @_clear_errors
-def explain_command(context_items: tuple[str, ...], sweep: bool) -> None:
+def explain_command(task_spec: str | None, context_items: tuple[str, ...], sweep: bool) -> None:
     """Print where every W&B setting comes from: defaults, config file, environment, context.
 
     The table is what the links and wandb.init() of a task would use, given the environment of
-    this shell and the custom_context entries passed with --context.
+    this shell and the custom_context entries passed with --context; with --task, what that task
+    would use (its decorator's arguments are the "task" layer).
     """
     from ._layers import explain
 
+    schema: Any = "sweep" if sweep else "run"
     context = parse_context(context_items)
     _check_context(context)
-    click.echo(str(explain("sweep" if sweep else "run", context=context)))
+    task_layer = None
+    if task_spec is not None:
+        from ._decorated import decorator_order_problem, task_layers
+        from ._preflight import load_task
+
+        task = load_task(task_spec)
+        layers = task_layers(task)
+        task_layer = layers.get(schema)
+        problem = decorator_order_problem(task)
+        if problem is not None:
+            click.echo(f"Warning: {problem[0]}; {problem[1]}", err=True)
+        elif not layers:
+            click.echo(f"Note: {task_spec} has no @wandb_init or @wandb_sweep: no task layer", err=True)
+    click.echo(str(explain(schema, task=task_layer, context=context)))
 
 
 @wandb_group.command(name="link")

@@ -119,6 +119,13 @@ WANDB_FEATURES: dict[str, WandbFeature] = {
     )
 }
 
+# --- wandb.init's arguments per release (known without importing wandb) -------------------------
+# The table lives in its own module; re-exported here, next to the version table above.
+from ._compat_init import WANDB_INIT_ARGUMENTS as WANDB_INIT_ARGUMENTS  # noqa: E402
+from ._compat_init import init_argument_since as init_argument_since  # noqa: E402
+from ._compat_init import init_arguments_for as init_arguments_for  # noqa: E402
+from ._compat_init import known_init_arguments as known_init_arguments  # noqa: E402
+
 
 def version_tuple(text: str) -> tuple[int, ...]:
     """The numeric release part of a version string, for comparisons.

@@ -227,8 +227,10 @@ def wandb_config(
     """W&B run settings for a workflow, a block of code, or one task call.
 
     Only the arguments you pass are set: an inner block overrides just those fields of the outer
-    layers. ``notes`` and ``job_type`` are first-class fields; any other keyword becomes an extra
-    ``wandb.init()`` argument. Invalid values raise :class:`WandbConfigError` here, at the call.
+    layers. ``notes`` and ``job_type`` are first-class fields; any other keyword must be a
+    ``wandb.init()`` argument (``save_code``, ``resume``, ...) and travels as an extra one.
+    Invalid values and unknown names raise :class:`WandbConfigError` here, at the call, with the
+    closest valid name (``run_mod`` -> did you mean ``run_mode``?).
     ``log_inputs`` / ``log_outputs`` choose what lineage records (see the Lineage page).
 
     Example:
@@ -245,6 +247,9 @@ def wandb_config(
         ```
     """
     extra = dict(kwargs)
+    if isinstance(extra.get("kwargs"), Mapping):
+        # kwargs={...} holds extra keys, as for @wandb_init (wandb.init has no argument of that name).
+        extra.update(extra.pop("kwargs"))
     if "settings" in extra:
         # A wandb.Settings travels as the fields the user set on it (credentials refused below).
         extra["settings"] = explicit_settings_fields(extra["settings"], "wandb_config()")
@@ -286,7 +291,8 @@ def wandb_sweep_config(
 
     ``method`` is one of ``grid``, ``random``, ``bayes``; ``metric`` has a ``name`` and a ``goal``
     (``minimize`` or ``maximize``); ``parameters`` maps each parameter to its spec. Other keywords
-    (``early_terminate``, ``description``, ...) are extra sweep configuration keys.
+    must be keys of a W&B sweep configuration (``early_terminate``, ``description``, ``run_cap``,
+    ...) and travel as extra keys; an unknown one is refused at the call with the closest valid name.
 
     Example:
         ```python

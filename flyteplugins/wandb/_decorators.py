@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._compat import explicit_settings, settings_fields_set
+from ._decorated import within_decorated
 from ._distributed import ElasticTopology, distributed_links_spec, elastic_topology
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
@@ -177,9 +178,10 @@ def _wrap_task_function(
     from ._lineage import TaskLineage
 
     lineage = lineage or TaskLineage.for_function(fn)
-    return _wrap(
+    wrapper = _wrap(
         fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage, report
     )
+    return within_decorated(wrapper, task_layer)
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
@@ -188,7 +190,8 @@ def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., A
     from ._lineage import TaskLineage
 
     lineage = TaskLineage.for_function(fn)
-    return _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False, lineage)
+    wrapper = _wrap(fn, lambda: scope_for_function(task_layer), lambda scope: False, lineage)
+    return within_decorated(wrapper, task_layer, plain=True)
 
 
 def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> Any:
@@ -221,8 +224,6 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated.func = _wrap_task_function(
         task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage, report
     )
-    # `flyte wandb check --task` resolves the settings as this task would.
-    setattr(decorated.func, "_flyteplugins_wandb_layer", task_layer)  # noqa: B010
     return decorated
 
 
@@ -261,8 +262,12 @@ def wandb_init(
 ) -> F | Callable[[F], F]:
     """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
 
-    Put it outside ``@env.task``. Arguments beat every other configuration layer; any other
-    keyword is a ``wandb.init()`` argument (``tags``, ``config``, ``mode``, ``group``, ...).
+    Put it outside (above) ``@env.task``: below it, Flyte runs the W&B wrapper of a plain
+    function as the task's body, and its first call warns with the fix. Arguments beat every
+    other configuration layer; any other keyword must be a ``wandb.init()`` argument (``tags``,
+    ``config``, ``mode``, ``group``, ``save_code``, ...). Names and values are checked here, when
+    the decorator is applied: an unknown name raises :class:`WandbConfigError` with the closest
+    valid one (``projcet`` -> did you mean ``project``?).
 
     - ``run_mode="auto"`` (default): attach to the parent task's run if there is one, else start one.
     - ``run_mode="new"``: always start the task's own run (id ``{run_name}-{action_name}``).
@@ -295,6 +300,8 @@ def wandb_init(
         ```
     """
     origin = "@wandb_init(...)"
+    # Every name and value is checked here, when the decorator is applied (at the import of the
+    # task's module), not when the run starts.
     task_layer = task_layer_from_arguments(
         origin,
         run_mode=run_mode,

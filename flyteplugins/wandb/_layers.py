@@ -25,14 +25,18 @@ from ._settings import RUN, SWEEP, WATCHED_ENV_VARS, Schema, read_env, read_file
 from ._urls import DEFAULT_HOST
 
 __all__ = [
+    "DecoratedCall",
     "Explanation",
     "Layer",
     "LayerKind",
     "Resolved",
     "blocks",
     "current_context",
+    "decorated_call",
+    "enter_decorated",
     "explain",
     "layer",
+    "leave_decorated",
     "push_block",
     "reload_settings",
     "reset_block",
@@ -223,6 +227,65 @@ def reset_block(token: Any) -> None:
     _blocks.reset(token)
 
 
+# --- the decorated call running here: what explain() shows inside a task -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DecoratedCall:
+    """A ``@wandb_init`` / ``@wandb_sweep`` task (or function) running here.
+
+    ``layers`` holds its decorator's layer by schema, ``context`` the ``custom_context`` it
+    received (before it published its own run to its children), ``action`` the Flyte action it
+    runs for (``None`` outside a task).
+    """
+
+    action: str | None
+    layers: Mapping[str, Layer]
+    context: Mapping[str, str]
+
+
+_decorated: ContextVar[DecoratedCall | None] = ContextVar("flyteplugins_wandb_decorated", default=None)
+
+
+def enter_decorated(task_layer: Layer, action: str | None) -> Any:
+    """Record that a decorated task (or function) runs here; :func:`leave_decorated` undoes it.
+
+    Example:
+        >>> token = enter_decorated(layer("task", RUN, {"project": "p"}, "@wandb_init(...)"), None)
+        >>> explain().as_dict()["project"]
+        'p'
+        >>> leave_decorated(token)
+    """
+    outer = _decorated.get()
+    if outer is not None and outer.action == action:
+        # A decorated function called in a decorated task: the task's other schema stays known.
+        layers: Mapping[str, Layer] = {**outer.layers, task_layer.schema: task_layer}
+        context = outer.context
+    else:
+        layers = {task_layer.schema: task_layer}
+        context = current_context()
+    return _decorated.set(DecoratedCall(action, MappingProxyType(dict(layers)), context))
+
+
+def leave_decorated(token: Any) -> None:
+    """Undo :func:`enter_decorated`."""
+    _decorated.reset(token)
+
+
+def decorated_call(action: str | None) -> DecoratedCall | None:
+    """The decorated task (or function) running here for Flyte action ``action``, if any.
+
+    A child task inherits its parent's context variables in a local run: a call recorded for
+    another action is not this one's.
+
+    Example:
+        >>> decorated_call(None) is None
+        True
+    """
+    call = _decorated.get()
+    return call if call is not None and call.action == action else None
+
+
 # --- resolution ---------------------------------------------------------------------------------
 
 
@@ -360,6 +423,10 @@ class Explanation:
     schema: Literal["run", "sweep"]
     fields: tuple[ExplainedField, ...]
     parent_run: RunIdentity | None
+    own_run: RunIdentity | None = None
+    """The run of the task (or function) that called :func:`explain`, once it has one."""
+    own_run_shared: bool = False
+    """Whether that run is another task's, which this task writes to (``run_mode`` auto/shared)."""
 
     def __iter__(self) -> Iterator[ExplainedField]:
         return iter(self.fields)
@@ -374,6 +441,13 @@ class Explanation:
             shown = "-" if f.origin is None else _show(f.value)
             overrides = "; ".join(f"{_show(v)} ({o})" for v, o in f.overridden)
             rows.append((f.name, shown, f.origin or "unset", overrides))
+        if self.own_run is not None:
+            how = (
+                "the parent's run, which this task writes to"
+                if self.own_run_shared
+                else "started by this task"
+            )
+            rows.append(("this task's run", self.own_run.id, how, ""))
         if self.parent_run is not None:
             rows.append(("parent run", self.parent_run.id, "custom_context key _wandb_run_id", ""))
         widths = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -400,6 +474,10 @@ def explain(
     """Explain where every W&B setting comes from, here and now.
 
     Uses the same resolution as the links and the run start, so what it shows is what they use.
+    Called inside a ``@wandb_init`` task (or ``@wandb_sweep`` task, with ``"sweep"``), it shows
+    the settings that task resolves, its decorator's arguments included, and names the task's own
+    run as such; the parent run is the one the task received. ``task`` (a task layer) or
+    ``context`` given explicitly replace what the running task would contribute.
 
     Example:
         >>> from flyteplugins.wandb import explain, wandb_config
@@ -407,6 +485,19 @@ def explain(
         ...     print(explain().as_dict()["project"])
         demo
     """
+    own_run: RunIdentity | None = None
+    own_run_shared = False
+    call: DecoratedCall | None = None
+    if task is None and context is None and _decorated.get() is not None:
+        from ._active import current_action_name, current_active
+
+        call = decorated_call(current_action_name())
+        if call is not None:
+            task = call.layers.get(schema)
+            context = call.context
+            active = current_active()
+            if schema == "run" and active is not None:
+                own_run, own_run_shared = active.identity, not active.owner
     resolved = resolve(schema, task=task, context=context)
     model = RUN if schema == "run" else SWEEP
     rows = []
@@ -420,4 +511,4 @@ def explain(
             )
         else:
             rows.append(ExplainedField(name, None, None, ()))
-    return Explanation(schema, tuple(rows), resolved.parent_run)
+    return Explanation(schema, tuple(rows), resolved.parent_run, own_run, own_run_shared)

@@ -4,7 +4,9 @@
 would: its ``@wandb_init`` arguments, its environment's secrets) and returns one
 :class:`CheckResult` row per check, each with the fix when it fails:
 
-1. ``configuration``: every layer's values are valid;
+1. ``configuration``: every layer's names and values are valid (with ``"FILE:TASK"``, importing
+   the file applies the task's decorators: a bad setting in one fails here, with its line);
+   with a task, ``decorators``: its W&B decorator is above ``@env.task``, not below;
 2. ``mode``: the W&B mode the run would start in (offline and disabled need nothing else);
 3. ``credentials``: an API key for online mode, from ``WANDB_API_KEY``, a netrc entry for the
    server, or a Flyte secret mapped to ``WANDB_API_KEY`` on the task's environment;
@@ -30,7 +32,7 @@ from typing import Any
 
 from ._errors import WandbConfigError
 
-__all__ = ["CheckResult", "check", "format_results"]
+__all__ = ["CheckResult", "check", "format_results", "load_task"]
 
 DEFAULT_API_URL = "https://api.wandb.ai"
 _KEY_VAR = "WANDB_API_KEY"
@@ -198,8 +200,16 @@ def _example(**values: Any) -> _Found:
 # --- gathering what is there ------------------------------------------------------------------
 
 
-def _load_task(spec: str) -> Any:
-    """The task named ``FILE:TASK`` (the file is imported as a module)."""
+def load_task(spec: str) -> Any:
+    """The task named ``FILE:TASK`` (the file is imported as a module, as Flyte would).
+
+    A decorator given a bad setting fails the import: that error is raised as it is.
+
+    Example:
+        ```python
+        task = load_task("workflows/train.py:train")
+        ```
+    """
     import importlib.util
     import sys
     from pathlib import Path
@@ -270,11 +280,10 @@ def _without_userinfo(url: str) -> str:
 
 
 def _gather(task: Any, context: Mapping[str, str] | None) -> tuple[_Found, Any]:
+    from ._decorated import task_layers
     from ._layers import resolve
 
-    layer = (
-        getattr(getattr(task, "func", None), "_flyteplugins_wandb_layer", None) if task is not None else None
-    )
+    layer = task_layers(task).get("run") if task is not None else None
     resolved = resolve("run", task=layer, context=dict(context or {}), use_current_context=False)
     mode = str(resolved.get("mode") or "online")
     found = _Found(
@@ -406,15 +415,23 @@ def check(
         >>> all(row.ok for row in check(context={"wandb_mode": "disabled"}))
         True
     """
-    if isinstance(task, str):
-        task = _load_task(task)
     try:
+        if isinstance(task, str):
+            # Importing the task's module applies its decorators, which check their settings.
+            task = load_task(task)
         found, _ = _gather(task, context)
     except WandbConfigError as exc:
-        return [
-            CheckResult("configuration", False, str(exc), f"fix {exc.field} in {exc.origin}: {exc.allowed}")
-        ]
-    rows = [CheckResult("configuration", True, "every setting is valid"), mode_row(found)]
+        if exc.origin == "command line":
+            raise  # a bad FILE:TASK, not a setting
+        return [CheckResult("configuration", False, str(exc), _fix_of(exc, task))]
+    rows = [CheckResult("configuration", True, "every setting is valid")]
+    if task is not None:
+        from ._decorated import decorator_order_problem
+
+        problem = decorator_order_problem(task)
+        if problem is not None:
+            rows.append(CheckResult("decorators", False, *problem))
+    rows.append(mode_row(found))
     if found.mode in ("offline", "disabled"):
         return rows
     credentials = credentials_row(found)
@@ -434,6 +451,28 @@ def check(
         else:
             rows.append(access_row(found, *_ask_access(found, key)))
     return rows
+
+
+def _fix_of(exc: WandbConfigError, task: Any) -> str:
+    """The fix of a bad setting; for a decorator's, with its line in the task's file."""
+    import re
+    import traceback
+    from pathlib import Path
+
+    where = exc.origin
+    if isinstance(task, str) and exc.origin.startswith("@"):
+        path = Path(task.rpartition(":")[0])
+        lines = [
+            f.lineno
+            for f in traceback.extract_tb(exc.__traceback__)
+            if Path(f.filename).resolve() == path.resolve()
+        ]
+        if lines:
+            where = f"{exc.origin} at {path}:{lines[-1]}"
+    close = re.search(r"did you mean '([^']+)'\?", exc.allowed)
+    if close:
+        return f"rename {exc.field} to {close.group(1)} in {where}"
+    return f"fix {exc.field} in {where}: {exc.allowed}"
 
 
 def format_results(rows: Sequence[CheckResult]) -> str:

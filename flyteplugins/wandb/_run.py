@@ -32,6 +32,7 @@ from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError
 from ._layers import Layer, Resolved, resolve
+from ._names import init_argument_hint
 from ._plan import own_run_id, task_run_target
 from ._signals import Budget, call_within
 
@@ -197,7 +198,7 @@ def _check_init_kwargs(kwargs: Mapping[str, Any], resolved: Resolved) -> None:
                 name,
                 kwargs[name],
                 resolved.origin("kwargs") or "wandb.init arguments",
-                f"a wandb.init() argument: one of {', '.join(sorted(accepted))}",
+                init_argument_hint(name, accepted, _compat.wandb_version()),
             )
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ._errors import _CREDENTIAL_NAME, WandbConfigError
+from ._names import check_env_names, check_extra_names, unknown_field_error
 from ._urls import app_url_from_api_url, normalize_host
 
 __all__ = [
@@ -366,13 +367,11 @@ class Schema:
 
         unknown = [key for key in values if key not in self.model.model_fields]
         if unknown:
-            raise WandbConfigError(
-                unknown[0],
-                values[unknown[0]],
-                origin_of(unknown[0]),
-                f"one of the fields {', '.join(self.fields)}",
-            )
+            raise unknown_field_error(self, unknown[0], values[unknown[0]], origin_of(unknown[0]))
         data = {k: v for k, v in values.items() if v is not None}
+        if isinstance(data.get("kwargs"), Mapping):
+            # Extra keys are checked where they are given, against the names wandb may accept.
+            check_extra_names(self, data["kwargs"], origin_of("kwargs"))
         if "host" in data:
             data["host"] = normalize_host(data["host"], origin_of("host"))
         try:
@@ -481,6 +480,7 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
     # did). Read straight from os.environ: every remote task reads them on its cold path, and the
     # pydantic-settings machinery costs that path time and memory for a plain dictionary lookup.
     environ = os.environ
+    check_env_names(environ, WATCHED_ENV_VARS)
     raw = {var: environ[var] for var in WATCHED_ENV_VARS if environ.get(var)}
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}

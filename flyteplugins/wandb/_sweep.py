@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 
 from ._codec import SweepIdentity, encode_sweep_identity
 from ._config import sweep_dict
+from ._decorated import within_decorated
 from ._errors import WandbRunError
 from ._layers import Layer, Resolved, layer, resolve
 from ._link import WandbSweep
@@ -298,7 +299,9 @@ def _decorate_sweep_task(task: Any, sweep_layer: Layer, download_logs: bool | No
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), link))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the sweep behaviour.
-    decorated.func = _wrap_sweep_function(task.func, sweep_layer, download_logs, task.name)
+    decorated.func = within_decorated(
+        _wrap_sweep_function(task.func, sweep_layer, download_logs, task.name), sweep_layer
+    )
     return decorated
 
 
@@ -341,7 +344,9 @@ def wandb_sweep(
             returning a ``flyte.io.Dir``); defaults to the sweep settings' ``download_logs``. A
             failed download is logged as a warning and never fails the task.
         **kwargs: sweep settings (``method``, ``metric``, ``parameters``, ``name``, ``prior_runs``);
-            any other keyword is an extra key of the sweep configuration (``early_terminate``, ...).
+            any other keyword must be a key of a W&B sweep configuration (``early_terminate``,
+            ``run_cap``, ...). Names and values are checked when the decorator is applied: an
+            unknown name raises :class:`WandbConfigError` with the closest valid one.
 
     With ``mode="disabled"`` in the run settings no sweep is created and the body runs without one.
 
