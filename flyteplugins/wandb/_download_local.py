@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "is_offline_dir",
     "local_sweep_runs",
     "local_wandb_roots",
+    "plan_prefix_match",
     "searched_roots",
 ]
 
@@ -66,21 +68,73 @@ def _process_root_dir() -> str | None:
     return setup_root_dir()
 
 
-def find_local_run_dirs(run_id: str) -> list[Path]:
+def find_local_run_dirs(run_id: str, prefix: bool = False) -> list[Path]:
     """The local folders of a run, oldest first: one per start of it (a resumed run, several writers).
+
+    With ``prefix=True`` (a run id a person typed, as ``flyte wandb report`` takes it), a run id
+    that no local run has exactly may be the start of one: ``fda2024e`` for a 63-character id.
+    A prefix shared by several runs is refused, naming them.
+
+    Raises:
+        WandbRunError: with ``prefix=True``, the prefix starts the ids of several local runs.
 
     Example:
         >>> find_local_run_dirs("no-such-run")
         []
+        >>> find_local_run_dirs("no-such", prefix=True)
+        []
     """
     from ._offline import find_offline_run_dirs
 
+    roots = local_wandb_roots()
     found: dict[Path, Path] = {}
-    for root in local_wandb_roots():
+    for root in roots:
         for run_dir in find_offline_run_dirs(root, run_id):
             found.setdefault(run_dir.resolve(), run_dir)
+    if not found and prefix and run_id:
+        found = _dirs_of_prefix(run_id, roots)
     # Folder names start with the start time ([offline-]run-YYYYmmdd_HHMMSS-id): it orders the starts.
     return sorted(found.values(), key=lambda p: p.name.removeprefix("offline-"))
+
+
+def plan_prefix_match(prefix: str, run_ids: Iterable[str]) -> str | None:
+    """The one run id among ``run_ids`` that starts with ``prefix``; ``None`` when none does. Pure.
+
+    Raises:
+        WandbRunError: several do; the message lists them.
+
+    Example:
+        >>> plan_prefix_match("fda2", ["fda2024e-a0", "b7"])
+        'fda2024e-a0'
+        >>> plan_prefix_match("x", ["fda2024e-a0"]) is None
+        True
+    """
+    candidates = sorted({run_id for run_id in run_ids if run_id.startswith(prefix)})
+    if len(candidates) > 1:
+        shown = ", ".join(candidates[:_SHOWN_CANDIDATES])
+        hidden = len(candidates) - _SHOWN_CANDIDATES
+        more = f" and {hidden} more" if hidden > 0 else ""
+        raise WandbRunError(
+            f"run id prefix {prefix!r} is ambiguous: it starts the ids of {len(candidates)} local runs "
+            f"({shown}{more}); give more of the id"
+        )
+    return candidates[0] if candidates else None
+
+
+_SHOWN_CANDIDATES = 10
+
+
+def _dirs_of_prefix(prefix: str, roots: Iterable[Path]) -> dict[Path, Path]:
+    from ._offline import find_offline_run_dirs
+
+    by_id: dict[str, dict[Path, Path]] = {}
+    for root in roots:
+        for run_dir in find_offline_run_dirs(root):
+            run_id = _run_id_of(run_dir)
+            if run_id:
+                by_id.setdefault(run_id, {}).setdefault(run_dir.resolve(), run_dir)
+    match = plan_prefix_match(prefix, by_id)
+    return by_id[match] if match is not None else {}
 
 
 def is_offline_dir(run_dir: Path) -> bool:
