@@ -26,7 +26,9 @@ __all__ = [
     "is_offline_dir",
     "local_sweep_runs",
     "local_wandb_roots",
+    "locate_run_dirs",
     "plan_prefix_match",
+    "read_settled",
     "searched_roots",
 ]
 
@@ -137,6 +139,37 @@ def _dirs_of_prefix(prefix: str, roots: Iterable[Path]) -> dict[Path, Path]:
     return by_id[match] if match is not None else {}
 
 
+def locate_run_dirs(target: str) -> list[Path]:
+    """The run directories a person means by ``target``, oldest first (``flyte wandb report TARGET``).
+
+    ``target`` is a run directory (or a link to one, as ``wandb/latest-run``), its ``run-<id>.wandb``
+    file, or a run id looked up in the local wandb folders (the configured ``dir``, ``WANDB_DIR``,
+    the working directory). A run id may be shortened to a prefix only one local run's id starts
+    with. A run id can have several directories: a resumed run, or several writers of one run.
+
+    Raises:
+        WandbRunError: the prefix starts the ids of several local runs (the message names them).
+
+    Example:
+        >>> locate_run_dirs("no-such-run-id")
+        []
+    """
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix == ".wandb":
+        return [path.parent]
+    if path.is_dir():
+        from ._offline import find_offline_run_dirs
+
+        if path.is_symlink():
+            path = path.resolve()
+        found = find_offline_run_dirs(path)
+        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
+            return [path]
+        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
+        return found if len(found) == 1 else []
+    return find_local_run_dirs(target, prefix=True)
+
+
 def is_offline_dir(run_dir: Path) -> bool:
     return run_dir.name.startswith("offline-run-")
 
@@ -157,6 +190,20 @@ def _is_live_here(run_id: str) -> bool:
 
 def _read_settled(run_dir: Path, wait: bool) -> Any:
     """Read a run folder's log, waiting briefly for a run that has just finished to be fully written."""
+    return read_settled(run_dir, _SETTLE_SECONDS if wait else 0.0)
+
+
+def read_settled(run_dir: Path, seconds: float = _SETTLE_SECONDS) -> Any:
+    """Read a run folder's log; for up to ``seconds``, re-read a log still being written until it ends.
+
+    A log without its exit record that has not changed for a while belongs to a run whose process
+    died (or that is idle): it is returned as it is, without waiting.
+
+    Example:
+        >>> read_settled(Path("no-such-folder"))  # doctest: +SKIP
+        Traceback (most recent call last):
+        FileNotFoundError: no wandb run directory at no-such-folder
+    """
     import time
 
     from ._offline import read_offline_run
@@ -168,10 +215,9 @@ def _read_settled(run_dir: Path, wait: bool) -> Any:
         return any(time.time() - log.stat().st_mtime < _QUIET_SECONDS for log in logs)
 
     recorded = read_offline_run(run_dir)
-    deadline = time.monotonic() + _SETTLE_SECONDS
+    deadline = time.monotonic() + seconds
     while (
-        wait
-        and (not recorded.finished or recorded.truncated)
+        (not recorded.finished or recorded.truncated)
         and time.monotonic() < deadline
         and being_written()
     ):

@@ -592,34 +592,16 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
 def locate_run_dirs(target: str) -> list[Path]:
     """The run directories ``flyte wandb report TARGET`` means, oldest first.
 
-    ``target`` is a run directory (or a link to one, as ``wandb/latest-run``), its ``run-<id>.wandb``
-    file, or a run id looked up in the local wandb folders (the configured ``dir``, ``WANDB_DIR``,
-    the working directory). A run id may be shortened to a prefix only one local run's id starts
-    with. A run id can have several directories: a resumed run, or several writers of one run.
-
-    Raises:
-        WandbRunError: the prefix starts the ids of several local runs (the message names them).
+    See :func:`~flyteplugins.wandb._download_local.locate_run_dirs` (the one lookup, shared with
+    :func:`~flyteplugins.wandb.read_wandb_run`).
 
     Example:
         >>> locate_run_dirs("no-such-run-id")
         []
     """
-    path = Path(target).expanduser()
-    if path.is_file() and path.suffix == ".wandb":
-        return [path.parent]
-    if path.is_dir():
-        from ._offline import find_offline_run_dirs
+    from ._download_local import locate_run_dirs as locate
 
-        if path.is_symlink():
-            path = path.resolve()
-        found = find_offline_run_dirs(path)
-        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
-            return [path]
-        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
-        return found if len(found) == 1 else []
-    from ._download_local import find_local_run_dirs
-
-    return find_local_run_dirs(target, prefix=True)
+    return locate(target)
 
 
 def _configured_url(run: Any) -> str | None:
