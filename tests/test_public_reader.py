@@ -92,13 +92,7 @@ def private_imports(path: Path) -> list[str]:
 
 @pytest.mark.parametrize(
     "path",
-    [
-        *sorted(ROOT.glob("examples/*.py")),
-        pytest.param(
-            ROOT / "flyteplugins" / "wandb" / "demo.py",
-            marks=pytest.mark.xfail(strict=True, reason="the demo still imports private modules"),
-        ),
-    ],
+    [*sorted(ROOT.glob("examples/*.py")), ROOT / "flyteplugins" / "wandb" / "demo.py"],
     ids=lambda p: p.name,
 )
 def test_the_demo_and_the_examples_use_only_public_api(path: Path) -> None:
@@ -119,3 +113,19 @@ def test_the_private_import_check_finds_private_imports(tmp_path: Path) -> None:
         "sample.py:3",
         "sample.py:4",
     ]
+
+
+@wandb_init(run_mode="new", project="from-decorator")
+@env.task
+async def decorated() -> None:
+    return None
+
+
+def test_explain_takes_a_decorated_task_as_the_demo_uses_it() -> None:
+    fields = {f.name: f for f in public.explain(task=decorated, context={"wandb_project": "from-context"})}
+    assert (fields["run_mode"].value, fields["run_mode"].origin) == ("new", "@wandb_init(...)")
+    # The task's own argument wins over the context it gets, as in its run.
+    assert fields["project"].value == "from-decorator"
+    assert fields["project"].overridden == (("from-context", "custom_context key wandb_project"),)
+    # A task without @wandb_init has no settings of its own.
+    assert public.explain(task=object(), context={}).as_dict()["run_mode"] == "auto"

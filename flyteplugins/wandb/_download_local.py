@@ -216,11 +216,7 @@ def read_settled(run_dir: Path, seconds: float = _SETTLE_SECONDS) -> Any:
 
     recorded = read_offline_run(run_dir)
     deadline = time.monotonic() + seconds
-    while (
-        (not recorded.finished or recorded.truncated)
-        and time.monotonic() < deadline
-        and being_written()
-    ):
+    while (not recorded.finished or recorded.truncated) and time.monotonic() < deadline and being_written():
         time.sleep(_SETTLE_POLL_SECONDS)
         recorded = read_offline_run(run_dir)
     if not recorded.finished:

@@ -394,12 +394,14 @@ def _show(value: Any) -> str:
 def explain(
     schema: Literal["run", "sweep"] = "run",
     *,
-    task: Layer | None = None,
+    task: Layer | Any = None,
     context: Mapping[str, str] | None = None,
 ) -> Explanation:
     """Explain where every W&B setting comes from, here and now.
 
     Uses the same resolution as the links and the run start, so what it shows is what they use.
+    ``task``: a Flyte task decorated with ``@wandb_init``, to explain the settings as that task
+    gets them (its decorator's arguments on top); ``context``: the ``custom_context`` it gets.
 
     Example:
         >>> from flyteplugins.wandb import explain, wandb_config
@@ -407,6 +409,9 @@ def explain(
         ...     print(explain().as_dict()["project"])
         demo
     """
+    if task is not None and not isinstance(task, Layer):
+        # A decorated task carries its decorator's layer on its function (see @wandb_init).
+        task = getattr(getattr(task, "func", None), "_flyteplugins_wandb_layer", None)
     resolved = resolve(schema, task=task, context=context)
     model = RUN if schema == "run" else SWEEP
     rows = []
