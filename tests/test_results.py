@@ -94,8 +94,11 @@ def test_a_task_without_report_names_no_report_page(caplog: pytest.LogCaptureFix
     assert set(parts(line)) == {"link", "folder"}
 
 
-def test_the_line_is_silenced_with_its_logger(caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger(RESULTS_LOGGER)
+@pytest.mark.parametrize("name", [RESULTS_LOGGER, "flyteplugins.wandb"])
+def test_the_line_is_silenced_with_its_logger_or_the_plugins(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger(name)
     caplog.set_level(logging.INFO)
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -104,6 +107,15 @@ def test_the_line_is_silenced_with_its_logger(caplog: pytest.LogCaptureFixture) 
     finally:
         logger.setLevel(level)
     assert announced(caplog) == []
+
+
+def test_the_roots_default_level_does_not_hide_the_line(caplog: pytest.LogCaptureFixture) -> None:
+    # As after logging.basicConfig(): a handler on the root logger, at its default level WARNING.
+    caplog.set_level(logging.WARNING)
+    caplog.handler.setLevel(logging.NOTSET)  # basicConfig's handler has no level of its own
+    run_id = run_local(owner_without_report).outputs
+    (line,) = announced(caplog)
+    assert line.group("id") == run_id
 
 
 def test_nothing_is_announced_on_a_cluster_for_a_writer_or_without_a_run() -> None:

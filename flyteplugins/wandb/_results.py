@@ -12,9 +12,10 @@ line::
 shows the links itself, so nothing is said there either. :func:`plan_results` decides what to
 say (pure); :func:`announce_results` says it.
 
-The line goes to the logger ``flyteplugins.wandb.results`` at level INFO. When logging is not
-configured in the process, it is printed to stderr; when it is, the configured handlers get it
-like any other record. Silence it with::
+The line goes to the logger ``flyteplugins.wandb.results`` at level INFO, and is said unless that
+logger (or ``flyteplugins.wandb``) is set above INFO: the root logger's default level (WARNING)
+does not hide it. When logging is not configured in the process, it is printed to stderr; when it
+is, the configured handlers get it like any other record. Silence it with::
 
     logging.getLogger("flyteplugins.wandb.results").setLevel(logging.WARNING)
 
@@ -37,7 +38,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESULTS_LOGGER", "RunResults", "announce_results", "plan_results", "results_line"]
+__all__ = ["RESULTS_LOGGER", "RunResults", "announce_results", "plan_results", "results_line", "said_here"]
 
 RESULTS_LOGGER = "flyteplugins.wandb.results"
 
@@ -64,8 +65,6 @@ class _PrintUnlessConfigured(logging.Handler):
 
 
 results_logger = logging.getLogger(RESULTS_LOGGER)
-if results_logger.level == logging.NOTSET:
-    results_logger.setLevel(logging.INFO)
 if not any(isinstance(h, _PrintUnlessConfigured) for h in results_logger.handlers):
     results_logger.addHandler(_PrintUnlessConfigured())
 
@@ -161,6 +160,32 @@ def _link(identity: Any) -> str | None:
     return run_url(host, entity, project, str(identity.id))
 
 
+def said_here() -> bool:
+    """Whether the line is said: INFO unless ``flyteplugins.wandb.results`` or a logger above it
+    (below the root) is set to a higher level, or logging is disabled at INFO.
+
+    The root logger's level (WARNING unless configured) does not silence it: the line is meant to
+    be seen by default.
+
+    Example:
+        >>> import logging
+        >>> logging.getLogger("flyteplugins.wandb").setLevel(logging.WARNING)
+        >>> said_here()
+        False
+        >>> logging.getLogger("flyteplugins.wandb").setLevel(logging.NOTSET)
+        >>> said_here()
+        True
+    """
+    if results_logger.disabled or logging.root.manager.disable >= logging.INFO:
+        return False
+    logger: logging.Logger | None = results_logger
+    while logger is not None and logger is not logging.root:
+        if logger.level != logging.NOTSET:
+            return logger.level <= logging.INFO
+        logger = logger.parent
+    return True
+
+
 def _has_tab(run_id: str) -> bool:
     from ._report_tab import has_tab
 
@@ -178,7 +203,7 @@ def announce_results(active: Any, remote: bool) -> None:
         >>> announce_results(None, remote=False)  # nothing to announce
     """
     try:
-        if active is None or not results_logger.isEnabledFor(logging.INFO):
+        if active is None or not said_here():
             return
         run = active.run
         files = _text(getattr(run, "dir", None))
@@ -204,6 +229,10 @@ def announce_results(active: Any, remote: bool) -> None:
             if key in _announced:
                 return
             _announced.add(key)
-        results_logger.info(results_line(results))
+        results_logger.handle(
+            results_logger.makeRecord(
+                results_logger.name, logging.INFO, __file__, 0, results_line(results), (), None
+            )
+        )
     except Exception as exc:  # saying where results are must never cost the task its result
         logging.getLogger("flyteplugins.wandb").debug("could not say where the W&B results are: %s", exc)
