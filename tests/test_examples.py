@@ -34,6 +34,8 @@ def run_example(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr
+    # Run as documented, an example gets no local-versus-cluster warning.
+    assert "which a cluster task does not get" not in result.stderr, result.stderr
     return result
 
 
