@@ -16,6 +16,8 @@ import flyteplugins.wandb as public
 from flyteplugins.wandb import OfflineRun, WandbRunError, read_wandb_run, wandb_init
 
 ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.smoke
 env = flyte.TaskEnvironment(name="public_reader")
 
 

@@ -14,6 +14,8 @@ from flyteplugins.wandb._download_local import find_local_run_dirs, plan_prefix_
 from flyteplugins.wandb._errors import WandbRunError
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
+pytestmark = pytest.mark.smoke
+
 
 def make_run(wandb_root: Path, run_id: str) -> Path:
     import wandb
