@@ -152,3 +152,27 @@ def test_the_quickstart_as_the_docs_run_it_prints_where_results_are_and_no_warni
     # No warning about WANDB_MODE, which the docs tell the user to set, nor any other local/cluster one.
     assert "WANDB_MODE" not in result.stderr
     assert "which a cluster task does not get" not in result.stderr
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_a_run_scope_announces_at_its_end_only_in_a_local_run(
+    remote: bool, wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The owner's scope carried out as a cluster task would (remote=True, its own process) and as a
+    # local one, with real offline wandb: only the local one says where the run is.
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import RunScope, plan_task_run
+
+    resolved = resolve("run", context={"wandb_project": "p", "wandb_entity": "e"}, use_current_context=False)
+    plan = plan_task_run(resolved, run_name="r", action_name="a0", remote=remote)
+    scope = RunScope(plan, resolved, action="a0", remote=remote)
+    with caplog.at_level(logging.INFO, logger=RESULTS_LOGGER):
+        scope.start()
+        scope.finish(failed=False)
+    lines = announced(caplog)
+    if remote:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert (line.group("id"), line.group("action")) == ("r-a0", "a0")
+        assert parts(line)["link"] == "https://wandb.ai/e/p/runs/r-a0"

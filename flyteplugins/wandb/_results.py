@@ -186,6 +186,14 @@ def said_here() -> bool:
     return True
 
 
+def _flyte_mode() -> str | None:
+    """The Flyte mode of the action running here (``local``, ``remote``, ``hybrid``), if any."""
+    flyte = sys.modules.get("flyte")
+    ctx = flyte.ctx() if flyte is not None else None
+    mode = getattr(ctx, "mode", None)
+    return mode if isinstance(mode, str) else None
+
+
 def _has_tab(run_id: str) -> bool:
     from ._report_tab import has_tab
 
@@ -213,7 +221,7 @@ def announce_results(active: Any, remote: bool) -> None:
 
             report_path = local_report_file(str(active.output_path))
         results = plan_results(
-            remote=remote,
+            remote=remote or _flyte_mode() not in (None, "local"),
             owner=bool(active.owner),
             disabled=getattr(run, "disabled", False) is True,
             run_id=str(active.identity.id),
