@@ -176,3 +176,26 @@ def test_a_run_scope_announces_at_its_end_only_in_a_local_run(
         (line,) = lines
         assert (line.group("id"), line.group("action")) == ("r-a0", "a0")
         assert parts(line)["link"] == "https://wandb.ai/e/p/runs/r-a0"
+
+
+def test_the_line_is_printed_once_whatever_handlers_the_user_set() -> None:
+    code = (
+        "import logging, sys\n"
+        "from flyteplugins.wandb._results import results_logger\n"
+        "def say(text):\n"
+        "    record = results_logger.makeRecord(results_logger.name, logging.INFO, '', 0, text, (), None)\n"
+        "    results_logger.handle(record)\n"
+        "say('nothing configured')\n"
+        "handler = logging.StreamHandler(sys.stdout)\n"
+        "results_logger.addHandler(handler)\n"
+        "results_logger.propagate = False\n"
+        "say('a handler on the logger')\n"
+        "results_logger.removeHandler(handler)\n"
+        "results_logger.propagate = True\n"
+        "logging.basicConfig(stream=sys.stdout, format='root: %(message)s')\n"
+        "say('a root handler')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "nothing configured\n"
+    assert done.stdout == "a handler on the logger\nroot: a root handler\n"

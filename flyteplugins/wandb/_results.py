@@ -44,7 +44,7 @@ RESULTS_LOGGER = "flyteplugins.wandb.results"
 
 
 class _PrintUnlessConfigured(logging.Handler):
-    """Prints a record to stderr unless logging is configured above the results logger.
+    """Prints a record to stderr unless logging is configured for the results logger or above it.
 
     With a handler on the way up (the root logger's, after ``logging.basicConfig()``, or the
     ``flyteplugins.wandb`` logger's), the record reaches it by propagation: printing it here too
@@ -52,6 +52,8 @@ class _PrintUnlessConfigured(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if any(handler is not self for handler in results_logger.handlers):
+            return  # a handler of the user's on this logger itself
         logger: logging.Logger | None = results_logger
         while logger is not None and logger.propagate:
             logger = logger.parent
