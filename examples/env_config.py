@@ -18,8 +18,6 @@ import flyte
 
 from flyteplugins.wandb import explain, get_wandb_run, wandb_init
 
-env = flyte.TaskEnvironment(name="env_config")
-
 DEFAULTS = {
     "WANDB_MODE": "offline",
     "WANDB_PROJECT": "env-configured",
@@ -29,6 +27,14 @@ DEFAULTS = {
     # Every task gets a run of its own, instead of sharing its parent's.
     "FLYTEPLUGINS_WANDB_RUN_MODE": "new",
 }
+
+# On a cluster a task's container gets only the variables its environment declares: declaring them
+# here makes the cluster's runs land where the local ones do (and a local run has nothing to warn
+# about). WANDB_MODE is left to each place: offline here, online with an API key on a cluster.
+env = flyte.TaskEnvironment(
+    name="env_config",
+    env_vars={name: os.environ.get(name) or dflt for name, dflt in DEFAULTS.items() if name != "WANDB_MODE"},
+)
 
 
 @wandb_init

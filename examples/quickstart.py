@@ -2,6 +2,8 @@
 
 Runs offline by default (no account, no network): the run is written under ./wandb and can be
 uploaded later with `wandb sync`. Set WANDB_MODE=online (and log in) to send it to W&B directly.
+At the end the plugin prints one line saying where the run is: its W&B link, its folder, the
+Flyte action name.
 
     python examples/quickstart.py
 """
@@ -26,7 +28,6 @@ async def train(epochs: int = 3, learning_rate: float = 0.5) -> float:
     for epoch in range(epochs):
         loss *= 1 - learning_rate
         run.log({"epoch": epoch, "loss": loss})
-    print(f"W&B run {run.id} in {run.entity}/{run.project}, files in {os.path.dirname(run.dir)}")
     return loss
 
 

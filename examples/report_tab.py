@@ -4,7 +4,8 @@ A task declared with ``report=True`` and ``@wandb_init`` gets a "Weights & Biase
 Flyte report when it ends: the run's link, identity, config and summary, and one chart per logged
 metric. Here a toy training loop logs a loss curve per step and validation metrics per epoch
 (``define_metric`` makes ``epoch`` their x axis). Afterwards the script prints where the report
-is, and writes the same page for the run with ``flyte wandb report``'s code.
+is, reads the run back from its folder (``read_wandb_run``), and writes the same page for the run
+with ``flyte wandb report``.
 
     python examples/report_tab.py
 """
@@ -14,11 +15,14 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import flyte
 
-from flyteplugins.wandb import get_wandb_run, wandb_init
+from flyteplugins.wandb import get_wandb_run, read_wandb_run, wandb_init
 
 env = flyte.TaskEnvironment(name="report_tab")
 
@@ -60,12 +64,17 @@ def main() -> None:
     for report in sorted(Path(run.url).rglob("report.html")):
         print(f"Flyte report (tab 'Weights & Biases'): {report}")
 
-    from flyteplugins.wandb._offline import find_offline_run_dirs
-    from flyteplugins.wandb._report import write_report
+    # What the run recorded, read back from its folder (wandb/latest-run links the newest run's).
+    recorded = read_wandb_run(Path(os.environ.get("WANDB_DIR", ".")) / "wandb" / "latest-run")
+    best = recorded.summary["best_val_accuracy"]
+    print(f"W&B run {recorded.run_id}: {len(recorded.history)} steps, best val/accuracy {best:.3f}")
 
-    run_dirs = find_offline_run_dirs(os.environ.get("WANDB_DIR", "."))
-    if run_dirs:
-        print(f"Page of the run (flyte wandb report): {write_report(run_dirs[-1:], wait=10.0)}")
+    # The same page for any local run, outside Flyte: flyte wandb report RUN_ID (a prefix will do).
+    flyte_cli = shutil.which("flyte", path=os.path.dirname(sys.executable)) or "flyte"
+    done = subprocess.run(
+        [flyte_cli, "wandb", "report", recorded.run_id[:12]], capture_output=True, text=True, check=True
+    )
+    print(f"Page of the run (flyte wandb report): {done.stdout.strip().rsplit(' to ', 1)[-1]}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ import flyte
 
 from flyteplugins.wandb import Wandb, explain, get_wandb_run, wandb_config, wandb_init
 
-env = flyte.TaskEnvironment(name="self_hosted")
+SERVER = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.mycompany.internal"
+# A cluster's containers need the server's address too (the W&B SDK reads it): declare it.
+env = flyte.TaskEnvironment(name="self_hosted", env_vars={"WANDB_BASE_URL": SERVER})
 
 WORKFLOW_CONTEXT = wandb_config(project="self-hosted", entity="ml-platform")
 
@@ -48,7 +50,7 @@ def link_of(task: object, run_name: str, action_name: str) -> str:
 
 
 def main() -> None:
-    os.environ.setdefault("WANDB_BASE_URL", "https://api.wandb.mycompany.internal")
+    os.environ.setdefault("WANDB_BASE_URL", SERVER)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     host = explain().as_dict()["host"]

@@ -185,7 +185,7 @@ def test_demo_keeps_a_mode_the_user_chose(tmp_path: Path) -> None:
 
 def test_the_demo_needs_nothing_from_the_shell_that_a_cluster_would_lack(demo) -> None:
     # Every W&B setting of the demo travels with the workflow's context, as it would to a cluster.
-    assert "in this process's environment" not in demo[0].stdout + demo[0].stderr
+    assert "which a cluster task does not get" not in demo[0].stdout + demo[0].stderr
 
 
 def test_demo_shows_the_backlink_and_a_reference_artifact(demo) -> None:

@@ -34,6 +34,8 @@ def run_example(name: str, cwd: Path, **env: str) -> subprocess.CompletedProcess
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr
+    # Run as documented, an example gets no local-versus-cluster warning.
+    assert "which a cluster task does not get" not in result.stderr, result.stderr
     return result
 
 
@@ -58,7 +60,7 @@ def test_quickstart_logs_one_run_with_the_loss_curve(tmp_path: Path) -> None:
     assert run.column("loss") == [0.5, 0.25, 0.125]
     assert run.config["epochs"] == 3
     assert run.exit_code == 0
-    assert f"W&B run {run.run_id} in my-team/quickstart" in result.stdout
+    assert f"W&B run {run.run_id} (Flyte action " in result.stderr  # the plugin says where it is
 
 
 def test_env_config_configures_every_run_from_environment_variables(tmp_path: Path) -> None:

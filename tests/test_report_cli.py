@@ -57,7 +57,7 @@ def test_report_of_a_run_id_is_found_and_named_after_it(wandb_root: Path) -> Non
 def test_unknown_run_is_a_one_line_error() -> None:
     result = CliRunner().invoke(wandb_group, ["report", "no-such-run"])
     assert result.exit_code == 2
-    assert "no W&B run directory or run id 'no-such-run' here" in result.output
+    assert "no W&B run folder, run id or run id prefix 'no-such-run' here" in result.output
 
 
 def test_without_the_drawing_library_the_command_says_how_to_install_it(wandb_root: Path) -> None:

@@ -1,7 +1,8 @@
 """Weights & Biases for Flyte 2.
 
 Typed, layered W&B configuration for Flyte tasks: links that always point at the run a task
-writes to, runs shared between parent and child tasks, distributed training, sweeps.
+writes to, runs shared between parent and child tasks, distributed training, sweeps, and what a
+run recorded on this machine read back (``read_wandb_run``).
 See the documentation site for guides; every public name below has its own docstring.
 """
 
@@ -28,13 +29,18 @@ if TYPE_CHECKING:
     from ._download_trace import download_wandb_run_logs, download_wandb_sweep_logs
     from ._layers import Explanation, explain, reload_settings
     from ._link import Wandb, WandbSweep
+    from ._offline import OfflineArtifact, OfflineRun, OfflineRunFormatError
     from ._preflight import CheckResult, check
+    from ._read import read_wandb_run
     from ._sweep import wandb_sweep
 
 __all__ = [
     "CheckResult",
     "DistributedInfo",
     "Explanation",
+    "OfflineArtifact",
+    "OfflineRun",
+    "OfflineRunFormatError",
     "RankScope",
     "RunMode",
     "Wandb",
@@ -55,6 +61,7 @@ __all__ = [
     "get_wandb_run_dir",
     "get_wandb_sweep_context",
     "get_wandb_sweep_id",
+    "read_wandb_run",
     "reload_settings",
     "wandb_config",
     "wandb_init",
@@ -89,6 +96,10 @@ _LAZY = {
     "get_wandb_run": "._active",
     "get_wandb_run_dir": "._active",
     "get_wandb_sweep_id": "._active",
+    "OfflineArtifact": "._offline",
+    "OfflineRun": "._offline",
+    "OfflineRunFormatError": "._offline",
+    "read_wandb_run": "._read",
 }
 
 

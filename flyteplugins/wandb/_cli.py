@@ -247,6 +247,24 @@ def demo_command(wandb_dir: str) -> None:
     raise SystemExit(main(["--dir", wandb_dir]))
 
 
+def _run_dirs_of(target: str, locate: Callable[[str], list[Any]]) -> list[Any]:
+    """The run folders a RUN_DIR|RUN_ID argument names, or one line on stderr and exit code 2."""
+    from ._download_local import searched_roots
+    from ._errors import WandbRunError
+
+    try:
+        run_dirs = locate(target)
+    except WandbRunError as exc:
+        _fail(str(exc))
+    if not run_dirs:
+        _fail(
+            f"no W&B run folder, run id or run id prefix {target!r} here (looked in {searched_roots()}): "
+            "give a run folder such as wandb/offline-run-20250101_120000-abc123, or the id of a run "
+            "under WANDB_DIR or this folder"
+        )
+    return run_dirs
+
+
 @wandb_group.command(name="report")
 @click.argument("target", metavar="RUN_DIR|RUN_ID")
 @click.option(
@@ -259,9 +277,10 @@ def demo_command(wandb_dir: str) -> None:
 def report_command(target: str, output: str | None) -> None:
     """Write a local run's charts, config and summary as one HTML page (no Flyte, no W&B server).
 
-    RUN_DIR is a run's folder (wandb/offline-run-... or wandb/run-...); a RUN_ID is looked up in
-    the local wandb folders (the configured dir, WANDB_DIR, the working directory). The page is
-    the one the "Weights & Biases" tab of a task's Flyte report shows.
+    RUN_DIR is a run's folder (wandb/offline-run-... or wandb/run-..., or wandb/latest-run); a
+    RUN_ID is looked up in the local wandb folders (the configured dir, WANDB_DIR, the working
+    directory), and may be shortened to a prefix that only one local run's id starts with. The page
+    is the one the "Weights & Biases" tab of a task's Flyte report shows.
     """
     from pathlib import Path
 
@@ -269,12 +288,7 @@ def report_command(target: str, output: str | None) -> None:
 
     if not charts_available():
         _fail(f"the report's charts need the drawing library pygal: {REPORT_EXTRA_HINT}")
-    run_dirs = locate_run_dirs(target)
-    if not run_dirs:
-        _fail(
-            f"no W&B run directory or run id {target!r} here: give a run folder such as "
-            "wandb/offline-run-20250101_120000-abc123, or the id of a run under WANDB_DIR or this folder"
-        )
+    run_dirs = _run_dirs_of(target, locate_run_dirs)
     try:
         written = write_report(run_dirs, Path(output) if output else None)
     except (OSError, ValueError) as exc:

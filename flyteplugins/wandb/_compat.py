@@ -791,6 +791,31 @@ def flyte_initialized() -> bool:
     return bool(_initialize.is_initialized())
 
 
+def local_report_file(output_path: str) -> str | None:
+    """Where Flyte writes the report (``report.html``) of the action whose outputs go to ``output_path``.
+
+    ``None`` when the outputs are not on this machine (an object store).
+
+    Example:
+        >>> local_report_file("/tmp/flyte/run/a0")
+        '/tmp/flyte/run/a0/report.html'
+        >>> local_report_file("s3://bucket/run/a0") is None
+        True
+    """
+    # private flyte API: flyte._internal.runtime.io.report_path (the report's name next to outputs)
+    try:
+        from flyte._internal.runtime.io import report_path
+
+        path = str(report_path(output_path))
+    except Exception:
+        path = output_path.rstrip("/") + "/report.html"
+    if path.startswith("file://"):
+        path = path[len("file://") :]
+    if "://" in path:
+        return None
+    return os.path.abspath(path)
+
+
 def can_record_traces() -> bool:
     """Whether a Flyte controller is running here (so ``flyte.trace`` calls are recorded).
 

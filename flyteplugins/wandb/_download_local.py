@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ __all__ = [
     "is_offline_dir",
     "local_sweep_runs",
     "local_wandb_roots",
+    "locate_run_dirs",
+    "plan_prefix_match",
+    "read_settled",
     "searched_roots",
 ]
 
@@ -66,21 +70,104 @@ def _process_root_dir() -> str | None:
     return setup_root_dir()
 
 
-def find_local_run_dirs(run_id: str) -> list[Path]:
+def find_local_run_dirs(run_id: str, prefix: bool = False) -> list[Path]:
     """The local folders of a run, oldest first: one per start of it (a resumed run, several writers).
+
+    With ``prefix=True`` (a run id a person typed, as ``flyte wandb report`` takes it), a run id
+    that no local run has exactly may be the start of one: ``fda2024e`` for a 63-character id.
+    A prefix shared by several runs is refused, naming them.
+
+    Raises:
+        WandbRunError: with ``prefix=True``, the prefix starts the ids of several local runs.
 
     Example:
         >>> find_local_run_dirs("no-such-run")
         []
+        >>> find_local_run_dirs("no-such", prefix=True)
+        []
     """
     from ._offline import find_offline_run_dirs
 
+    roots = local_wandb_roots()
     found: dict[Path, Path] = {}
-    for root in local_wandb_roots():
+    for root in roots:
         for run_dir in find_offline_run_dirs(root, run_id):
             found.setdefault(run_dir.resolve(), run_dir)
+    if not found and prefix and run_id:
+        found = _dirs_of_prefix(run_id, roots)
     # Folder names start with the start time ([offline-]run-YYYYmmdd_HHMMSS-id): it orders the starts.
     return sorted(found.values(), key=lambda p: p.name.removeprefix("offline-"))
+
+
+def plan_prefix_match(prefix: str, run_ids: Iterable[str]) -> str | None:
+    """The one run id among ``run_ids`` that starts with ``prefix``; ``None`` when none does. Pure.
+
+    Raises:
+        WandbRunError: several do; the message lists them.
+
+    Example:
+        >>> plan_prefix_match("fda2", ["fda2024e-a0", "b7"])
+        'fda2024e-a0'
+        >>> plan_prefix_match("x", ["fda2024e-a0"]) is None
+        True
+    """
+    candidates = sorted({run_id for run_id in run_ids if run_id.startswith(prefix)})
+    if len(candidates) > 1:
+        shown = ", ".join(candidates[:_SHOWN_CANDIDATES])
+        hidden = len(candidates) - _SHOWN_CANDIDATES
+        more = f" and {hidden} more" if hidden > 0 else ""
+        raise WandbRunError(
+            f"run id prefix {prefix!r} is ambiguous: it starts the ids of {len(candidates)} local runs "
+            f"({shown}{more}); give more of the id"
+        )
+    return candidates[0] if candidates else None
+
+
+_SHOWN_CANDIDATES = 10
+
+
+def _dirs_of_prefix(prefix: str, roots: Iterable[Path]) -> dict[Path, Path]:
+    from ._offline import find_offline_run_dirs
+
+    by_id: dict[str, dict[Path, Path]] = {}
+    for root in roots:
+        for run_dir in find_offline_run_dirs(root):
+            run_id = _run_id_of(run_dir)
+            if run_id:
+                by_id.setdefault(run_id, {}).setdefault(run_dir.resolve(), run_dir)
+    match = plan_prefix_match(prefix, by_id)
+    return by_id[match] if match is not None else {}
+
+
+def locate_run_dirs(target: str) -> list[Path]:
+    """The run directories a person means by ``target``, oldest first (``flyte wandb report TARGET``).
+
+    ``target`` is a run directory (or a link to one, as ``wandb/latest-run``), its ``run-<id>.wandb``
+    file, or a run id looked up in the local wandb folders (the configured ``dir``, ``WANDB_DIR``,
+    the working directory). A run id may be shortened to a prefix only one local run's id starts
+    with. A run id can have several directories: a resumed run, or several writers of one run.
+
+    Raises:
+        WandbRunError: the prefix starts the ids of several local runs (the message names them).
+
+    Example:
+        >>> locate_run_dirs("no-such-run-id")
+        []
+    """
+    path = Path(target).expanduser()
+    if path.is_file() and path.suffix == ".wandb":
+        return [path.parent]
+    if path.is_dir():
+        from ._offline import find_offline_run_dirs
+
+        if path.is_symlink():
+            path = path.resolve()
+        found = find_offline_run_dirs(path)
+        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
+            return [path]
+        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
+        return found if len(found) == 1 else []
+    return find_local_run_dirs(target, prefix=True)
 
 
 def is_offline_dir(run_dir: Path) -> bool:
@@ -103,6 +190,20 @@ def _is_live_here(run_id: str) -> bool:
 
 def _read_settled(run_dir: Path, wait: bool) -> Any:
     """Read a run folder's log, waiting briefly for a run that has just finished to be fully written."""
+    return read_settled(run_dir, _SETTLE_SECONDS if wait else 0.0)
+
+
+def read_settled(run_dir: Path, seconds: float = _SETTLE_SECONDS) -> Any:
+    """Read a run folder's log; for up to ``seconds``, re-read a log still being written until it ends.
+
+    A log without its exit record that has not changed for a while belongs to a run whose process
+    died (or that is idle): it is returned as it is, without waiting.
+
+    Example:
+        >>> read_settled(Path("no-such-folder"))  # doctest: +SKIP
+        Traceback (most recent call last):
+        FileNotFoundError: no wandb run directory at no-such-folder
+    """
     import time
 
     from ._offline import read_offline_run
@@ -114,13 +215,8 @@ def _read_settled(run_dir: Path, wait: bool) -> Any:
         return any(time.time() - log.stat().st_mtime < _QUIET_SECONDS for log in logs)
 
     recorded = read_offline_run(run_dir)
-    deadline = time.monotonic() + _SETTLE_SECONDS
-    while (
-        wait
-        and (not recorded.finished or recorded.truncated)
-        and time.monotonic() < deadline
-        and being_written()
-    ):
+    deadline = time.monotonic() + seconds
+    while (not recorded.finished or recorded.truncated) and time.monotonic() < deadline and being_written():
         time.sleep(_SETTLE_POLL_SECONDS)
         recorded = read_offline_run(run_dir)
     if not recorded.finished:

@@ -468,7 +468,7 @@ def _show(value: Any) -> str:
 def explain(
     schema: Literal["run", "sweep"] = "run",
     *,
-    task: Layer | None = None,
+    task: Layer | Any = None,
     context: Mapping[str, str] | None = None,
 ) -> Explanation:
     """Explain where every W&B setting comes from, here and now.
@@ -478,6 +478,8 @@ def explain(
     the settings that task resolves, its decorator's arguments included, and names the task's own
     run as such; the parent run is the one the task received. ``task`` (a task layer) or
     ``context`` given explicitly replace what the running task would contribute.
+    ``task`` may also be a Flyte task decorated with ``@wandb_init``: the settings as that task
+    gets them, its decorator's arguments on top.
 
     Example:
         >>> from flyteplugins.wandb import explain, wandb_config
@@ -498,6 +500,11 @@ def explain(
             active = current_active()
             if schema == "run" and active is not None:
                 own_run, own_run_shared = active.identity, not active.owner
+    if task is not None and not isinstance(task, Layer):
+        # A decorated task carries its decorator's layers on its function (see @wandb_init).
+        from ._decorated import task_layers
+
+        task = task_layers(task).get(schema)
     resolved = resolve(schema, task=task, context=context)
     model = RUN if schema == "run" else SWEEP
     rows = []

@@ -74,7 +74,7 @@ class OfflineRunFormatError(ValueError):
     """A file is not a wandb transaction log this reader understands.
 
     Example:
-        >>> from flyteplugins.wandb._offline import OfflineRunFormatError
+        >>> from flyteplugins.wandb import OfflineRunFormatError
         >>> issubclass(OfflineRunFormatError, ValueError)
         True
     """
@@ -88,6 +88,7 @@ class OfflineArtifact:
     referenced URI (empty for a file stored in the artifact itself).
 
     Example:
+        >>> from flyteplugins.wandb import OfflineArtifact
         >>> refs = (("m", "s3://b/m", "s3://b/m", 0),)
         >>> OfflineArtifact("m-1", "flyte-file", "d", ("latest",), {}, refs).uris
         ['s3://b/m']
@@ -151,7 +152,7 @@ class OfflineRun:
 
     Example:
         >>> from pathlib import Path
-        >>> from flyteplugins.wandb._offline import OfflineRun
+        >>> from flyteplugins.wandb import OfflineRun
         >>> run = OfflineRun(path=Path("."), run_id="abc", history=[{"loss": 1.0}, {"acc": 0.5}])
         >>> run.column("loss"), run.finished
         ([1.0], False)

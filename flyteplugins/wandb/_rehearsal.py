@@ -30,6 +30,9 @@ __all__ = ["declared_env_vars", "plan_environment_warnings", "warn_environment",
 local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
 
 _ENV_ORIGIN = "env "
+# Settings a local run may take from the shell without misleading about a cluster: see
+# plan_environment_warnings.
+_LOCAL_CHOICES = frozenset({"mode"})
 _warned_lock = threading.Lock()
 _warned: set[str] = set()
 
@@ -59,7 +62,12 @@ def declared_env_vars(task: Any) -> frozenset[str]:
 def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> tuple[str, ...]:
     """The settings a local run takes from this process's environment that the task does not declare.
 
-    Each message names the setting, the variable and the fix. Pure.
+    Each message is one line naming the setting, the variable and the fix. Pure.
+
+    ``mode`` is left out: ``WANDB_MODE=offline`` (or ``disabled``) in the shell is how a local run
+    is rehearsed without an account, as the quickstart suggests, and on a cluster the mode is
+    meant to differ (online, with the API key as a secret). It decides whether the run is sent,
+    not where it lands, so the run and its link agree either way.
 
     Example:
         >>> import os
@@ -68,7 +76,7 @@ def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> t
         >>> resolved = resolve("run", context={}, use_current_context=False)
         >>> del os.environ["WANDB_PROJECT"]
         >>> print(plan_environment_warnings(resolved, frozenset())[0])  # doctest: +ELLIPSIS
-        W&B setting project='from-shell' comes from WANDB_PROJECT in this process's environment...
+        W&B project='from-shell' comes from WANDB_PROJECT in this shell, which a cluster task does not get...
         >>> plan_environment_warnings(resolved, frozenset({"WANDB_PROJECT"}))
         ()
     """
@@ -79,13 +87,12 @@ def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> t
         origin = resolved.origin(name) or ""
         # "env WANDB_BASE_URL (web address derived from it)": the variable is the first word.
         variable = origin[len(_ENV_ORIGIN) :].split(" ", 1)[0] if origin.startswith(_ENV_ORIGIN) else ""
-        if not variable or variable in declared:
+        if not variable or variable in declared or name in _LOCAL_CHOICES:
             continue
         messages.append(
-            f"W&B setting {name}={resolved.get(name)!r} comes from {variable} in this process's "
-            "environment: a local run sees it, but on a cluster the task's container has only the "
-            f"variables its TaskEnvironment declares. Add {variable} to TaskEnvironment(env_vars=...) "
-            "or pass the setting with wandb_config(...) or @wandb_init(...)"
+            f"W&B {name}={resolved.get(name)!r} comes from {variable} in this shell, which a cluster "
+            f"task does not get: add {variable} to TaskEnvironment(env_vars=...), or set {name} "
+            "with wandb_config(...) or @wandb_init(...)"
         )
     return tuple(messages)
 

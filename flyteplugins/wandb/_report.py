@@ -569,42 +569,39 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
 def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
     """Where ``flyte wandb report`` writes a run's page by default: ``wandb-report-<run id>.html``.
 
+    The run id is the folder's; a folder not named after its run (``wandb/latest-run``, a link
+    to the newest run's folder) is named after the run its log records.
+
     Example:
         >>> report_output_path("wandb/offline-run-20250101_120000-abc").name
         'wandb-report-abc.html'
     """
     from ._offline import _RUN_DIR
 
-    name = Path(run_dir).name
-    match = _RUN_DIR.match(name)
-    return Path(f"wandb-report-{match.group('rest') if match else name}.html")
+    path = Path(run_dir)
+    # The log's name (run-<id>.wandb) is the run's; the folder's may carry a suffix or be a link.
+    logs = sorted(path.glob("run-*.wandb")) if path.is_dir() else []
+    if logs:
+        run_id = logs[0].name.removeprefix("run-").removesuffix(".wandb")
+    else:
+        match = _RUN_DIR.match(path.name)
+        run_id = match.group("rest") if match else path.name
+    return Path(f"wandb-report-{run_id}.html")
 
 
 def locate_run_dirs(target: str) -> list[Path]:
     """The run directories ``flyte wandb report TARGET`` means, oldest first.
 
-    ``target`` is a run directory, its ``run-<id>.wandb`` file, or a run id looked up in the
-    local wandb folders (the configured ``dir``, ``WANDB_DIR``, the working directory). A run id
-    can have several directories: a resumed run, or several writers of one run.
+    See :func:`~flyteplugins.wandb._download_local.locate_run_dirs` (the one lookup, shared with
+    :func:`~flyteplugins.wandb.read_wandb_run`).
 
     Example:
         >>> locate_run_dirs("no-such-run-id")
         []
     """
-    path = Path(target).expanduser()
-    if path.is_file() and path.suffix == ".wandb":
-        return [path.parent]
-    if path.is_dir():
-        from ._offline import find_offline_run_dirs
+    from ._download_local import locate_run_dirs as locate
 
-        found = find_offline_run_dirs(path)
-        if any(p.resolve() == path.resolve() for p in found) or list(path.glob("run-*.wandb")):
-            return [path]
-        # A folder holding runs (``wandb/``): only when it holds exactly one is the choice clear.
-        return found if len(found) == 1 else []
-    from ._download_local import find_local_run_dirs
-
-    return find_local_run_dirs(target)
+    return locate(target)
 
 
 def _configured_url(run: Any) -> str | None:

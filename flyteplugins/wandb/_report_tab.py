@@ -34,7 +34,7 @@ from typing import Any
 from ._compat import next_local_step
 from ._report import TAB_NAME, ReportContext, TaskSteps
 
-__all__ = ["ReportTab", "begin_tab", "shared_steps"]
+__all__ = ["ReportTab", "begin_tab", "has_tab", "shared_steps"]
 
 logger = logging.getLogger("flyteplugins.wandb")
 
@@ -49,6 +49,8 @@ _steps: dict[str, list[TaskSteps]] = {}
 # The runs whose owner writes a tab: only tasks writing into one of them note their steps (asking
 # wandb for a run's step is a round trip to its service, which every other task is spared).
 _tabbed: set[str] = set()
+# The runs whose owner writes a tab, until it is written (the end of the task says where it is).
+_owner_tabs: set[str] = set()
 
 
 def shared_steps(run_id: str) -> tuple[TaskSteps, ...]:
@@ -60,6 +62,17 @@ def shared_steps(run_id: str) -> tuple[TaskSteps, ...]:
     """
     with _steps_lock:
         return tuple(_steps.get(run_id, ()))
+
+
+def has_tab(run_id: str) -> bool:
+    """Whether the task that owns ``run_id`` writes its report tab here (declared with ``report=True``).
+
+    Example:
+        >>> has_tab("no-such-run")
+        False
+    """
+    with _steps_lock:
+        return run_id in _owner_tabs
 
 
 def _step(run: Any) -> int | None:
@@ -118,9 +131,15 @@ class ReportTab:
         notes = ("The task failed; the page shows what its run recorded until then.",) if failed else ()
         return ReportContext(url=self.url, task=self.task, notes=notes, task_steps=task_steps)
 
+    def _written(self) -> None:
+        if self.enabled and self.owner:
+            with _steps_lock:
+                _owner_tabs.discard(self.run_id)
+
     def write(self, failed: bool) -> None:
         """Render the tab and flush the report (from synchronous tasks)."""
         task_steps = self._taken()
+        self._written()
         if not self.enabled:
             return
         html_text = self._render_safely(failed, task_steps)
@@ -137,6 +156,7 @@ class ReportTab:
     async def write_async(self, failed: bool) -> None:
         """Render the tab (in a worker thread) and flush the report (from async tasks)."""
         task_steps = self._taken()
+        self._written()
         if not self.enabled:
             return
         html_text = await asyncio.to_thread(self._render_safely, failed, task_steps)
@@ -243,6 +263,7 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
         if enabled and active.owner:
             with _steps_lock:
                 _tabbed.add(identity.id)
+                _owner_tabs.add(identity.id)
         if enabled and active.owner and run_dir is not None:
             from ._report_follow import Follower
 

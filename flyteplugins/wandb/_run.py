@@ -573,6 +573,10 @@ class RunScope:
                 run_dir,
                 run_dir,
             )
+        if active.owner and not preempting:
+            from ._results import announce_results
+
+            announce_results(active, self.remote)
 
 
 def scope_for_task(

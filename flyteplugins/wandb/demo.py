@@ -23,6 +23,9 @@ how to upload the runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import math
 import os
 import secrets
@@ -36,14 +39,16 @@ from typing import Any, TextIO
 import flyte
 from flyte.io import File
 
-from ._compat import tracked_actions
-from ._config import wandb_config
-from ._decorators import wandb_init
-from ._layers import LayerKind, explain, resolve
-from ._link import Wandb
-from ._offline import find_offline_run_dirs, read_offline_run
-from ._run import get_wandb_run
-from ._settings import preserved_environ
+# Only the public API, as in any user's code.
+from flyteplugins.wandb import (
+    Wandb,
+    WandbRunError,
+    explain,
+    get_wandb_run,
+    read_wandb_run,
+    wandb_config,
+    wandb_init,
+)
 
 __all__ = ["DEMO_DIR", "DEMO_ENTITY", "DEMO_PROJECT", "TaskRow", "main", "pipeline", "run_demo"]
 
@@ -59,45 +64,44 @@ task: Callable[[Callable[..., Any]], Any] = env.task
 report_task: Callable[[Callable[..., Any]], Any] = env.task(report=True)
 
 
-def _log(metrics: Mapping[str, float]) -> str:
-    """Log to the task's run and return the run's id ("" when W&B is disabled)."""
+def _log(metrics: Mapping[str, float]) -> dict[str, str]:
+    """Log to the task's run; say which Flyte action this is and which run it wrote to ("" if none)."""
     run = get_wandb_run()
-    if run is None:
-        return ""
-    run.log(dict(metrics))
-    return str(run.id)
+    if run is not None:
+        run.log(dict(metrics))
+    return {"action": flyte.ctx().action.name, "run_id": str(run.id) if run is not None else ""}
 
 
 @wandb_init
 @task
-async def prepare_data(rows: int) -> str:
+async def prepare_data(rows: int) -> dict[str, str]:
     """``auto`` (the default): writes into the parent's run."""
     return _log({"data/rows": rows, "data/features": 16, "data/missing_fraction": 0.02})
 
 
 @wandb_init(run_mode="new", job_type="train")
 @report_task
-async def train(learning_rate: float, epochs: int) -> str:
+async def train(learning_rate: float, epochs: int) -> dict[str, str]:
     """``new``: a run of its own, with a short loss curve."""
-    run_id = ""
+    done: dict[str, str] = {}
     for epoch in range(epochs):
         loss = 2.0 * math.exp(-learning_rate * 8 * (epoch + 1)) + 0.05
-        run_id = _log(
+        done = _log(
             {"train/loss": round(loss, 4), "train/epoch": epoch, "train/learning_rate": learning_rate}
         )
-    return run_id
+    return done
 
 
 @wandb_init
 @task
-async def evaluate(threshold: float) -> str:
+async def evaluate(threshold: float) -> dict[str, str]:
     """Plain ``@wandb_init``: its run mode comes from the ``wandb_config`` block it is called in."""
     return _log({"eval/accuracy": 0.91, "eval/f1": 0.88, "eval/threshold": threshold})
 
 
 @wandb_init(run_mode="shared")
 @task
-async def report() -> str:
+async def report() -> dict[str, str]:
     """``shared``: must write into the parent's run (an error if there were none)."""
     return _log({"report/tasks_done": 4})
 
@@ -113,8 +117,11 @@ async def export_model(epochs: int) -> File:
 
 @wandb_init
 @report_task
-async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5) -> str:
+async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5) -> list[dict[str, str]]:
     """The parent task: starts the workflow's run and calls the children.
+
+    Returns what each task did (for the demo's table): its action, the run it wrote to and, for
+    the children, the ``custom_context`` they were called with.
 
     Example:
         ```python
@@ -122,28 +129,36 @@ async def pipeline(rows: int = 1000, learning_rate: float = 0.1, epochs: int = 5
         flyte.with_runcontext(mode="local", custom_context=wandb_config(project="p")).run(pipeline)
         ```
     """
-    run_id = _log({"pipeline/rows_requested": rows})
-    await prepare_data(rows)
-    await train(learning_rate, epochs)
+    own = _log({"pipeline/rows_requested": rows})
+    done = [{"task": "pipeline", **own}]
+
+    async def call(child: Any, *args: Any) -> None:
+        # The context a child gets is the parent's at the call: Flyte renders its link with it.
+        context = json.dumps(dict(flyte.ctx().custom_context))
+        out = await child(*args)
+        done.append({"task": child.short_name, "parent": own["action"], "context": context, **out})
+
+    await call(prepare_data, rows)
+    await call(train, learning_rate, epochs)
     # Only the children called inside the block get a run of their own, tagged "eval".
     with wandb_config(run_mode="new", tags=["eval"]):
-        await evaluate(0.5)
-    await report()
+        await call(evaluate, 0.5)
+    await call(report)
     await export_model(epochs)
-    return run_id
+    return done
 
 
-_TASKS = {t.name: t for t in (pipeline, prepare_data, train, evaluate, report)}
+_TASKS = {t.short_name: t for t in (pipeline, prepare_data, train, evaluate, report)}
 
-# Short names for the layer a run mode came from, for the table.
-_SOURCE = {
-    "default": "default",
-    "file": "config file",
-    "env": "environment",
-    "parent": "wandb_config",
-    "block": "wandb_config",
-    "task": "@wandb_init",
-}
+# Short names for where a run mode came from (the start of explain()'s "from"), for the table.
+_SOURCE = (
+    ("default", "default"),
+    ("file ", "config file"),
+    ("env ", "environment"),
+    ("custom_context", "wandb_config"),
+    ("wandb_config", "wandb_config"),
+    ("@wandb_init", "@wandb_init"),
+)
 
 
 @dataclass(frozen=True)
@@ -170,49 +185,56 @@ class TaskRow:
 @contextmanager
 def _demo_environment(wandb_dir: Path) -> Iterator[None]:
     """Offline, quiet W&B writing under ``wandb_dir``; the caller's environment is restored after."""
-    with preserved_environ("WANDB_MODE", "WANDB_SILENT", "WANDB_DIR"):
+    names = ("WANDB_MODE", "WANDB_SILENT", "WANDB_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    try:
         # A user who asked for another mode (online, disabled) gets it; everyone else needs no account.
         os.environ["WANDB_MODE"] = os.environ.get("WANDB_MODE") or "offline"
         os.environ["WANDB_SILENT"] = "true"
         os.environ["WANDB_DIR"] = str(wandb_dir)
         yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
-def _find_run_dirs(wandb_dir: Path, run_id: str) -> tuple[Path, ...]:
+def _find_run_dirs(run_id: str) -> tuple[Path, ...]:
+    """The run's folder, read back once its log is complete (``read_wandb_run`` waits for that)."""
     if not run_id:
         return ()
-    return tuple(find_offline_run_dirs(wandb_dir / "wandb", run_id))
+    try:
+        return (read_wandb_run(run_id, wait=10.0).path,)
+    except WandbRunError:  # nothing written (W&B online without a server, ...)
+        return ()
 
 
-def _output_of(outputs: Any) -> str:
-    if isinstance(outputs, Mapping) and len(outputs) == 1:
-        outputs = next(iter(outputs.values()))
-    return outputs if isinstance(outputs, str) else ""
+def _source(origin: str | None) -> str:
+    return next((short for prefix, short in _SOURCE if (origin or "default").startswith(prefix)), str(origin))
 
 
-def _rows(tracker: Any, wandb_dir: Path) -> list[TaskRow]:
+def _rows(done: Sequence[Mapping[str, str]], run_name: str, run_context: Mapping[str, str]) -> list[TaskRow]:
     rows = []
-    for action, node in tracked_actions(tracker):
-        flyte_task = _TASKS.get(node.task_name)
-        if flyte_task is None:  # e.g. Flyte's own group nodes
-            continue
+    for entry in done:
+        flyte_task = _TASKS[entry["task"]]
+        context = json.loads(entry["context"]) if "context" in entry else dict(run_context)
         link_obj = next(link for link in flyte_task.links if isinstance(link, Wandb))
-        context = dict(node.context or {})
         # The same resolution the task's run start used, with the context the task received.
-        resolved = resolve("run", task=link_obj._layer, context=context, use_current_context=False)
-        kind: LayerKind | None = resolved.kind_of("run_mode")
-        links = dict(node.log_links or [])
-        run_id = _output_of(node.outputs)
+        run_mode = next(f for f in explain(task=flyte_task, context=context) if f.name == "run_mode")
+        # The link as Flyte renders it, from the same inputs.
+        link = link_obj.get_link(run_name, "", "", context, entry.get("parent", ""), entry["action"], "")
         rows.append(
             TaskRow(
-                task=node.task_name.rsplit(".", 1)[-1],
-                action=action,
-                parent_action=node.parent_id,
-                run_mode=str(resolved.get("run_mode")),
-                run_mode_source=_SOURCE.get(kind or "default", str(kind)),
-                run_id=run_id,
-                link=links.get(link_obj.name, ""),
-                run_dirs=_find_run_dirs(wandb_dir, run_id),
+                task=entry["task"],
+                action=entry["action"],
+                parent_action=entry.get("parent"),
+                run_mode=str(run_mode.value),
+                run_mode_source=_source(run_mode.origin),
+                run_id=entry["run_id"],
+                link=link,
+                run_dirs=_find_run_dirs(entry["run_id"]),
             )
         )
     return rows
@@ -293,7 +315,7 @@ def _lineage_report(rows: Sequence[TaskRow], out: TextIO) -> None:
     owner = next((r for r in rows if r.task == "pipeline" and r.run_dirs), None)
     if owner is None:
         return
-    run = read_offline_run(owner.run_dirs[0], wait=10)
+    run = read_wandb_run(owner.run_dirs[0], wait=10)
     _heading("Lineage: what the pipeline's W&B run records about Flyte", out)
     print(f"notes:  {run.notes}", file=out)
     for key in sorted(k for k in run.config if k == "flyte" or k.startswith("flyte/")):
@@ -308,27 +330,46 @@ def _lineage_report(rows: Sequence[TaskRow], out: TextIO) -> None:
         print(f"    metadata:   {artifact.metadata}", file=out)
 
 
-def _report_pages(rows: Sequence[TaskRow], flyte_run_dir: str | None, wandb_dir: Path, out: TextIO) -> None:
-    """Where the tasks' Flyte reports (W&B tab) are; one page per run, as ``flyte wandb report``."""
-    from ._report import charts_available, write_report
+def _flyte_wandb(*args: str) -> tuple[int, str]:
+    """``flyte wandb ARGS...`` run in this process: the command Flyte's CLI finds by its entry point."""
+    from importlib.metadata import entry_points
 
+    commands = entry_points(group="flyte.plugins.cli.commands", name="wandb")
+    if not commands:
+        return 1, "the flyte wandb command is not installed (pip install flyteplugins-wandb)"
+    (command,) = commands
+    said = io.StringIO()
+    code: Any = 0
+    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+        try:
+            command.load().main(list(args), prog_name="flyte wandb", standalone_mode=False)
+        except SystemExit as exc:
+            code = exc.code
+    return (code if isinstance(code, int) else 1), said.getvalue().strip()
+
+
+def _report_pages(rows: Sequence[TaskRow], flyte_run_dir: str | None, wandb_dir: Path, out: TextIO) -> None:
+    """Where the tasks' Flyte reports (W&B tab) are; one page per run, written by ``flyte wandb report``."""
     _heading("Charts of the runs: report pages", out)
     reports = sorted(Path(flyte_run_dir).rglob("report.html")) if flyte_run_dir else []
     if reports:
         print("The Flyte reports of the tasks declared with report=True (tab 'Weights & Biases'):", file=out)
         for path in reports:
             print(f"  {_shown_path(path)}", file=out)
-    if not charts_available():
-        print("Charts need the drawing library pygal: pip install 'flyteplugins-wandb[report]'", file=out)
-        return
-    print("One page per run, as `flyte wandb report RUN_DIR` writes it:", file=out)
     written: list[Path] = []
     for row in rows:
-        if row.run_dirs and row.run_dirs[-1] not in written:
-            written.append(row.run_dirs[-1])
-            target = wandb_dir / "reports" / f"wandb-report-{row.run_id}.html"
-            page = write_report(row.run_dirs, target, wait=10.0)
-            print(f"  {_shown_path(page)}", file=out)
+        if not row.run_dirs or row.run_dirs[-1] in written:
+            continue
+        if not written:
+            print("One page per run, as `flyte wandb report RUN_ID` writes it:", file=out)
+        written.append(row.run_dirs[-1])
+        target = wandb_dir / "reports" / f"wandb-report-{row.run_id}.html"
+        code, said = _flyte_wandb("report", str(row.run_dirs[-1]), "-o", str(target))
+        if code != 0:
+            # e.g. without the drawing library: the command says how to install it.
+            print(f"  {said.removeprefix('Error: ')}", file=out)
+            return
+        print(f"  {_shown_path(target)}", file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--dir", default=DEMO_DIR, help=f"where W&B writes the runs (default: ./{DEMO_DIR})")
     args = parser.parse_args(argv)
+    flyte.init()  # a local run, with Flyte's local defaults
     try:
         return run_demo(Path(args.dir), sys.stdout)
     except BrokenPipeError:
@@ -358,17 +400,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_demo(wandb_dir: Path, out: TextIO) -> int:
     """Run the demo workflow with W&B writing under ``wandb_dir`` and print the report to ``out``.
 
+    Flyte must have been initialised (``flyte.init()``), as :func:`main` does.
+
     Example:
         ```python
         import sys
         from pathlib import Path
+
+        import flyte
         from flyteplugins.wandb.demo import run_demo
 
+        flyte.init()
         run_demo(Path(".wandb-demo"), sys.stdout)
         ```
     """
-    from ._compat import action_tracker, flyte_initialized
-
     wandb_dir = wandb_dir.expanduser().resolve()
     wandb_dir.mkdir(parents=True, exist_ok=True)
     # `dir` (a wandb.init argument) as well as WANDB_DIR: wandb reads WANDB_DIR only the first time
@@ -382,17 +427,15 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         )
         print(f"flyte-wandb demo: local Flyte run {run_name!r}, W&B in {mode} mode", file=out)
         print(f"W&B files go to {_shown_path(wandb_dir)}/", file=out)
-        if not flyte_initialized():
-            flyte.init()
-        tracker = action_tracker()
         try:
-            flyte_run = flyte.with_runcontext(
-                mode="local", name=run_name, custom_context=dict(context), _tracker=tracker
-            ).run(pipeline)
+            flyte_run = flyte.with_runcontext(mode="local", name=run_name, custom_context=dict(context)).run(
+                pipeline
+            )
+            done = flyte_run.outputs()[0]
         except Exception as exc:
             print(f"The demo workflow failed: {type(exc).__name__}: {exc}", file=out)
             return 1
-        rows = _rows(tracker, wandb_dir)
+        rows = _rows(done, run_name, context)
         _report(rows, context, wandb_dir, out)
         _report_pages(rows, getattr(flyte_run, "url", None), wandb_dir, out)
     return 0
