@@ -35,6 +35,7 @@ from ._report import (
     REPORT_EXTRA_HINT,
     cell_text,
     charts_available,
+    configured_url,
     format_number,
     notes_list,
     render_page,
@@ -42,7 +43,13 @@ from ._report import (
     strip_svg_scripts,
 )
 
-__all__ = ["PALETTE", "comparison_output_path", "render_comparison", "write_comparison"]
+__all__ = [
+    "PALETTE",
+    "compare_run_dirs",
+    "comparison_output_path",
+    "render_comparison",
+    "write_comparison",
+]
 
 #: One colour per drawn run (20 runs at most by default), readable on light and dark backgrounds.
 PALETTE = (
@@ -347,9 +354,51 @@ def write_comparison(
         >>> write_comparison([digest_run(a), digest_run(b)], Path("compare.html"))  # doctest: +SKIP
         PosixPath('compare.html')
     """
-    comparison = plan_comparison(digests, missing, objective)
+    return _write(plan_comparison(digests, missing, objective), digests, output)
+
+
+def _write(comparison: Comparison, digests: Sequence[RunDigest], output: Path | None) -> Path:
     target = output or comparison_output_path(digests)
     target.parent.mkdir(parents=True, exist_ok=True)
-    title = f"W&B: {len(digests)} runs compared"
+    title = f"W&B: {len(comparison.rows)} runs compared"
     target.write_text(render_page(render_comparison(comparison), title), encoding="utf-8")
     return target
+
+
+def compare_run_dirs(
+    targets: Sequence[tuple[str, Sequence[Path]]], output: Path | None = None
+) -> tuple[Path, Comparison]:
+    """Write the comparison page of local runs: ``(target, its run directories)`` each, as given.
+
+    A run with several local directories (a resumed run, or one per writer) is compared by its
+    newest one, and says so. A run whose log cannot be read is a row that says why, not an error.
+    Returns where the page was written and what it shows.
+
+    Example:
+        >>> compare_run_dirs([("abc", [Path("wandb/offline-run-x-abc")]),
+        ...                   ("def", [Path("wandb/offline-run-x-def")])])  # doctest: +SKIP
+        (PosixPath('wandb-compare-abc-2-runs.html'), Comparison(...))
+    """
+    from dataclasses import replace
+
+    from ._digest import digest_run
+
+    digests: list[RunDigest] = []
+    missing: list[MissingRun] = []
+    for target, run_dirs in targets:
+        run_dir = run_dirs[-1]
+        try:
+            digest = digest_run(run_dir)
+        except (OSError, ValueError) as exc:
+            missing.append(MissingRun(None, target, f"its log could not be read: {exc}"))
+            continue
+        url = configured_url(digest)
+        notes = digest.notes
+        if len(run_dirs) > 1:
+            notes = (
+                *notes,
+                f"{len(run_dirs)} local directories (resumed, or one per writer); compared: {run_dir.name}",
+            )
+        digests.append(replace(digest, url=url, notes=notes))
+    comparison = plan_comparison(digests, missing)
+    return _write(comparison, digests, output), comparison
