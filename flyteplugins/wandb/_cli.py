@@ -234,7 +234,7 @@ def demo_command(wandb_dir: str) -> None:
     type=click.Path(dir_okay=False, writable=True),
     default=None,
     help="Where to write the page (default: wandb-report-<run id>.html, or for several runs "
-    "wandb-compare-<first run id>-<n>-runs.html, here).",
+    "wandb-compare-<n>-runs-<hash>.html, here).",
 )
 def report_command(targets: tuple[str, ...], output: str | None) -> None:
     """Write local runs' charts as one HTML page (no Flyte, no W&B server).

@@ -191,6 +191,11 @@ def _series_filter(chart: ComparisonChart) -> Any:
 
     def apply(svg: Any) -> Any:
         svg = strip_svg_scripts(svg)
+        for parent in list(svg.iter()):
+            for group in list(parent):
+                classes = str(group.get("class", ""))
+                if "series" in classes.split() and len(group) == 0:
+                    parent.remove(group)  # the overlay's empty copies of the series
         for group in list(svg.iter(f"{_SVG}g")) + list(svg.iter("g")):
             classes = str(group.get("class", ""))
             match = re.search(r"\bserie-(\d+)\b", classes)
@@ -328,14 +333,19 @@ def render_comparison(
 
 
 def comparison_output_path(digests: Sequence[RunDigest]) -> Path:
-    """Where ``flyte wandb report RUN RUN ...`` writes by default: ``wandb-compare-<first id>-<n>.html``.
+    """Where ``flyte wandb report RUN RUN ...`` writes by default: ``wandb-compare-<n>-runs-<hash>.html``.
+
+    The hash is of the run ids, in order: the same runs give the same file name (run ids of local
+    Flyte runs are 60 characters and more, too long to join into a name).
 
     Example:
         >>> comparison_output_path([RunDigest("abc"), RunDigest("def")]).name
-        'wandb-compare-abc-2-runs.html'
+        'wandb-compare-2-runs-487b1975d9.html'
     """
-    first = re.sub(r"[^A-Za-z0-9_.-]", "_", digests[0].run_id)[:40] if digests else "none"
-    return Path(f"wandb-compare-{first}-{len(digests)}-runs.html")
+    ids = "\0".join(digest.run_id for digest in digests).encode()
+    return Path(
+        f"wandb-compare-{len(digests)}-runs-{hashlib.sha1(ids, usedforsecurity=False).hexdigest()[:10]}.html"
+    )
 
 
 def write_comparison(
