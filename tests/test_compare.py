@@ -119,6 +119,18 @@ def test_a_given_objective_wins_over_the_first_shared_metric() -> None:
     assert comparison.table_metrics[0] == "loss"  # the objective is the first metric column
 
 
+def test_counters_and_x_axes_are_never_the_default_objective() -> None:
+    digests = [
+        child("a", {"epoch": [0, 1], "lr": [0.1, 0.1], "throughput": [5.0, 6.0], "val/f1": [0.2, 0.5]}),
+        child("b", {"epoch": [0, 1], "lr": [0.2, 0.2], "throughput": [9.0, 9.0], "val/f1": [0.3, 0.4]}),
+    ]
+    comparison = plan_comparison(digests)
+    assert comparison.objective == Objective("val/f1", "maximize", "first shared metric")
+    assert comparison.best_run_id == "a"
+    only_counters = plan_comparison([child("a", {"epoch": [1]}), child("b", {"epoch": [2]})])
+    assert only_counters.objective is None and only_counters.best_run_id is None
+
+
 @pytest.mark.parametrize(
     ("metric", "goal"),
     [

@@ -55,7 +55,7 @@ def test_each_child_is_one_labelled_line_per_shared_metric_with_a_legend() -> No
     assert set(figures) == {"train/loss", "val/acc"}
     for svg in figures.values():
         assert len(_series_groups(svg)) == 4
-        assert sorted(re.findall(r"<title>(lr-\d)(?: \(best\))?</title>", svg)) == [
+        assert sorted(re.findall(r"<title>(lr-\d)(?:, best)?</title>", svg)) == [
             "lr-0",
             "lr-1",
             "lr-2",
@@ -72,6 +72,17 @@ def test_each_child_is_one_labelled_line_per_shared_metric_with_a_legend() -> No
     assert all('fw-c0 fw-best">' in svg for svg in figures.values())
     assert "<h4>train</h4>" in page and "<h4>val</h4>" in page
     assert "<script" not in page and "javascript:" not in page
+
+
+def test_lines_and_legend_say_the_inputs_that_tell_the_runs_apart() -> None:
+    digests = [
+        digest(f"r{i}", {"loss": [1.0, 0.1 * (i + 1)]}, inputs={"lr": lr, "epochs": 3})
+        for i, lr in enumerate([0.1, 0.01])
+    ]
+    page = render_comparison(plan_comparison(digests))
+    assert '<li><span class="fw-swatch fw-sw0"></span>r0 <span class="fw-muted">lr=0.1</span>' in page
+    assert "<title>r1 (lr=0.01)</title>" in page and "<title>r0 (lr=0.1), best</title>" in page
+    assert "epochs=" not in page  # the same in every run: not what tells them apart
 
 
 def test_extremes_survive_downsampling_in_the_drawn_lines() -> None:
@@ -110,8 +121,9 @@ def test_hostile_names_values_and_metric_keys_are_escaped() -> None:
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert f"<td>{escaped}</td>" in page  # the task, and the input value
     assert f"<th>input {escaped}</th>" in page
-    assert f"</span>{escaped}</li>" in page  # the legend
+    assert f"</span>{escaped} <span class=\"fw-muted\">" in page  # the legend
     assert "<title>&lt;script&gt;alert" in page  # the line's hover title
+    assert "lr=0.1" in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;=" in page  # legend inputs
     assert 'data-metric="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;/loss"' in page
 
 

@@ -170,15 +170,38 @@ def _summary(comparison: Comparison) -> str:
         text += "No metric to rank the runs by."
     rule = (
         "Shared metrics are those at least two runs logged; a final value is the run's summary value, "
-        "else the last value it logged. Without a declared goal, metrics named like an error (loss, "
-        "error, err, mse, mae, rmse, perplexity, ...) are minimised and others maximised."
+        "else the last value it logged. Without a given objective, the first shared metric named like "
+        "an error or a score is used (counters such as epoch or lr never are); metrics named like an "
+        "error (loss, error, err, mse, mae, rmse, perplexity, ...) are minimised, others maximised."
     )
     return f'<p>{html.escape(text)}</p><p class="fw-muted">{html.escape(rule)}</p>'
 
 
-def _legend(comparison: Comparison) -> str:
+def _distinguishing(comparison: Comparison) -> dict[str, str]:
+    """Each drawn run's differing inputs as short text (``lr=0.1``), to tell the lines apart."""
+    names = comparison.differing_inputs[:3]
+    out: dict[str, str] = {}
+    for row in comparison.drawn_rows:
+        values = dict(row.inputs)
+        parts = [f"{name}={_short(values[name])}" for name in names if name in values]
+        if row.run_id is not None and parts:
+            out[row.run_id] = ", ".join(parts)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 24 else text[:23] + "\u2026"
+
+
+def _legend(comparison: Comparison, details: dict[str, str]) -> str:
     items = "".join(
         f'<li><span class="fw-swatch {_colour_class(row.colour)}"></span>{html.escape(row.label)}'
+        + (
+            f' <span class="fw-muted">{html.escape(details[row.run_id])}</span>'
+            if row.run_id in details
+            else ""
+        )
         + (' <span class="fw-star">&#9733;</span>' if row.best else "")
         + "</li>"
         for row in comparison.drawn_rows
@@ -186,7 +209,7 @@ def _legend(comparison: Comparison) -> str:
     return f'<ul class="fw-legend">{items}</ul>' if items else ""
 
 
-def _series_filter(chart: ComparisonChart) -> Any:
+def _series_filter(chart: ComparisonChart, details: dict[str, str]) -> Any:
     """pygal xml filter: each line gets its run's colour class and a title (hover: the run)."""
 
     def apply(svg: Any) -> Any:
@@ -209,14 +232,15 @@ def _series_filter(chart: ComparisonChart) -> Any:
             group.set("class", classes + extra)
             tag = f"{_SVG}title" if group.tag.startswith(_SVG) else "title"
             title = group.makeelement(tag, {})
-            title.text = line.label + (" (best)" if line.best else "")
+            detail = details.get(line.run_id)
+            title.text = line.label + (f" ({detail})" if detail else "") + (", best" if line.best else "")
             group.insert(0, title)
         return svg
 
     return apply
 
 
-def _chart_svg(chart: ComparisonChart) -> str:
+def _chart_svg(chart: ComparisonChart, details: dict[str, str]) -> str:
     import pygal
 
     plot = pygal.XY(
@@ -241,7 +265,7 @@ def _chart_svg(chart: ComparisonChart) -> str:
         print_values=False,
         no_data_text="no values",
     )
-    plot.add_xml_filter(_series_filter(chart))
+    plot.add_xml_filter(_series_filter(chart, details))
     for line in chart.lines:
         plot.add(line.label, list(zip(line.xs, line.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
@@ -262,7 +286,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _charts(comparison: Comparison, draw: bool) -> str:
+def _charts(comparison: Comparison, draw: bool, details: dict[str, str]) -> str:
     parts: list[str] = []
     for section, charts in comparison.sections():
         parts.append(f"<h4>{html.escape(section)}</h4>")
@@ -279,7 +303,7 @@ def _charts(comparison: Comparison, draw: bool) -> str:
                 f"<figcaption>{html.escape(chart.key)} "
                 f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
             )
-            svg = _chart_svg(chart) if draw else ""
+            svg = _chart_svg(chart, details) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
         parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
@@ -321,8 +345,9 @@ def render_comparison(
         parts.append(f'<p class="fw-muted">Logged by one run only (not compared): {_listing(only)}</p>')
     if comparison.charts:
         parts.append("<h3>Metrics</h3>")
-        parts.append(_legend(comparison))
-        parts.append(_charts(comparison, draw))
+        details = _distinguishing(comparison)
+        parts.append(_legend(comparison, details))
+        parts.append(_charts(comparison, draw, details))
     elif comparison.rows:
         parts.append('<p class="fw-empty">No shared metric to chart.</p>')
     if comparison.charts_left_out:
