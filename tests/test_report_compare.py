@@ -121,7 +121,7 @@ def test_hostile_names_values_and_metric_keys_are_escaped() -> None:
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert f"<td>{escaped}</td>" in page  # the task, and the input value
     assert f"<th>input {escaped}</th>" in page
-    assert f"</span>{escaped} <span class=\"fw-muted\">" in page  # the legend
+    assert f'</span>{escaped} <span class="fw-muted">' in page  # the legend
     assert "<title>&lt;script&gt;alert" in page  # the line's hover title
     assert "lr=0.1" in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;=" in page  # legend inputs
     assert 'data-metric="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;/loss"' in page
