@@ -119,6 +119,22 @@ def test_a_given_objective_wins_over_the_first_shared_metric() -> None:
     assert comparison.table_metrics[0] == "loss"  # the objective is the first metric column
 
 
+def test_a_direction_the_runs_declared_is_the_objective() -> None:
+    from dataclasses import replace
+
+    digests = [child("a", {"acc": [0.9], "val/err": [0.3]}), child("b", {"acc": [0.8], "val/err": [0.1]})]
+    declared = [replace(d, goals={"val/err": "minimize"}) for d in digests]
+    comparison = plan_comparison(declared)
+    assert comparison.objective == Objective("val/err", "minimize", "define_metric summary")
+    assert comparison.best_run_id == "b"
+    # Read back from the digests' JSON, as the parent reads its children's.
+    again = plan_comparison([RunDigest.from_json(d.to_json()) for d in declared])
+    assert again.objective == comparison.objective
+    # A given objective (a sweep's metric) still wins.
+    given = plan_comparison(declared, objective=Objective("acc", "maximize", "sweep metric"))
+    assert given.best_run_id == "a"
+
+
 def test_counters_and_x_axes_are_never_the_default_objective() -> None:
     digests = [
         child("a", {"epoch": [0, 1], "lr": [0.1, 0.1], "throughput": [5.0, 6.0], "val/f1": [0.2, 0.5]}),
@@ -297,3 +313,23 @@ def test_summary_only_metrics_are_compared_in_the_table_not_charted() -> None:
     comparison = plan_comparison(digests)
     assert "best_acc" in comparison.table_metrics
     assert [chart.key for chart in comparison.charts] == ["loss"]
+
+
+def test_directions_declared_with_define_metric_are_read_from_the_log(wandb_root: Path) -> None:
+    import wandb
+
+    from flyteplugins.wandb._digest import digest_run
+    from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+
+    run = wandb.init(project="goals")
+    run.define_metric("val/loss", summary="min")
+    run.define_metric("acc", summary="max")
+    run.define_metric("both", summary="min,max")  # no single direction
+    run.define_metric("plain")
+    run.log({"val/loss": 0.5, "acc": 0.7, "both": 1.0, "plain": 2.0})
+    run.finish()
+    (run_dir,) = find_offline_run_dirs(wandb_root, run.id)
+    assert read_offline_run(run_dir, wait=20).metric_goals == {"val/loss": "minimize", "acc": "maximize"}
+    digest = digest_run(run_dir)
+    assert digest.goals == {"val/loss": "minimize", "acc": "maximize"}
+    assert RunDigest.from_json(digest.to_json()).goals == digest.goals

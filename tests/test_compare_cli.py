@@ -36,6 +36,7 @@ STEPS = 40
 async def fit(lr: float, steps: int) -> str:
     run = get_wandb_run()
     assert run is not None
+    run.define_metric("val/acc", summary="max")  # the runs' objective, as W&B's summary shows it
     for step in range(steps):
         loss = math.exp(-lr * step) + 0.01
         run.log({"train/loss": loss, "val/acc": 1 - loss})
@@ -77,16 +78,18 @@ def test_several_run_ids_compare_what_each_child_logged(wandb_root: Path, tmp_pa
         (run_dir,) = find_offline_run_dirs(wandb_root, run_id)
         logged = read_offline_run(run_dir)
         final_loss = logged.history[-1]["train/loss"]
+        final_acc = logged.history[-1]["val/acc"]
         cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[run_id], flags=re.DOTALL)
         assert cells[1] == html.escape(logged.config["flyte"]["task"])  # the child's task
         assert cells[2] == logged.config["flyte"]["action"]
         assert cells[3] == str(lr)  # the input that differs
         assert cells[4] == "finished"
-        assert float(cells[5]) == pytest.approx(final_loss, rel=1e-3)  # train/loss, the objective
-    # The fastest decay has the lowest final loss: the best row, drawn first.
+        assert float(cells[5]) == pytest.approx(final_acc, rel=1e-3)  # val/acc, the objective, first
+        assert float(cells[6]) == pytest.approx(final_loss, rel=1e-3)
+    # The fastest decay has the highest final accuracy: the best row, drawn first.
     assert re.search(rf'<tr class="fw-best" data-run-id="{run_ids[0]}">', page)
     assert "Same in every run: steps = 40" in page
-    assert page.count("<svg") == 2 and "Objective: train/loss, minimized" in page
+    assert page.count("<svg") == 2 and "Objective: val/acc, maximized (define_metric summary)" in page
 
 
 def test_a_unique_run_id_target_that_is_a_folder_works_too(wandb_root: Path, tmp_path: Path) -> None:

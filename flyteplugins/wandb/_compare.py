@@ -14,8 +14,9 @@ The rules, stated on the page as well:
   mean the same thing by it.
 - **Final value.** The run's summary value when it is a number (NaN and infinities included: a run
   that diverged shows it), else the last finite value it logged.
-- **Objective.** The one given (a sweep's ``metric``), else a goal the runs declared with
-  ``define_metric(name, goal=...)`` or ``summary="min"/"max"`` (when the digests carry one), else
+- **Objective.** The one given (a sweep's ``metric``), else the first shared metric the runs
+  declared a direction for with ``define_metric(name, summary="min")`` (or ``"max"``; ``goal=`` in
+  older wandb releases), else
   the first shared metric (in chart order) with a final value, preferring one whose name says what
   it measures (:func:`objective_candidates`: an error such as ``loss``, or a score such as
   ``accuracy``) and never a counter (``epoch``, ``step``, ``lr``, ...) or an x axis; it is minimised
@@ -425,15 +426,16 @@ def _inputs(digests: Sequence[RunDigest]) -> tuple[tuple[str, ...], tuple[tuple[
 
 
 def _declared_objective(digests: Sequence[RunDigest], metrics: Sequence[str]) -> Objective | None:
-    """A goal the runs declared for a shared metric (``RunDigest.goals``, when the digests carry it)."""
-    for digest in digests:
-        goals = getattr(digest, "goals", None)
-        if not isinstance(goals, Mapping):
-            continue
-        for metric in metrics:
-            goal = goals.get(metric)
-            if goal in ("minimize", "maximize"):
-                return Objective(metric, goal, "define_metric summary")
+    """The first shared metric (chart order) a run declared a direction for (``RunDigest.goals``).
+
+    When runs disagree on a metric's direction, the most runs win (a tie: minimised).
+    """
+    for metric in metrics:
+        votes = [digest.goals.get(metric) for digest in digests]
+        lower, higher = votes.count("minimize"), votes.count("maximize")
+        if lower or higher:
+            goal: Goal = "minimize" if lower >= higher else "maximize"
+            return Objective(metric, goal, "define_metric summary")
     return None
 
 

@@ -170,8 +170,9 @@ def _summary(comparison: Comparison) -> str:
         text += "No metric to rank the runs by."
     rule = (
         "Shared metrics are those at least two runs logged; a final value is the run's summary value, "
-        "else the last value it logged. Without a given objective, the first shared metric named like "
-        "an error or a score is used (counters such as epoch or lr never are); metrics named like an "
+        "else the last value it logged. Without a given objective, the first shared metric declared with "
+        'define_metric(name, summary="min" or "max") is used, else the first named like an error or a '
+        "score (counters such as epoch or lr never are); metrics named like an "
         "error (loss, error, err, mse, mae, rmse, perplexity, ...) are minimised, others maximised."
     )
     return f'<p>{html.escape(text)}</p><p class="fw-muted">{html.escape(rule)}</p>'
