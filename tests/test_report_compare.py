@@ -213,3 +213,31 @@ def test_a_hundred_children_of_2000_steps_and_5_metrics_stay_under_2_mb(tmp_path
     assert "80 more runs are not drawn" in page
     # Generous under load (2 shared cores); the benchmark measures it properly.
     assert elapsed < 10, elapsed
+
+
+def test_odd_digests_never_fail_the_page() -> None:
+    odd = [
+        RunDigest("a", series=(SeriesDigest("m", "_step", (), ()),), summary={"m": "NaN", "n": None}),
+        RunDigest(
+            "b",
+            series=(SeriesDigest("m", "_step", (0.0,), (1e308,), last=1e308, logged=1),),
+            summary={"m": 1e308},
+        ),
+        RunDigest(
+            "c",
+            series=(SeriesDigest("m", "_step", (0.0, 0.0, 0.0), (-1e308, 5.0, 1e-300), logged=3),),
+            inputs={"x": {"a": [1, None]}, "y": None},
+        ),
+        RunDigest(
+            "d",
+            series=(SeriesDigest("m", "epoch", (5.0, 1.0), (1.0, 2.0), logged=2),),
+            inputs={"x": math.nan},
+        ),
+        RunDigest("", name="", summary={"m": True, "k": 10**400}),
+    ]
+    comparison = plan_comparison(odd, [MissingRun(None, None, "")])
+    page = render_comparison(comparison)
+    # A range beyond any float cannot be scaled: that chart says so, the rest of the page stands.
+    assert "This chart could not be drawn (OverflowError" in page
+    assert page.count("<tr") == 7 and "The runs chart m against different x axes (_step, epoch)." in page
+    assert comparison.best_run_id == "b"  # the largest finite m; NaN is not ranked

@@ -283,6 +283,15 @@ def _chart_svg(chart: ComparisonChart, details: dict[str, str]) -> str:
     return svg
 
 
+def _drawn(chart: ComparisonChart, details: dict[str, str]) -> str:
+    """The chart's SVG, or a line saying why it could not be drawn: one chart never fails the page."""
+    try:
+        return _chart_svg(chart, details)
+    except Exception as exc:  # pygal on values it cannot scale (a range beyond any float, ...)
+        reason = f"{type(exc).__name__}: {exc}"
+        return f'<p class="fw-muted">This chart could not be drawn ({html.escape(reason)}).</p>'
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
@@ -304,7 +313,7 @@ def _charts(comparison: Comparison, draw: bool, details: dict[str, str]) -> str:
                 f"<figcaption>{html.escape(chart.key)} "
                 f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
             )
-            svg = _chart_svg(chart, details) if draw else ""
+            svg = _drawn(chart, details) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
         parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
