@@ -76,6 +76,12 @@ def _style() -> str:
         ".fw-compare ul.fw-legend{list-style:none;padding:0;margin:6px 0 10px;display:flex;flex-wrap:wrap;"
         "gap:4px 16px;font-size:13px}"
         ".fw-compare tr.fw-best td{background:var(--fw-warn-bg)}"
+        ".fw-compare .fw-scroll{overflow-x:auto;max-width:100%}"
+        ".fw-compare table.fw-compare-table th,.fw-compare table.fw-compare-table td{word-break:normal;"
+        "overflow-wrap:normal;max-width:360px}"
+        ".fw-compare table.fw-compare-table th{white-space:nowrap}"
+        ".fw-compare table.fw-compare-table code{word-break:break-all}"
+        ".fw-compare td.fw-num{white-space:nowrap}"
         ".fw-compare td.fw-num{text-align:right;font-variant-numeric:tabular-nums}"
         ".fw-compare .fw-star{color:var(--fw-warn-border);font-weight:700}"
         f"{colours}</style>"
@@ -145,7 +151,8 @@ def _table(comparison: Comparison) -> str:
         run_attr = f' data-run-id="{html.escape(row.run_id, quote=True)}"' if row.run_id else ""
         css = ' class="fw-best"' if row.best else (' class="fw-missing"' if row.missing else "")
         body.append(f"<tr{css}{run_attr}>{row_cells}</tr>")
-    return f'<table class="fw-compare-table"><tr>{cells}</tr>{"".join(body)}</table>'
+    table = f'<table class="fw-compare-table"><tr>{cells}</tr>{"".join(body)}</table>'
+    return f'<div class="fw-scroll">{table}</div>'
 
 
 def _listing(items: Sequence[str]) -> str:
