@@ -89,6 +89,7 @@ def test_several_run_ids_compare_what_each_child_logged(wandb_root: Path, tmp_pa
     # The fastest decay has the highest final accuracy: the best row, drawn first.
     assert re.search(rf'<tr class="fw-best" data-run-id="{run_ids[0]}">', page)
     assert "Same in every run: steps = 40" in page
+    assert re.search(r"Every run has the same project cmp, .*task compare_cli\.fit\.", page)
     assert page.count("<svg") == 2 and "Objective: val/acc, maximized (define_metric summary)" in page
 
 

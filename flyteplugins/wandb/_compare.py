@@ -284,6 +284,8 @@ class Comparison:
         charts_left_out: shared, logged metrics not charted (the cap on charts).
         max_lines: runs drawn per chart.
         notes: what was skipped and why (plain text).
+        common: what every run has the same (``project``, ``group``, ``job type``, ``parent run``,
+            ``task``), as ``(name, value)`` pairs: a fan-out's children share their parent's run.
 
     Example:
         >>> plan_comparison([]).notes
@@ -302,6 +304,7 @@ class Comparison:
     charts_left_out: tuple[str, ...] = ()
     max_lines: int = DEFAULT_MAX_LINES
     notes: tuple[str, ...] = ()
+    common: tuple[tuple[str, str], ...] = ()
 
     @property
     def drawn_rows(self) -> tuple[ComparisonRow, ...]:
@@ -541,7 +544,27 @@ def plan_comparison(
         charts_left_out=tuple(left_out),
         max_lines=max_lines,
         notes=tuple(notes),
+        common=_common(digests),
     )
+
+
+def _common(digests: Sequence[RunDigest]) -> tuple[tuple[str, str], ...]:
+    """The identity every run shares (with more than one run): project, group, job type, parent run, task."""
+    if len(digests) < 2:
+        return ()
+    fields = (
+        ("project", "project"),
+        ("group", "group"),
+        ("job type", "job_type"),
+        ("parent run", "parent_run_id"),
+        ("task", "task"),
+    )
+    common: list[tuple[str, str]] = []
+    for name, attribute in fields:
+        values = {getattr(digest, attribute) for digest in digests}
+        if len(values) == 1 and (value := values.pop()):
+            common.append((name, str(value)))
+    return tuple(common)
 
 
 def _shared_metrics(digests: Sequence[RunDigest]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:

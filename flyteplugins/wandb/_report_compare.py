@@ -359,6 +359,9 @@ def render_comparison(
     if comparison.rows:
         parts.append(f"<h3>Runs ({len(comparison.rows)})</h3>")
         parts.append(_table(comparison))
+    if comparison.common:
+        shared = ", ".join(f"{name} {value}" for name, value in comparison.common)
+        parts.append(f'<p class="fw-muted">Every run has the same {html.escape(shared)}.</p>')
     if comparison.same_inputs:
         same = [f"{name} = {cell_text(value)}" for name, value in comparison.same_inputs]
         parts.append(f'<p class="fw-muted">Same in every run: {_listing(same)}</p>')
