@@ -88,7 +88,7 @@ def _style() -> str:
         f"{table} th{{white-space:nowrap}}"
         f"{table} code{{word-break:break-all}}"
         f"{at} td.fw-num{{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}}"
-        f"{at} .fw-star{{color:var(--fw-warn-border);font-weight:700}}"
+        f"{at} .fw-star{{color:var(--fw-warn-border);font-weight:700;white-space:nowrap}}"
         f"{colours}</style>"
     )
 
