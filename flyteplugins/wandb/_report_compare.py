@@ -445,8 +445,12 @@ def compare_run_dirs(
 
     digests: list[RunDigest] = []
     missing: list[MissingRun] = []
+    seen: set[Path] = set()
     for target, run_dirs in targets:
         run_dir = run_dirs[-1]
+        if run_dir.resolve() in seen:  # the same run named twice (a folder and its id): one row
+            continue
+        seen.add(run_dir.resolve())
         try:
             digest = digest_run(run_dir)
         except (OSError, ValueError) as exc:
