@@ -107,16 +107,20 @@ def test_hostile_names_values_and_metric_keys_are_escaped() -> None:
             name=HOSTILE,
             task=HOSTILE,
             action='"><img src=x onerror=alert(1)>',
-            inputs={HOSTILE: HOSTILE, "lr": 0.1},
+            inputs={HOSTILE: HOSTILE, "lr": 0.1, "<b>same</b>": "<i>x</i>"},
             url="javascript:alert(1)",
         ),
         digest(
-            "r2", {f"{HOSTILE}/loss": [1.0, 0.4], "ok": [2.0]}, name="fine", inputs={HOSTILE: 1, "lr": 0.2}
+            "r2",
+            {f"{HOSTILE}/loss": [1.0, 0.4], "ok": [2.0]},
+            name="fine",
+            inputs={HOSTILE: 1, "lr": 0.2, "<b>same</b>": "<i>x</i>"},
         ),
     ]
     missing = [MissingRun(HOSTILE, HOSTILE, HOSTILE)]
     page = render_comparison(plan_comparison(digests, missing))
-    assert "<script" not in page and "<img" not in page
+    assert "<script" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
+    assert "Same in every run: &lt;b&gt;same&lt;/b&gt; = &lt;i&gt;x&lt;/i&gt;" in page
     assert "javascript:" not in page and "href=" not in page
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert f"<td>{escaped}</td>" in page  # the task, and the input value
@@ -304,3 +308,14 @@ def test_in_a_real_browser_each_run_has_its_colour_next_to_a_single_run_section(
     # Each run's line in its own colour (more than its legend swatch), none in the single-run blue.
     assert near("#1f77b4") > 150 and near("#ff7f0e") > 150
     assert near("#0b66d6") < 20  # the single-run page's line colour (light theme)
+
+
+def test_inputs_named_like_credentials_are_hidden() -> None:
+    digests = [
+        digest("a", {"loss": [1.0]}, inputs={"api_key": "sk-123456", "lr": 0.1, "db_password": "hunter2"}),
+        digest("b", {"loss": [0.5]}, inputs={"api_key": "sk-654321", "lr": 0.2, "db_password": "hunter2"}),
+    ]
+    page = render_comparison(plan_comparison(digests))
+    assert "sk-123456" not in page and "sk-654321" not in page and "hunter2" not in page
+    assert "<td>&lt;hidden&gt;</td>" in page and "db_password = &lt;hidden&gt;" in page
+    assert "lr=0.1" in page and "api_key=" not in page  # the legend tells runs apart by lr only
