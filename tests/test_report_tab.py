@@ -223,3 +223,70 @@ def test_a_mocked_wandb_init_keeps_the_task_working(
     assert run.outputs()[0] == 0.5
     (page,) = [p for p in _reports(run).values() if "Weights &amp; Biases" in p]
     assert "This run has no local files to read" in page
+
+
+# --- report_tab=False: the task keeps report=True for its own tabs, without the W&B tab ----------
+
+_OWN_TAB = "<p>the task's own tab</p>"
+
+
+def _own_tab_and_log(steps: int) -> float:
+    import flyte.report
+
+    flyte.report.get_tab("Mine").replace(_OWN_TAB)
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return 0.25
+
+
+@wandb_init(project="reports", report_tab=False)
+@env.task(report=True)
+async def tab_off_by_decorator(steps: int) -> float:
+    return _own_tab_and_log(steps)
+
+
+@wandb_init(project="reports")
+@env.task(report=True)
+async def tab_by_layers(steps: int) -> float:
+    return _own_tab_and_log(steps)
+
+
+def _own_page(run: Any, wandb_root: Path) -> str:
+    (page,) = [p.read_text() for p in Path(run.url).rglob("report.html")]
+    # The run itself was recorded as usual; only the tab is left out.
+    assert list(wandb_root.glob("offline-run-*"))
+    return page
+
+
+@pytest.mark.parametrize("layer", ["decorator", "block", "env", "parent context"])
+def test_report_tab_false_leaves_out_only_the_wandb_tab(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch, layer: str
+) -> None:
+    from flyteplugins.wandb import reload_settings, wandb_config
+
+    if not flyte._initialize.is_initialized():
+        flyte.init()
+    if layer == "decorator":
+        run = flyte.with_runcontext(mode="local").run(tab_off_by_decorator, 5)
+    elif layer == "block":
+        with wandb_config(report_tab=False):
+            run = flyte.with_runcontext(mode="local").run(tab_by_layers, 5)
+    elif layer == "env":
+        monkeypatch.setenv("FLYTEPLUGINS_WANDB_REPORT_TAB", "false")
+        reload_settings()
+        run = flyte.with_runcontext(mode="local").run(tab_by_layers, 5)
+    else:
+        context = dict(wandb_config(report_tab=False))
+        assert context == {"wandb_report_tab": "false"}
+        run = flyte.with_runcontext(mode="local", custom_context=context).run(tab_by_layers, 5)
+    assert run.outputs()[0] == 0.25
+    page = _own_page(run, wandb_root)
+    assert _OWN_TAB in page
+    assert "Weights &amp; Biases" not in page and "fw-report" not in page
+
+
+def test_the_tab_is_there_by_default_next_to_the_tasks_own(wandb_root: Path) -> None:
+    # The same task as above, nothing turned off: both tabs (so the test above can fail).
+    page = _own_page(_run(tab_by_layers, 5), wandb_root)
+    assert _OWN_TAB in page and _TAB_NAV in page and '<figure data-metric="loss">' in page

@@ -55,6 +55,7 @@ ENV_VAR = {
     "download_logs": "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS",
     "log_inputs": "FLYTEPLUGINS_WANDB_LOG_INPUTS",
     "log_outputs": "FLYTEPLUGINS_WANDB_LOG_OUTPUTS",
+    "report_tab": "FLYTEPLUGINS_WANDB_REPORT_TAB",
     "timeout": "FLYTEPLUGINS_WANDB_TIMEOUT",
 }
 DEFAULTS = {
@@ -63,6 +64,7 @@ DEFAULTS = {
     "download_logs": False,
     "log_inputs": True,
     "log_outputs": False,
+    "report_tab": True,
     "timeout": 30.0,
 }
 
@@ -143,6 +145,14 @@ VALUES: dict[str, dict[str, Any]] = {
         "parent": False,
         "block": ("n", "o"),
         "task": True,
+    },
+    "report_tab": {
+        "default": True,
+        "file": False,
+        "env": True,
+        "parent": False,
+        "block": True,
+        "task": False,
     },
     "timeout": {"default": 30.0, "file": 11.0, "env": 12.5, "parent": 13.0, "block": 14.0, "task": 15.0},
 }
@@ -332,6 +342,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "true",
         "FLYTEPLUGINS_WANDB_LOG_INPUTS": "lr, epochs",
         "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "false",
+        "FLYTEPLUGINS_WANDB_REPORT_TAB": "false",
         "FLYTEPLUGINS_WANDB_TIMEOUT": "12.5",
         "WANDB_BASE_URL": "https://api.company.com",
     }
@@ -353,6 +364,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "download_logs": True,
         "log_inputs": ("lr", "epochs"),
         "log_outputs": False,
+        "report_tab": False,
         "timeout": 12.5,
         "host": "https://app.company.com",
     }
