@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import shutil
@@ -355,3 +356,83 @@ def test_waiting_for_the_exit_record_reads_only_the_logs_end(wandb_root: Path, t
     started = time.monotonic()
     assert not read_when_finished(copy, wait=0.3).run.finished
     assert time.monotonic() - started < 5
+
+
+def _x_tick_labels(svg: str) -> list[str]:
+    (axis,) = re.findall(r'<g class="axis x[^"]*">(.*?)</g></g>', svg, flags=re.S)
+    return re.findall(r'<text x="[^"]+" y="[^"]+" class="major">([^<]*)</text>', axis)
+
+
+def _svgs(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<figure data-metric="([^"]+)">.*?(<svg.*?</svg>)', page, flags=re.S))
+
+
+def test_integer_axes_have_whole_number_ticks_and_the_step_metric_is_only_an_axis(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        run.define_metric("epoch")
+        run.define_metric("val/*", step_metric="epoch")
+        for epoch in range(4):
+            run.log({"train/loss": 1.0 / (epoch + 1)})
+            run.log({"val/acc": 0.5 + epoch / 10, "epoch": epoch})
+        for _ in range(1_200):
+            run.log({"long": 1.0})
+
+    history = read_when_finished(make_run(wandb_root, log), wait=10)
+    page = render_report(history)
+    svgs = _svgs(page)
+    # epoch is val/acc's x axis, not a chart; every other metric is one.
+    assert sorted(svgs) == ["long", "train/loss", "val/acc"]
+    assert ">epoch</text>" in svgs["val/acc"] and '<figure data-metric="epoch">' not in page
+    # Whole-number ticks, no duplicates (pygal's own scale gave 0, 0.6, 1.4, 2.2 for epochs 0-3).
+    assert _x_tick_labels(svgs["val/acc"]) == ["0", "1", "2", "3"]
+    for key in ("train/loss", "long"):
+        labels = _x_tick_labels(svgs[key])
+        assert len(labels) >= 2 and len(set(labels)) == len(labels)
+        assert all(re.fullmatch(r"\d+(\.\d+)?k|\d+", label) for label in labels), labels
+    # "long" is logged at steps 8 to 1207.
+    assert _x_tick_labels(svgs["long"]) == ["250", "500", "750", "1000"]
+
+
+def test_values_show_on_hover_as_svg_titles(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        for step in range(3):
+            run.log({"short": [0.5, 0.25, 1.0][step], "long": 1.0})
+        for step in range(3, 2_000):
+            run.log({"long": 1.0 / step})
+
+    page = render_report(read_when_finished(make_run(wandb_root, log), wait=10))
+    svgs = _svgs(page)
+    # A short series: one hover column per point, named by its step and value.
+    hits = re.findall(r'<g class="fw-hits"[^>]*>(.*?)</g>', svgs["short"])
+    assert re.findall(r"<title>([^<]*)</title>", hits[0]) == ["_step 0: 0.5", "_step 1: 0.25", "_step 2: 1"]
+    # A long one: 40 columns, each naming its range of steps and the values drawn there.
+    (hits,) = re.findall(r'<g class="fw-hits"[^>]*>(.*?)</g>', svgs["long"])
+    titles = re.findall(r"<title>([^<]*)</title>", hits)
+    assert len(titles) == 40 and titles[0].startswith("_step 0 to ")
+    assert re.fullmatch(r"_step 19\d\d to 1999: 0\.0005 to 0\.000\d+", titles[-1]), titles[-1]
+    # The columns tile the plot from its left edge to its right edge, without gaps.
+    rects = [(float(x), float(w)) for x, w in re.findall(r'<rect x="([\d.]+)" width="([\d.]+)"', hits)]
+    assert rects[0][0] == 0 and all(abs(a[0] + a[1] - b[0]) < 0.11 for a, b in itertools.pairwise(rects))
+
+
+def test_hover_titles_escape_hostile_axis_names() -> None:
+    from flyteplugins.wandb._chart_model import Chart
+    from flyteplugins.wandb._report import _chart_svg
+
+    hostile = "</title><script>alert('x')</script>"
+    svg = _chart_svg(Chart("m", "Charts", hostile, [0.0, 1.0], [1.0, 2.0], logged=2, skipped=0))
+    assert "<script" not in svg
+    assert "<title>&lt;/title&gt;&lt;script&gt;alert('x')&lt;/script&gt; 0: 1</title>" in svg
+
+
+def test_sections_with_one_or_two_charts_use_the_width() -> None:
+    columns = {
+        "a/one": Column([0, 1], [1.0, 2.0]),
+        "b/one": Column([0, 1], [1.0, 2.0]),
+        "b/two": Column([0, 1], [1.0, 2.0]),
+        **{f"c/m{k}": Column([0, 1], [1.0, 2.0]) for k in range(3)},
+    }
+    page = render_report(RunHistory(OfflineRun(path=Path("/tmp/x"), run_id="r"), columns, 2))
+    grids = re.findall(r'<h4>([^<]+)</h4><div class="([^"]+)">', page)
+    assert grids == [("a", "fw-grid fw-one"), ("b", "fw-grid fw-two"), ("c", "fw-grid")]
+    assert "repeat(auto-fit,minmax(min(100%,360px),1fr))" in page

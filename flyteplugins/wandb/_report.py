@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._chart_model import Chart, ChartModel, ChartPlanner
+from ._chart_model import Chart, ChartModel, ChartPlanner, integer_ticks
 from ._history import RunHistory, read_history
 
 __all__ = [
@@ -58,6 +58,12 @@ _CELL_LIMIT = 300
 _TABLE_ROWS = 200
 _POLL_SECONDS = 0.05
 _HIDDEN = "&lt;hidden&gt;"
+# Values on hover: invisible columns over each chart's plot, each with an SVG <title> (a browser
+# tooltip; no JavaScript). A chart of at most this many drawn points gets one column per point;
+# a longer one this many columns, each naming its x range and the lowest and highest value
+# drawn there. About 110 bytes a column: 40 columns add about 4.5 KB to a chart of 300 points
+# (which draws about 12 KB of path).
+_HOVER_COLUMNS = 40
 
 
 @dataclass(frozen=True)
@@ -278,7 +284,10 @@ vertical-align:top;word-break:break-word;max-width:640px}
 .fw-report th{background:var(--fw-card);font-weight:600}
 .fw-report code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;
 background:var(--fw-card);padding:1px 4px;border-radius:4px}
-.fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+.fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));
+gap:12px}
+.fw-report .fw-grid.fw-one{max-width:680px}
+.fw-report .fw-grid.fw-two{max-width:1160px}
 .fw-report figure{margin:0;background:var(--fw-card);border:1px solid var(--fw-border);border-radius:6px;
 padding:8px 8px 4px}
 .fw-report figcaption{font-weight:600;font-size:13px;word-break:break-all}
@@ -296,6 +305,8 @@ padding:8px 8px 4px}
 stroke-linejoin:round}
 .fw-report .pygal-chart .tooltip{display:none}
 .fw-report .pygal-chart .dots .dot{fill:var(--fw-line);stroke:var(--fw-line);stroke-width:2}
+.fw-report .fw-hits rect{fill:transparent}
+.fw-report .fw-hits rect:hover{fill:var(--fw-grid)}
 .fw-report details>summary{cursor:pointer;font-weight:600;margin:6px 0}
 </style>"""
 
@@ -451,6 +462,17 @@ def _format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _format_integer(value: float) -> str:
+    """A whole-number axis value (a step, an epoch): 950, 15k, 12.5k, 2M."""
+    number = round(value)
+    magnitude = abs(number)
+    if magnitude < 10_000:
+        return str(number)
+    if magnitude < 1_000_000:
+        return f"{number / 1000:.4g}k"
+    return f"{number / 1_000_000:.4g}M"
+
+
 def _strip_to_drawing(svg: Any) -> Any:
     """pygal xml filter: drop its script (no JavaScript in the page) and its per-chart styles."""
     for defs in list(svg.iter("{http://www.w3.org/2000/svg}defs")) + list(svg.iter("defs")):
@@ -464,9 +486,82 @@ def _strip_to_drawing(svg: Any) -> Any:
     return svg
 
 
+def _classes(element: Any) -> list[str]:
+    return str(element.get("class", "")).split()
+
+
+def _drawn_xs(svg: Any) -> list[float]:
+    """The x position (in the plot's coordinates) of each point of the chart's line, in order."""
+    for element in svg.iter():
+        tag = element.tag
+        if isinstance(tag, str) and tag.endswith("path") and {"line", "reactive"} <= set(_classes(element)):
+            numbers = element.get("d", "").replace("M", " ").replace("L", " ").split()
+            try:
+                return [float(number) for number in numbers[::2]]
+            except ValueError:
+                return []
+    for element in svg.iter():  # one point: pygal draws it as a dot (in the plot's overlay)
+        if isinstance(element.tag, str) and element.tag.endswith("circle") and "dot" in _classes(element):
+            return [float(element.get("cx", 0))]
+    return []
+
+
+def _hover_titles(chart: Chart, format_x: Callable[[float], str]) -> list[tuple[int, int, str]]:
+    """Pure: the hover columns of a chart, as (first point, last point, title) over its drawn points."""
+    count = len(chart.xs)
+    label = chart.x_label
+    if count <= _HOVER_COLUMNS:
+        return [
+            (i, i, f"{label} {format_x(x)}: {_format_number(y)}")
+            for i, (x, y) in enumerate(zip(chart.xs, chart.ys, strict=True))
+        ]
+    out: list[tuple[int, int, str]] = []
+    for column in range(_HOVER_COLUMNS):
+        first, last = column * count // _HOVER_COLUMNS, (column + 1) * count // _HOVER_COLUMNS - 1
+        ys = chart.ys[first : last + 1]
+        low, high = min(ys), max(ys)
+        values = _format_number(low) if low == high else f"{_format_number(low)} to {_format_number(high)}"
+        xs = f"{format_x(chart.xs[first])} to {format_x(chart.xs[last])}"
+        out.append((first, last, f"{label} {xs}: {values}"))
+    return out
+
+
+def _add_hover(chart: Chart, format_x: Callable[[float], str]) -> Callable[[Any], Any]:
+    """pygal xml filter: invisible columns over the plot, each with its values as an SVG <title>."""
+
+    def add(svg: Any) -> Any:
+        plot = next((g for g in svg.iter() if isinstance(g.tag, str) and _classes(g) == ["plot"]), None)
+        if plot is None:
+            return svg
+        background = next((r for r in plot if "background" in _classes(r)), None)
+        xs = _drawn_xs(svg)
+        if background is None or len(xs) != len(chart.xs) or not xs:
+            return svg
+        width, height = float(background.get("width", 0)), background.get("height", "0")
+        namespace = plot.tag[: plot.tag.index("}") + 1] if plot.tag.startswith("{") else ""
+        group = plot.makeelement(namespace + "g", {"class": "fw-hits", "fill": "transparent"})
+        for first, last, title in _hover_titles(chart, format_x):
+            left = 0.0 if first == 0 else (xs[first - 1] + xs[first]) / 2
+            right = width if last == len(xs) - 1 else (xs[last] + xs[last + 1]) / 2
+            rect = plot.makeelement(
+                namespace + "rect",
+                {"x": f"{left:.1f}", "width": f"{max(right - left, 0.5):.1f}", "height": height},
+            )
+            text = plot.makeelement(namespace + "title", {})
+            text.text = title  # the XML writer escapes it
+            rect.append(text)
+            group.append(rect)
+        plot.append(group)
+        return svg
+
+    return add
+
+
 def _chart_svg(chart: Chart) -> str:
     import pygal
 
+    ticks = integer_ticks(chart.xs)
+    format_x = _format_integer if ticks is not None else _format_number
     plot = pygal.XY(
         js=[],
         css=[],
@@ -484,15 +579,20 @@ def _chart_svg(chart: Chart) -> str:
         show_minor_x_labels=False,
         show_minor_y_labels=False,
         value_formatter=_format_number,
-        x_value_formatter=_format_number,
+        x_value_formatter=format_x,
         truncate_label=-1,
         print_values=False,
         no_data_text="no values",
     )
+    if ticks is not None:
+        # Steps and epochs: whole-number ticks (pygal's own scale puts them at 0.6, 1.4, ...).
+        plot.config.x_labels = ticks
+        plot.config.x_labels_major_count = len(ticks)
     if len(chart.xs) == 1:
         # pygal draws no line through one point: show it as a dot.
         plot.config.show_dots = True
     plot.add_xml_filter(_strip_to_drawing)
+    plot.add_xml_filter(_add_hover(chart, format_x))
     plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
     # pygal gives each chart a random id, which nothing in the page refers to (its styles are
@@ -536,7 +636,9 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
             svg = svg_of(chart) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
-        parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
+        # One or two charts fill the row without stretching past a readable size.
+        width = {1: " fw-one", 2: " fw-two"}.get(len(figures), "")
+        parts.append(f'<div class="fw-grid{width}">{"".join(figures)}</div>')
     return "".join(parts)
 
 
