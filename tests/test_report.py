@@ -436,3 +436,122 @@ def test_sections_with_one_or_two_charts_use_the_width() -> None:
     grids = re.findall(r'<h4>([^<]+)</h4><div class="([^"]+)">', page)
     assert grids == [("a", "fw-grid fw-one"), ("b", "fw-grid fw-two"), ("c", "fw-grid")]
     assert "repeat(auto-fit,minmax(min(100%,360px),1fr))" in page
+
+
+# --- lineage ----------------------------------------------------------------------------------------
+
+
+def _hostile_lineage(run: Any) -> None:
+    import wandb
+
+    from flyteplugins.wandb._compat import add_reference_entry
+
+    logged = wandb.Artifact("model.pt-daf95b633703", type="<b>flyte-file</b>")
+    for i, uri in enumerate(
+        ["javascript:alert('uri')", "https://blobs.example/m.pt?x=<y>&z=1", "s3://bucket/<img src=x>"]
+    ):
+        add_reference_entry(logged, f"ref{i}", uri)
+    run.log_artifact(logged, aliases=["<b onmouseover=alert('alias')>", "train-model"])
+    # What an online run.use_artifact(draft) writes (the plugin's consumers, online): the SDK's own
+    # path, taken here offline (offline, the public use_artifact refuses).
+    used = wandb.Artifact("data.csv-5f56d9c73ed5", type="flyte-file")
+    add_reference_entry(used, "data.csv", "s3://bucket/r0/data.csv")
+    run._log_artifact(used, use_after_commit=True)
+    run.log({"loss": 1.0})
+
+
+def test_the_page_shows_the_runs_lineage_escaped(wandb_root: Path) -> None:
+    run_dir = make_run(
+        wandb_root,
+        _hostile_lineage,
+        notes="Flyte action a0 of run r1 (task env.train): https://flyte.example/runs/r1?i=a0"
+        " <script>x</script>",
+        config={
+            "flyte": {
+                "run": "r1",
+                "action": "a0",
+                "task": "env.train",
+                "mode": "remote",
+                "attempt": 0,
+                "url": "https://flyte.example/runs/r1?i=a0",
+                "inputs": {"lr": 0.1},
+            },
+            "flyte/a1": {
+                "run": "r1",
+                "action": "a1",
+                "task": "<script>alert('task')</script>",
+                "url": "javascript:alert('writer')",
+                "metadata": "/tmp/flyte/<r1>/a1",
+                "used": {
+                    "data": {"artifact": "<img src=x onerror=alert(1)>", "uri": "javascript:alert('used')"},
+                    "model": {"artifact": "model.pt-daf95b633703", "uri": "https://blobs.example/m.pt"},
+                },
+            },
+        },
+    )
+    history = read_when_finished(run_dir, wait=10)
+    full = read_offline_run(run_dir, wait=10)
+    # The report's reader has what the offline reader has: notes, artifacts logged and used.
+    assert history.run.notes == full.notes is not None
+    assert history.run.artifacts == full.artifacts and len(full.artifacts) == 1
+    assert history.run.used_artifacts == full.used_artifacts and len(full.used_artifacts) == 1
+    page = render_report(history)
+    lineage = page[page.index("<h3>Lineage</h3>") : page.index("<h3>Metrics</h3>")]
+
+    # Nothing active: no script, no javascript: link, no injected element.
+    assert "<script" not in page.lower() and "<img" not in page and "<b onmouseover" not in page
+    assert not re.search(r'href="(?!https?://)', page)
+    assert "onerror=alert(1)" in lineage  # shown, as text
+    # The notes' line back to Flyte, its address a link.
+    assert (
+        '<b>Run notes:</b> Flyte action a0 of run r1 (task env.train): <a href="https://flyte.example/runs/r1?i=a0"'
+        in lineage
+    )
+    assert "&lt;script&gt;x&lt;/script&gt;" in lineage
+    # Each writer's entry: the owner first, its Flyte page a link; a javascript: URL only as text.
+    assert re.findall(r"<tr><td><code>([^<]+)</code></td><td>(started|wrote)", lineage) == [
+        ("flyte", "started"),
+        ("flyte/a1", "wrote"),
+    ]
+    assert (
+        '<a href="https://flyte.example/runs/r1?i=a0" target="_blank" '
+        'rel="noopener noreferrer">Flyte page</a>' in lineage
+    )
+    assert "task &lt;script&gt;alert(&#x27;task&#x27;)&lt;/script&gt;" in lineage
+    assert "<code>javascript:alert(&#x27;writer&#x27;)</code>" in lineage
+    # The artifact logged: name, type, aliases, references (only http(s) ones as links).
+    assert "<td>model.pt-daf95b633703</td><td>&lt;b&gt;flyte-file&lt;/b&gt;</td>" in lineage
+    (aliases,) = re.findall(r"<td>&lt;b&gt;flyte-file&lt;/b&gt;</td><td>([^<]*)</td>", lineage)
+    assert sorted(aliases.split(", ")) == [
+        "&lt;b onmouseover=alert(&#x27;alias&#x27;)&gt;",
+        "latest",
+        "train-model",
+    ]
+    assert "<li><code>javascript:alert(&#x27;uri&#x27;)</code></li>" in lineage
+    assert '<li><a href="https://blobs.example/m.pt?x=&lt;y&gt;&amp;z=1"' in lineage
+    assert "<li><code>s3://bucket/&lt;img src=x&gt;</code></li>" in lineage
+    # What was used: the writers' inputs (config "used") and what the SDK recorded (online).
+    assert "<h4>Artifacts and blobs used (3)</h4>" in lineage
+    assert (
+        "<td>data</td><td>&lt;img src=x onerror=alert(1)&gt;</td>"
+        "<td><code>javascript:alert(&#x27;used&#x27;)</code></td>" in lineage
+    )
+    assert '<td>model</td><td>model.pt-daf95b633703</td><td><a href="https://blobs.example/m.pt"' in lineage
+    assert (
+        "data.csv-5f56d9c73ed5 (flyte-file)" in lineage and "<code>s3://bucket/r0/data.csv</code>" in lineage
+    )
+    # A draft used online is not listed as logged.
+    assert "<h4>Artifacts logged (1)</h4>" in lineage
+
+
+def test_a_run_without_lineage_has_no_lineage_section(wandb_root: Path) -> None:
+    run_dir = make_run(wandb_root, _losses, config={"flyte": "a user's own value"})
+    page = render_report(read_when_finished(run_dir, wait=10))
+    assert "<h3>Lineage</h3>" not in page and "<td>flyte</td><td>a user&#x27;s own value</td>" in page
+
+
+def test_the_owner_config_key_is_the_one_lineage_writes() -> None:
+    from flyteplugins.wandb._lineage import CONFIG_KEY
+    from flyteplugins.wandb._run_lineage import OWNER_KEY
+
+    assert OWNER_KEY == CONFIG_KEY

@@ -27,6 +27,7 @@ import html
 import json
 import math
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -37,6 +38,8 @@ from urllib.parse import urlsplit
 
 from ._chart_model import Chart, ChartModel, ChartPlanner, integer_ticks
 from ._history import RunHistory, read_history
+from ._offline import OfflineArtifact
+from ._run_lineage import RunLineage, read_lineage
 
 __all__ = [
     "REPORT_EXTRA_HINT",
@@ -64,6 +67,10 @@ _HIDDEN = "&lt;hidden&gt;"
 # drawn there. About 110 bytes a column: 40 columns add about 4.5 KB to a chart of 300 points
 # (which draws about 12 KB of path).
 _HOVER_COLUMNS = 40
+# http(s) addresses inside free text (the run's notes): shown as links.
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
+# References listed for one artifact (a Dir output references one blob per file).
+_REFERENCES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -308,6 +315,9 @@ stroke-linejoin:round}
 .fw-report .fw-hits rect{fill:transparent}
 .fw-report .fw-hits rect:hover{fill:var(--fw-grid)}
 .fw-report details>summary{cursor:pointer;font-weight:600;margin:6px 0}
+.fw-report p.fw-backlink{background:var(--fw-card);border-left:4px solid var(--fw-line);padding:6px 10px;
+border-radius:4px;margin:6px 0;word-break:break-word}
+.fw-report td ul.fw-refs{margin:0;padding-left:16px}
 </style>"""
 
 
@@ -413,6 +423,114 @@ def _identity(history: RunHistory, context: ReportContext) -> str:
         command = f"wandb sync {shlex.quote(str(run.path))}"
         sync = f"<p>Upload this offline run with <code>{html.escape(command)}</code></p>"
     return f"<table>{body}</table>{sync}"
+
+
+def _link(url: str, label: str | None = None) -> str:
+    """``url`` as a link when it is an http(s) address, else as plain text; escaped either way."""
+    link = safe_url(url)
+    text = html.escape(label if label is not None else url)
+    if link is None:
+        return text
+    return f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">{text}</a>'
+
+
+def _linked_text(text: str) -> str:
+    """Free text, escaped, with the http(s) addresses in it as links."""
+    if len(text) > _CELL_LIMIT * 4:
+        text = text[: _CELL_LIMIT * 4] + f"... (+{len(text) - _CELL_LIMIT * 4} characters)"
+    parts: list[str] = []
+    last = 0
+    for match in _URL_IN_TEXT.finditer(text):
+        url = match.group(0).rstrip(".,;:)")
+        parts.append(html.escape(text[last : match.start()]))
+        parts.append(_link(url))
+        last = match.start() + len(url)
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def _uri_cell(uri: str) -> str:
+    return _link(uri) if safe_url(uri) else f"<code>{html.escape(uri)}</code>" if uri else ""
+
+
+def _references(artifact: OfflineArtifact) -> str:
+    uris = artifact.uris
+    if not uris:
+        files = len(artifact.references)
+        return f'<span class="fw-muted">{files} file{"" if files == 1 else "s"} stored in the artifact</span>'
+    items = "".join(f"<li>{_uri_cell(uri)}</li>" for uri in uris[:_REFERENCES_SHOWN])
+    more = len(uris) - _REFERENCES_SHOWN
+    if more > 0:
+        items += f'<li class="fw-muted">{more:,} more</li>'
+    return f'<ul class="fw-refs">{items}</ul>'
+
+
+def _rows_note(total: int) -> str:
+    more = total - _TABLE_ROWS
+    return f'<p class="fw-muted">{more:,} more entries are not shown.</p>' if more > 0 else ""
+
+
+def _lineage(lineage: RunLineage) -> str:
+    """The page's lineage section: the line back to Flyte, the writers, the artifacts logged and used."""
+    if lineage.empty:
+        return ""
+    parts = ["<h3>Lineage</h3>"]
+    if lineage.notes:
+        parts.append(f'<p class="fw-backlink"><b>Run notes:</b> {_linked_text(lineage.notes)}</p>')
+    if lineage.writers:
+        rows = []
+        for writer in lineage.writers:
+            role = "started the run" if writer.owner else "wrote to the run"
+            what = ", ".join(f"{name} {value}" for name, value in writer.fields.items())
+            where = []
+            if writer.url:
+                page = safe_url(writer.url)
+                where.append(_link(page, "Flyte page") if page else _uri_cell(writer.url))
+            if writer.metadata:
+                where.append(f"metadata <code>{html.escape(writer.metadata)}</code>")
+            rows.append(
+                f"<tr><td><code>{html.escape(writer.key)}</code></td><td>{html.escape(role)}</td>"
+                f"<td>{html.escape(what)}</td><td>{'<br>'.join(where)}</td></tr>"
+            )
+        parts.append(
+            f"<h4>Flyte actions ({len(lineage.writers)}, from the run config)</h4>"
+            "<table><tr><th>config key</th><th>role</th><th>Flyte action</th><th>where</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    if lineage.logged:
+        rows = [
+            f"<tr><td>{html.escape(artifact.name)}</td><td>{html.escape(artifact.type)}</td>"
+            f"<td>{html.escape(', '.join(artifact.aliases))}</td><td>{_references(artifact)}</td></tr>"
+            for artifact in lineage.logged[:_TABLE_ROWS]
+        ]
+        parts.append(
+            f"<h4>Artifacts logged ({len(lineage.logged)})</h4>"
+            "<table><tr><th>artifact</th><th>type</th><th>aliases</th><th>references</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + _rows_note(len(lineage.logged))
+        )
+    if lineage.uses or lineage.used_online:
+        rows = [
+            f"<tr><td><code>{html.escape(use.writer)}</code></td><td>{html.escape(use.input)}</td>"
+            f"<td>{html.escape(use.artifact)}</td><td>{_uri_cell(use.uri)}</td></tr>"
+            for use in lineage.uses[:_TABLE_ROWS]
+        ]
+        rows.extend(
+            f'<tr><td class="fw-muted">recorded by W&amp;B</td><td></td><td>{html.escape(artifact.name)}'
+            f"{' (' + html.escape(artifact.type) + ')' if artifact.type else ''}</td>"
+            f"<td>{_references(artifact) if artifact.references else ''}</td></tr>"
+            for artifact in lineage.used_online[:_TABLE_ROWS]
+        )
+        parts.append(
+            f"<h4>Artifacts and blobs used ({len(lineage.uses) + len(lineage.used_online)})</h4>"
+            "<table><tr><th>by</th><th>input</th><th>artifact</th><th>URI</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + _rows_note(max(len(lineage.uses), len(lineage.used_online)))
+        )
+    return "".join(parts)
 
 
 def _reading_notes(history: RunHistory) -> list[str]:
@@ -648,6 +766,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
     model = planner.plan(history.columns, history.steps(), run.step_metrics)
     notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
     parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
+    parts.append(_lineage(read_lineage(run)))
     parts.append(_step_notes(context.task_steps, context.task))
     parts.append("<h3>Metrics</h3>")
     if model.charts:
