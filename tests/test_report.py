@@ -555,3 +555,48 @@ def test_the_owner_config_key_is_the_one_lineage_writes() -> None:
     from flyteplugins.wandb._run_lineage import OWNER_KEY
 
     assert OWNER_KEY == CONFIG_KEY
+
+
+def _append_records(log_file: Path, payloads: list[bytes]) -> None:
+    """Append records to a transaction log in its framing (LevelDB's log format: 32 KiB blocks of
+    checksummed chunks), as wandb's service writes them."""
+    import struct
+    import zlib
+
+    data = bytearray(log_file.read_bytes())
+    for payload in payloads:
+        left = 32 * 1024 - len(data) % (32 * 1024)
+        if left < 7 + len(payload):  # keep the test simple: one whole chunk, in a fresh block
+            data += b"\0" * left
+        data += struct.pack("<IHB", zlib.crc32(payload, zlib.crc32(bytes([1]))), len(payload), 1) + payload
+    log_file.write_bytes(bytes(data))
+
+
+def test_online_use_records_are_read_as_used_once_each(wandb_root: Path, tmp_path: Path) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_dir = make_run(wandb_root, _hostile_lineage)
+    read_offline_run(run_dir, wait=10)
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (log_file,) = copy.glob("run-*.wandb")
+    # Online, use_artifact(draft) also writes a use record naming the committed version, and
+    # use_artifact("name:v1") writes only that record. Real records (wandb's own protobuf classes),
+    # framed into a copy of a real log: this W&B service path needs a server.
+    records = [
+        pb.Record(use_artifact=pb.UseArtifactRecord(id="QXJ0aWZhY3Q6MQ==", type="flyte-file", name=name))
+        for name in ("data.csv-5f56d9c73ed5:v0", "<b>by-name</b>:v3")
+    ]
+    _append_records(log_file, [record.SerializeToString() for record in records])
+    history = read_history(copy)
+    assert [a.name for a in history.run.used_artifacts] == [
+        "data.csv-5f56d9c73ed5",
+        "data.csv-5f56d9c73ed5:v0",
+        "<b>by-name</b>:v3",
+    ]
+    assert history.run.used_artifacts == read_offline_run(copy).used_artifacts
+    page = render_report(history)
+    # The draft and its use record are one use; the use by name is another.
+    assert "<h4>Artifacts and blobs used (2)</h4>" in page
+    assert "data.csv-5f56d9c73ed5 (flyte-file)" in page and "data.csv-5f56d9c73ed5:v0" not in page
+    assert "&lt;b&gt;by-name&lt;/b&gt;:v3 (flyte-file)" in page and "<b>by-name" not in page

@@ -167,5 +167,18 @@ def read_lineage(run: OfflineRun) -> RunLineage:
         writers=writers,
         logged=list(run.artifacts),
         uses=uses,
-        used_online=list(run.used_artifacts),
+        used_online=_distinct_uses(run.used_artifacts),
     )
+
+
+def _distinct_uses(used: list[OfflineArtifact]) -> list[OfflineArtifact]:
+    """One entry per artifact used: online, ``use_artifact(draft)`` writes the draft (with its
+    references) and then a use record naming the committed version (``name:v3``)."""
+    drafts = {(artifact.name, artifact.type) for artifact in used if artifact.references}
+    out: list[OfflineArtifact] = []
+    for artifact in used:
+        if not artifact.references and (artifact.name.partition(":")[0], artifact.type) in drafts:
+            continue
+        if artifact not in out:
+            out.append(artifact)
+    return out
