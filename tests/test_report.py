@@ -433,8 +433,9 @@ def test_sections_with_one_or_two_charts_use_the_width() -> None:
         **{f"c/m{k}": Column([0, 1], [1.0, 2.0]) for k in range(3)},
     }
     page = render_report(RunHistory(OfflineRun(path=Path("/tmp/x"), run_id="r"), columns, 2))
-    grids = re.findall(r'<h4>([^<]+)</h4><div class="([^"]+)">', page)
-    assert grids == [("a", "fw-grid fw-one"), ("b", "fw-grid fw-two"), ("c", "fw-grid")]
+    sections = re.findall(r'<div class="([^"]+)"><h4>([^<]+)</h4><div class="fw-grid">', page)
+    assert sections == [("fw-section fw-one", "a"), ("fw-section fw-two", "b"), ("fw-section", "c")]
+    assert ".fw-section.fw-one{flex:1 1 360px;max-width:560px}" in page
     assert "repeat(auto-fit,minmax(min(100%,360px),1fr))" in page
 
 

@@ -293,8 +293,10 @@ vertical-align:top;word-break:break-word;max-width:640px}
 background:var(--fw-card);padding:1px 4px;border-radius:4px}
 .fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));
 gap:12px}
-.fw-report .fw-grid.fw-one{max-width:680px}
-.fw-report .fw-grid.fw-two{max-width:1160px}
+.fw-report .fw-sections{display:flex;flex-wrap:wrap;column-gap:16px}
+.fw-report .fw-section{flex:1 1 100%;min-width:0}
+.fw-report .fw-section.fw-one{flex:1 1 360px;max-width:560px}
+.fw-report .fw-section.fw-two{flex:2 1 736px;max-width:1000px}
 .fw-report figure{margin:0;background:var(--fw-card);border:1px solid var(--fw-border);border-radius:6px;
 padding:8px 8px 4px}
 .fw-report figcaption{font-weight:600;font-size:13px;word-break:break-all}
@@ -739,7 +741,6 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
     svg_of = svg_of or _chart_svg
     parts: list[str] = []
     for section, charts in model.sections():
-        parts.append(f"<h4>{html.escape(section)}</h4>")
         figures: list[str] = []
         for chart in charts:
             detail = f"{chart.logged:,} point" + ("" if chart.logged == 1 else "s")
@@ -754,10 +755,14 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
             svg = svg_of(chart) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
-        # One or two charts fill the row without stretching past a readable size.
+        # A section of one or two charts shares its row with the next such section, or fills the
+        # row without stretching its charts past a readable size.
         width = {1: " fw-one", 2: " fw-two"}.get(len(figures), "")
-        parts.append(f'<div class="fw-grid{width}">{"".join(figures)}</div>')
-    return "".join(parts)
+        parts.append(
+            f'<div class="fw-section{width}"><h4>{html.escape(section)}</h4>'
+            f'<div class="fw-grid">{"".join(figures)}</div></div>'
+        )
+    return f'<div class="fw-sections">{"".join(parts)}</div>'
 
 
 def _render(history: RunHistory, context: ReportContext, draw: bool, cache: RenderCache | None = None) -> str:
