@@ -264,8 +264,17 @@ def _own_page(run: Any, wandb_root: Path) -> str:
 def test_report_tab_false_leaves_out_only_the_wandb_tab(
     wandb_root: Path, monkeypatch: pytest.MonkeyPatch, layer: str
 ) -> None:
+    import flyteplugins.wandb._report_follow as follow_module
     from flyteplugins.wandb import reload_settings, wandb_config
 
+    helpers: list[str] = []
+    start = follow_module.Follower.start
+
+    def counted_start(cls: Any, run_dir: str) -> Any:
+        helpers.append(run_dir)
+        return start(run_dir)
+
+    monkeypatch.setattr(follow_module.Follower, "start", classmethod(counted_start))
     if not flyte._initialize.is_initialized():
         flyte.init()
     if layer == "decorator":
@@ -285,6 +294,8 @@ def test_report_tab_false_leaves_out_only_the_wandb_tab(
     page = _own_page(run, wandb_root)
     assert _OWN_TAB in page
     assert "Weights &amp; Biases" not in page and "fw-report" not in page
+    # No helper process follows the log of a run whose tab is off.
+    assert helpers == []
 
 
 def test_the_tab_is_there_by_default_next_to_the_tasks_own(wandb_root: Path) -> None:
