@@ -1,4 +1,4 @@
-"""The report page of one W&B run: identity, notes, charts (inline SVG) and the config and summary.
+"""The report page of one W&B run: identity, notes, lineage, charts (inline SVG), config and summary.
 
 One entry point, :func:`render_report`, gives the HTML fragment that the Flyte report tab shows
 (see ``_report_tab.py``); :func:`render_page` wraps the same fragment into a standalone document,
@@ -11,8 +11,10 @@ removed: the page needs no JavaScript and nothing from the network (Flyte UIs ar
 air-gapped), and one stylesheet in the page colours every chart for light and dark themes. Without
 pygal the page is still written, without charts, and says how to get them.
 
-Everything taken from the run (names, keys, values, config) is escaped; the run's link is used
-only when it is an http(s) address; values under names that look like credentials are hidden.
+Everything taken from the run (names, keys, values, config, notes, artifacts) is escaped; links
+are made only of http(s) addresses; values under names that look like credentials are hidden.
+Each chart's values show on hover, as SVG ``<title>`` tooltips on invisible columns (no
+JavaScript); integer x axes (steps, epochs) get whole-number ticks.
 
 Example:
     >>> from flyteplugins.wandb._report import safe_url
