@@ -1150,6 +1150,12 @@ def report_tab_benchmark(
         async def with_tab(n: int) -> str:
             return body(n)
 
+        # report=True with the W&B tab turned off by its setting (Flyte's own report machinery only).
+        @wandb_init(run_mode="new", report_tab=False)
+        @env.task(report=True)
+        async def without_tab(n: int) -> str:
+            return body(n)
+
         from flyteplugins.wandb._report_tab import ReportTab
 
         # How long each task spends on its tab at its end (measured around the plugin's own call).
@@ -1181,17 +1187,10 @@ def report_tab_benchmark(
             run_dir = _run_local(task, n)
             return time.perf_counter() - start, str(run_dir)
 
-        from flyteplugins.wandb import _report_tab
-
-        begin_tab = _report_tab.begin_tab
+        tasks = {"plain": plain, "report": without_tab, "tab": with_tab}
 
         def run_variant(variant: str, n: int) -> tuple[float, str]:
-            # "report": report=True with the W&B tab turned off (Flyte's own report machinery only).
-            _report_tab.begin_tab = begin_tab if variant != "report" else (lambda *a, **k: None)
-            try:
-                return timed(plain if variant == "plain" else with_tab, n)
-            finally:
-                _report_tab.begin_tab = begin_tab
+            return timed(tasks[variant], n)
 
         for variant in VARIANTS:
             run_variant(variant, 200)

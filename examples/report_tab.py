@@ -1,11 +1,14 @@
 """Report tab: the task's W&B charts in its Flyte report, with no account and no network.
 
 A task declared with ``report=True`` and ``@wandb_init`` gets a "Weights & Biases" tab in its
-Flyte report when it ends: the run's link, identity, config and summary, and one chart per logged
-metric. Here a toy training loop logs a loss curve per step and validation metrics per epoch
-(``define_metric`` makes ``epoch`` their x axis). Afterwards the script prints where the report
-is, reads the run back from its folder (``read_wandb_run``), and writes the same page for the run
-with ``flyte wandb report``.
+Flyte report when it ends: the run's link, identity, lineage, config and summary, and one chart
+per logged metric. Here a pipeline prepares its data (a ``File``, logged as a W&B reference
+artifact with ``log_outputs=True``) and trains on it: both children write into the pipeline's run,
+and a toy training loop logs a loss curve per step and validation metrics per epoch
+(``define_metric`` makes ``epoch`` their x axis). The pipeline's tab shows the charts, which task
+logged what, the run's line back to Flyte, the artifact logged and the data used. Afterwards the
+script prints where the report is, reads the run back from its folder (``read_wandb_run``), and
+writes the same page for the run with ``flyte wandb report``.
 
     python examples/report_tab.py
 """
@@ -18,18 +21,32 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import flyte
+from flyte.io import File
 
 from flyteplugins.wandb import get_wandb_run, read_wandb_run, wandb_init
 
 env = flyte.TaskEnvironment(name="report_tab")
 
 
-@wandb_init(project="report-tab", entity="my-team", tags=["example"])
-@env.task(report=True)
-async def train(epochs: int = 6, steps_per_epoch: int = 250, learning_rate: float = 0.05) -> float:
+@wandb_init(log_outputs=True)
+@env.task
+async def prepare(rows: int = 500) -> File:
+    """Write the training data; with ``log_outputs=True`` the ``File`` becomes a reference artifact."""
+    path = Path(tempfile.mkdtemp(prefix="report-tab-data-")) / "train.csv"
+    noise = random.Random(1)
+    path.write_text("x,y\n" + "".join(f"{i},{noise.random():.4f}\n" for i in range(rows)))
+    return await File.from_local(str(path))
+
+
+@wandb_init
+@env.task
+async def train(
+    data: File, epochs: int = 6, steps_per_epoch: int = 250, learning_rate: float = 0.05
+) -> float:
     run = get_wandb_run()
     run.config.update({"epochs": epochs, "steps_per_epoch": steps_per_epoch, "learning_rate": learning_rate})
     run.define_metric("epoch")
@@ -55,11 +72,18 @@ async def train(epochs: int = 6, steps_per_epoch: int = 250, learning_rate: floa
     return loss
 
 
+@wandb_init(project="report-tab", entity="my-team", tags=["example"])
+@env.task(report=True)
+async def pipeline(epochs: int = 6) -> float:
+    data = await prepare()
+    return await train(data, epochs)
+
+
 def main() -> None:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     flyte.init()
-    run = flyte.with_runcontext(mode="local").run(train)
+    run = flyte.with_runcontext(mode="local").run(pipeline)
     print(f"final loss: {run.outputs()[0]:.3f}")
     for report in sorted(Path(run.url).rglob("report.html")):
         print(f"Flyte report (tab 'Weights & Biases'): {report}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 
-from flyteplugins.wandb._chart_model import UNGROUPED, envelope, plan_charts, section_of
+from flyteplugins.wandb._chart_model import UNGROUPED, envelope, integer_ticks, plan_charts, section_of
 from flyteplugins.wandb._history import Column
 
 
@@ -113,6 +113,37 @@ def test_declared_step_metric_is_the_x_axis() -> None:
     by_key = {c.key: c for c in model.charts}
     assert (by_key["val/acc"].x_label, by_key["val/acc"].xs) == ("epoch", [0, 1, 2])
     assert (by_key["train/loss"].x_label, by_key["train/loss"].xs) == ("_step", list(range(7)))
+    # epoch is the x axis of val/acc: an axis only, not a chart of its own.
+    assert sorted(by_key) == ["train/loss", "val/acc"] and model.x_axes == ["epoch"]
+    assert "epoch" not in model.not_numeric and "epoch" not in model.left_out
+
+
+def test_a_declared_step_metric_without_charted_metrics_is_charted() -> None:
+    # define_metric("val/*", step_metric="epoch") but nothing under val/ logged: epoch is a metric.
+    columns = {"epoch": Column(rows=[0, 1], values=[0, 1]), "loss": Column(rows=[0, 1], values=[1.0, 0.5])}
+    model = plan_charts(columns, steps=[0, 1], step_metrics={"val/*": "epoch"})
+    assert [c.key for c in model.charts] == ["epoch", "loss"] and model.x_axes == []
+
+
+def test_integer_axes_get_whole_number_ticks_without_duplicates() -> None:
+    for low, high in [(0, 3), (0, 1), (0, 7), (1, 4), (0, 49), (0, 19_999), (3, 3), (-5, 5), (10, 1_234_567)]:
+        for count in (2, high - low + 1) if high > low else (1,):
+            xs = sorted(
+                {
+                    float(low),
+                    float(high),
+                    *(float(low + (high - low) * i // max(1, count - 1)) for i in range(count)),
+                }
+            )
+            ticks = integer_ticks(xs)
+            assert ticks is not None and ticks == sorted(set(ticks)), (low, high, ticks)
+            assert all(isinstance(t, int) and low <= t <= high for t in ticks)
+            assert 1 <= len(ticks) <= 6
+            if high - low >= 2:
+                assert len(ticks) >= 3
+    # The axis (0, 0.6, 1.4, 2.2 for steps 0-3) and a fractional one.
+    assert integer_ticks([0.0, 1.0, 2.0, 3.0]) == [0, 1, 2, 3]
+    assert integer_ticks([0.0, 0.5, 1.0]) is None
 
 
 def _grow(columns: dict[str, Column], source: dict[str, Column], rows: int) -> list[int]:

@@ -96,6 +96,7 @@ def test_example_env_resolves_to_its_documented_values(monkeypatch: pytest.Monke
         "download_logs": (True, "env FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS"),
         "log_inputs": (True, "env FLYTEPLUGINS_WANDB_LOG_INPUTS"),
         "log_outputs": (("model",), "env FLYTEPLUGINS_WANDB_LOG_OUTPUTS"),
+        "report_tab": (True, "env FLYTEPLUGINS_WANDB_REPORT_TAB"),
         "timeout": (30.0, "env FLYTEPLUGINS_WANDB_TIMEOUT"),
     }
     assert {name: (resolved.get(name), resolved.origin(name)) for name in expected} == expected
@@ -175,6 +176,7 @@ def test_wandb_toml_resolves_to_its_documented_values(monkeypatch: pytest.Monkey
         "download_logs": False,
         "log_inputs": True,
         "log_outputs": ("model",),
+        "report_tab": True,
         "timeout": 30.0,
         "config": {"architecture": "resnet50", "learning_rate": 0.001, "epochs": 10},
         "kwargs": {"save_code": True},

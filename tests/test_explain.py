@@ -101,6 +101,7 @@ def test_explain_with_nothing_configured_shows_defaults_only() -> None:
         "download_logs": False,
         "log_inputs": True,
         "log_outputs": False,
+        "report_tab": True,
         "timeout": 30.0,
     }
 

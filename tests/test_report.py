@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import shutil
@@ -355,3 +356,248 @@ def test_waiting_for_the_exit_record_reads_only_the_logs_end(wandb_root: Path, t
     started = time.monotonic()
     assert not read_when_finished(copy, wait=0.3).run.finished
     assert time.monotonic() - started < 5
+
+
+def _x_tick_labels(svg: str) -> list[str]:
+    (axis,) = re.findall(r'<g class="axis x[^"]*">(.*?)</g></g>', svg, flags=re.S)
+    return re.findall(r'<text x="[^"]+" y="[^"]+" class="major">([^<]*)</text>', axis)
+
+
+def _svgs(page: str) -> dict[str, str]:
+    return dict(re.findall(r'<figure data-metric="([^"]+)">.*?(<svg.*?</svg>)', page, flags=re.S))
+
+
+def test_integer_axes_have_whole_number_ticks_and_the_step_metric_is_only_an_axis(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        run.define_metric("epoch")
+        run.define_metric("val/*", step_metric="epoch")
+        for epoch in range(4):
+            run.log({"train/loss": 1.0 / (epoch + 1)})
+            run.log({"val/acc": 0.5 + epoch / 10, "epoch": epoch})
+        for _ in range(1_200):
+            run.log({"long": 1.0})
+
+    history = read_when_finished(make_run(wandb_root, log), wait=10)
+    page = render_report(history)
+    svgs = _svgs(page)
+    # epoch is val/acc's x axis, not a chart; every other metric is one.
+    assert sorted(svgs) == ["long", "train/loss", "val/acc"]
+    assert ">epoch</text>" in svgs["val/acc"] and '<figure data-metric="epoch">' not in page
+    # Whole-number ticks, no duplicates (pygal's own scale gave 0, 0.6, 1.4, 2.2 for epochs 0-3).
+    assert _x_tick_labels(svgs["val/acc"]) == ["0", "1", "2", "3"]
+    for key in ("train/loss", "long"):
+        labels = _x_tick_labels(svgs[key])
+        assert len(labels) >= 2 and len(set(labels)) == len(labels)
+        assert all(re.fullmatch(r"\d+(\.\d+)?k|\d+", label) for label in labels), labels
+    # "long" is logged at steps 8 to 1207.
+    assert _x_tick_labels(svgs["long"]) == ["250", "500", "750", "1000"]
+
+
+def test_values_show_on_hover_as_svg_titles(wandb_root: Path) -> None:
+    def log(run: Any) -> None:
+        for step in range(3):
+            run.log({"short": [0.5, 0.25, 1.0][step], "long": 1.0})
+        for step in range(3, 2_000):
+            run.log({"long": 1.0 / step})
+
+    page = render_report(read_when_finished(make_run(wandb_root, log), wait=10))
+    svgs = _svgs(page)
+    # A short series: one hover column per point, named by its step and value.
+    hits = re.findall(r'<g class="fw-hits"[^>]*>(.*?)</g>', svgs["short"])
+    assert re.findall(r"<title>([^<]*)</title>", hits[0]) == ["_step 0: 0.5", "_step 1: 0.25", "_step 2: 1"]
+    # A long one: 40 columns, each naming its range of steps and the values drawn there.
+    (hits,) = re.findall(r'<g class="fw-hits"[^>]*>(.*?)</g>', svgs["long"])
+    titles = re.findall(r"<title>([^<]*)</title>", hits)
+    assert len(titles) == 40 and titles[0].startswith("_step 0 to ")
+    assert re.fullmatch(r"_step 19\d\d to 1999: 0\.0005 to 0\.000\d+", titles[-1]), titles[-1]
+    # The columns tile the plot from its left edge to its right edge, without gaps.
+    rects = [(float(x), float(w)) for x, w in re.findall(r'<rect x="([\d.]+)" width="([\d.]+)"', hits)]
+    assert rects[0][0] == 0 and all(abs(a[0] + a[1] - b[0]) < 0.11 for a, b in itertools.pairwise(rects))
+
+
+def test_hover_titles_escape_hostile_axis_names() -> None:
+    from flyteplugins.wandb._chart_model import Chart
+    from flyteplugins.wandb._report import _chart_svg
+
+    hostile = "</title><script>alert('x')</script>"
+    svg = _chart_svg(Chart("m", "Charts", hostile, [0.0, 1.0], [1.0, 2.0], logged=2, skipped=0))
+    assert "<script" not in svg
+    assert "<title>&lt;/title&gt;&lt;script&gt;alert('x')&lt;/script&gt; 0: 1</title>" in svg
+
+
+def test_sections_with_one_or_two_charts_use_the_width() -> None:
+    columns = {
+        "a/one": Column([0, 1], [1.0, 2.0]),
+        "b/one": Column([0, 1], [1.0, 2.0]),
+        "b/two": Column([0, 1], [1.0, 2.0]),
+        **{f"c/m{k}": Column([0, 1], [1.0, 2.0]) for k in range(3)},
+    }
+    page = render_report(RunHistory(OfflineRun(path=Path("/tmp/x"), run_id="r"), columns, 2))
+    sections = re.findall(r'<div class="([^"]+)"><h4>([^<]+)</h4><div class="fw-grid">', page)
+    assert sections == [("fw-section fw-one", "a"), ("fw-section fw-two", "b"), ("fw-section", "c")]
+    assert ".fw-section.fw-one{flex:1 1 360px;max-width:560px}" in page
+    assert "repeat(auto-fit,minmax(min(100%,360px),1fr))" in page
+
+
+# --- lineage ----------------------------------------------------------------------------------------
+
+
+def _hostile_lineage(run: Any) -> None:
+    import wandb
+
+    from flyteplugins.wandb._compat import add_reference_entry
+
+    logged = wandb.Artifact("model.pt-daf95b633703", type="<b>flyte-file</b>")
+    for i, uri in enumerate(
+        ["javascript:alert('uri')", "https://blobs.example/m.pt?x=<y>&z=1", "s3://bucket/<img src=x>"]
+    ):
+        add_reference_entry(logged, f"ref{i}", uri)
+    run.log_artifact(logged, aliases=["<b onmouseover=alert('alias')>", "train-model"])
+    # What an online run.use_artifact(draft) writes (the plugin's consumers, online): the SDK's own
+    # path, taken here offline (offline, the public use_artifact refuses).
+    used = wandb.Artifact("data.csv-5f56d9c73ed5", type="flyte-file")
+    add_reference_entry(used, "data.csv", "s3://bucket/r0/data.csv")
+    run._log_artifact(used, use_after_commit=True)
+    run.log({"loss": 1.0})
+
+
+def test_the_page_shows_the_runs_lineage_escaped(wandb_root: Path) -> None:
+    run_dir = make_run(
+        wandb_root,
+        _hostile_lineage,
+        notes="Flyte action a0 of run r1 (task env.train): https://flyte.example/runs/r1?i=a0"
+        " <script>x</script>",
+        config={
+            "flyte": {
+                "run": "r1",
+                "action": "a0",
+                "task": "env.train",
+                "mode": "remote",
+                "attempt": 0,
+                "url": "https://flyte.example/runs/r1?i=a0",
+                "inputs": {"lr": 0.1},
+            },
+            "flyte/a1": {
+                "run": "r1",
+                "action": "a1",
+                "task": "<script>alert('task')</script>",
+                "url": "javascript:alert('writer')",
+                "metadata": "/tmp/flyte/<r1>/a1",
+                "used": {
+                    "data": {"artifact": "<img src=x onerror=alert(1)>", "uri": "javascript:alert('used')"},
+                    "model": {"artifact": "model.pt-daf95b633703", "uri": "https://blobs.example/m.pt"},
+                },
+            },
+        },
+    )
+    history = read_when_finished(run_dir, wait=10)
+    full = read_offline_run(run_dir, wait=10)
+    # The report's reader has what the offline reader has: notes, artifacts logged and used.
+    assert history.run.notes == full.notes is not None
+    assert history.run.artifacts == full.artifacts and len(full.artifacts) == 1
+    assert history.run.used_artifacts == full.used_artifacts and len(full.used_artifacts) == 1
+    page = render_report(history)
+    lineage = page[page.index("<h3>Lineage</h3>") : page.index("<h3>Metrics</h3>")]
+
+    # Nothing active: no script, no javascript: link, no injected element.
+    assert "<script" not in page.lower() and "<img" not in page and "<b onmouseover" not in page
+    assert not re.search(r'href="(?!https?://)', page)
+    assert "onerror=alert(1)" in lineage  # shown, as text
+    # The notes' line back to Flyte, its address a link.
+    assert (
+        '<b>Run notes:</b> Flyte action a0 of run r1 (task env.train): <a href="https://flyte.example/runs/r1?i=a0"'
+        in lineage
+    )
+    assert "&lt;script&gt;x&lt;/script&gt;" in lineage
+    # Each writer's entry: the owner first, its Flyte page a link; a javascript: URL only as text.
+    assert re.findall(r"<tr><td><code>([^<]+)</code></td><td>(started|wrote)", lineage) == [
+        ("flyte", "started"),
+        ("flyte/a1", "wrote"),
+    ]
+    assert (
+        '<a href="https://flyte.example/runs/r1?i=a0" target="_blank" '
+        'rel="noopener noreferrer">Flyte page</a>' in lineage
+    )
+    assert "task &lt;script&gt;alert(&#x27;task&#x27;)&lt;/script&gt;" in lineage
+    assert "<code>javascript:alert(&#x27;writer&#x27;)</code>" in lineage
+    # The artifact logged: name, type, aliases, references (only http(s) ones as links).
+    assert "<td>model.pt-daf95b633703</td><td>&lt;b&gt;flyte-file&lt;/b&gt;</td>" in lineage
+    (aliases,) = re.findall(r"<td>&lt;b&gt;flyte-file&lt;/b&gt;</td><td>([^<]*)</td>", lineage)
+    assert sorted(aliases.split(", ")) == [
+        "&lt;b onmouseover=alert(&#x27;alias&#x27;)&gt;",
+        "latest",
+        "train-model",
+    ]
+    assert "<li><code>javascript:alert(&#x27;uri&#x27;)</code></li>" in lineage
+    assert '<li><a href="https://blobs.example/m.pt?x=&lt;y&gt;&amp;z=1"' in lineage
+    assert "<li><code>s3://bucket/&lt;img src=x&gt;</code></li>" in lineage
+    # What was used: the writers' inputs (config "used") and what the SDK recorded (online).
+    assert "<h4>Artifacts and blobs used (3)</h4>" in lineage
+    assert (
+        "<td>data</td><td>&lt;img src=x onerror=alert(1)&gt;</td>"
+        "<td><code>javascript:alert(&#x27;used&#x27;)</code></td>" in lineage
+    )
+    assert '<td>model</td><td>model.pt-daf95b633703</td><td><a href="https://blobs.example/m.pt"' in lineage
+    assert (
+        "data.csv-5f56d9c73ed5 (flyte-file)" in lineage and "<code>s3://bucket/r0/data.csv</code>" in lineage
+    )
+    # A draft used online is not listed as logged.
+    assert "<h4>Artifacts logged (1)</h4>" in lineage
+
+
+def test_a_run_without_lineage_has_no_lineage_section(wandb_root: Path) -> None:
+    run_dir = make_run(wandb_root, _losses, config={"flyte": "a user's own value"})
+    page = render_report(read_when_finished(run_dir, wait=10))
+    assert "<h3>Lineage</h3>" not in page and "<td>flyte</td><td>a user&#x27;s own value</td>" in page
+
+
+def test_the_owner_config_key_is_the_one_lineage_writes() -> None:
+    from flyteplugins.wandb._lineage import CONFIG_KEY
+    from flyteplugins.wandb._run_lineage import OWNER_KEY
+
+    assert OWNER_KEY == CONFIG_KEY
+
+
+def _append_records(log_file: Path, payloads: list[bytes]) -> None:
+    """Append records to a transaction log in its framing (LevelDB's log format: 32 KiB blocks of
+    checksummed chunks), as wandb's service writes them."""
+    import struct
+    import zlib
+
+    data = bytearray(log_file.read_bytes())
+    for payload in payloads:
+        left = 32 * 1024 - len(data) % (32 * 1024)
+        if left < 7 + len(payload):  # keep the test simple: one whole chunk, in a fresh block
+            data += b"\0" * left
+        data += struct.pack("<IHB", zlib.crc32(payload, zlib.crc32(bytes([1]))), len(payload), 1) + payload
+    log_file.write_bytes(bytes(data))
+
+
+def test_online_use_records_are_read_as_used_once_each(wandb_root: Path, tmp_path: Path) -> None:
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    run_dir = make_run(wandb_root, _hostile_lineage)
+    read_offline_run(run_dir, wait=10)
+    copy = tmp_path / run_dir.name
+    shutil.copytree(run_dir, copy)
+    (log_file,) = copy.glob("run-*.wandb")
+    # Online, use_artifact(draft) also writes a use record naming the committed version, and
+    # use_artifact("name:v1") writes only that record. Real records (wandb's own protobuf classes),
+    # framed into a copy of a real log: this W&B service path needs a server.
+    records = [
+        pb.Record(use_artifact=pb.UseArtifactRecord(id="QXJ0aWZhY3Q6MQ==", type="flyte-file", name=name))
+        for name in ("data.csv-5f56d9c73ed5:v0", "<b>by-name</b>:v3")
+    ]
+    _append_records(log_file, [record.SerializeToString() for record in records])
+    history = read_history(copy)
+    assert [a.name for a in history.run.used_artifacts] == [
+        "data.csv-5f56d9c73ed5",
+        "data.csv-5f56d9c73ed5:v0",
+        "<b>by-name</b>:v3",
+    ]
+    assert history.run.used_artifacts == read_offline_run(copy).used_artifacts
+    page = render_report(history)
+    # The draft and its use record are one use; the use by name is another.
+    assert "<h4>Artifacts and blobs used (2)</h4>" in page
+    assert "data.csv-5f56d9c73ed5 (flyte-file)" in page and "data.csv-5f56d9c73ed5:v0" not in page
+    assert "&lt;b&gt;by-name&lt;/b&gt;:v3 (flyte-file)" in page and "<b>by-name" not in page

@@ -155,5 +155,11 @@ def test_the_report_tab_example_prints_its_report_and_page(tmp_path: Path) -> No
     report = Path(done.stdout.split("Flyte report (tab 'Weights & Biases'): ", 1)[1].split("\n", 1)[0])
     page = tmp_path / done.stdout.split("Page of the run (flyte wandb report): ", 1)[1].strip()
     for html_text in (report.read_text(), page.read_text()):
-        assert html_text.count("<svg") == 7
+        # Six metrics; epoch is their x axis only (define_metric), not a chart of its own.
+        assert html_text.count("<svg") == 6 and '<figure data-metric="epoch">' not in html_text
         assert '<figure data-metric="val/accuracy">' in html_text and ">epoch</text>" in html_text
+        # The tab and `flyte wandb report`'s page (one renderer) show the pipeline's lineage.
+        assert "<b>Run notes:</b> Flyte local run " in html_text
+        assert "<h4>Flyte actions (3, from the run config)</h4>" in html_text
+        assert "<h4>Artifacts logged (1)</h4>" in html_text and "prepare-o0" in html_text
+        assert "<h4>Artifacts and blobs used (1)</h4>" in html_text and "<td>data</td>" in html_text

@@ -12,6 +12,7 @@ from unittest import mock
 
 import flyte
 import pytest
+from flyte.io import File
 
 from flyteplugins.wandb import get_wandb_run, wandb_init
 
@@ -223,3 +224,150 @@ def test_a_mocked_wandb_init_keeps_the_task_working(
     assert run.outputs()[0] == 0.5
     (page,) = [p for p in _reports(run).values() if "Weights &amp; Biases" in p]
     assert "This run has no local files to read" in page
+
+
+# --- report_tab=False: the task keeps report=True for its own tabs, without the W&B tab ----------
+
+_OWN_TAB = "<p>the task's own tab</p>"
+
+
+def _own_tab_and_log(steps: int) -> float:
+    import flyte.report
+
+    flyte.report.get_tab("Mine").replace(_OWN_TAB)
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"loss": 1.0 / (step + 1)})
+    return 0.25
+
+
+@wandb_init(project="reports", report_tab=False)
+@env.task(report=True)
+async def tab_off_by_decorator(steps: int) -> float:
+    return _own_tab_and_log(steps)
+
+
+@wandb_init(project="reports")
+@env.task(report=True)
+async def tab_by_layers(steps: int) -> float:
+    return _own_tab_and_log(steps)
+
+
+def _own_page(run: Any, wandb_root: Path) -> str:
+    (page,) = [p.read_text() for p in Path(run.url).rglob("report.html")]
+    # The run itself was recorded as usual; only the tab is left out.
+    assert list(wandb_root.glob("offline-run-*"))
+    return page
+
+
+@pytest.mark.parametrize("layer", ["decorator", "block", "env", "parent context"])
+def test_report_tab_false_leaves_out_only_the_wandb_tab(
+    wandb_root: Path, monkeypatch: pytest.MonkeyPatch, layer: str
+) -> None:
+    import flyteplugins.wandb._report_follow as follow_module
+    from flyteplugins.wandb import reload_settings, wandb_config
+
+    helpers: list[str] = []
+    start = follow_module.Follower.start
+
+    def counted_start(cls: Any, run_dir: str) -> Any:
+        helpers.append(run_dir)
+        return start(run_dir)
+
+    monkeypatch.setattr(follow_module.Follower, "start", classmethod(counted_start))
+    if not flyte._initialize.is_initialized():
+        flyte.init()
+    if layer == "decorator":
+        run = flyte.with_runcontext(mode="local").run(tab_off_by_decorator, 5)
+    elif layer == "block":
+        with wandb_config(report_tab=False):
+            run = flyte.with_runcontext(mode="local").run(tab_by_layers, 5)
+    elif layer == "env":
+        monkeypatch.setenv("FLYTEPLUGINS_WANDB_REPORT_TAB", "false")
+        reload_settings()
+        run = flyte.with_runcontext(mode="local").run(tab_by_layers, 5)
+    else:
+        context = dict(wandb_config(report_tab=False))
+        assert context == {"wandb_report_tab": "false"}
+        run = flyte.with_runcontext(mode="local", custom_context=context).run(tab_by_layers, 5)
+    assert run.outputs()[0] == 0.25
+    page = _own_page(run, wandb_root)
+    assert _OWN_TAB in page
+    assert "Weights &amp; Biases" not in page and "fw-report" not in page
+    # No helper process follows the log of a run whose tab is off.
+    assert helpers == []
+
+
+def test_the_tab_is_there_by_default_next_to_the_tasks_own(wandb_root: Path) -> None:
+    # The same task as above, nothing turned off: both tabs (so the test above can fail).
+    page = _own_page(_run(tab_by_layers, 5), wandb_root)
+    assert _OWN_TAB in page and _TAB_NAV in page and '<figure data-metric="loss">' in page
+
+
+# --- lineage in the tab --------------------------------------------------------------------------
+
+
+@wandb_init(log_outputs=True)
+@env.task
+async def produce(size: int) -> File:
+    path = Path(os.environ["REPORT_BLOB_DIR"]) / "model.bin"
+    path.write_bytes(b"m" * size)
+    return await File.from_local(str(path))
+
+
+@wandb_init
+@env.task
+async def consume(model: File) -> int:
+    get_wandb_run().log({"eval/acc": 0.9})
+    return 1
+
+
+@wandb_init(project="reports", run_mode="new")
+@env.task(report=True)
+async def pipeline(size: int) -> str:
+    run = get_wandb_run()
+    run.log({"train/loss": 1.0})
+    model = await produce(size)
+    await consume(model)
+    ctx = flyte.ctx()
+    assert ctx is not None
+    return f"{ctx.action.run_name}/{ctx.action.name}"
+
+
+def test_the_tab_shows_the_backlink_the_writers_and_the_artifacts_logged_and_used(
+    wandb_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flyteplugins.wandb._lineage import artifact_name
+
+    monkeypatch.setenv("REPORT_BLOB_DIR", str(tmp_path))
+    run = _run(pipeline, 100)
+    run_name, action = run.outputs()[0].split("/")
+    page = _reports(run)["pipeline"]
+    lineage = page[page.index("<h3>Lineage</h3>") : page.index("<h3>Metrics</h3>")]
+    # The owner's notes point back to Flyte (a local run: its run, action, task, metadata folder).
+    assert (
+        f"<b>Run notes:</b> Flyte local run {run_name}, action {action} (task report_tab_tests.pipeline)"
+        in (lineage)
+    )
+    # The owner and its two auto children, each by its own config key.
+    writers = re.findall(
+        r"<tr><td><code>([^<]+)</code></td><td>(started|wrote to) the run</td><td>task ([^,<]+),", lineage
+    )
+    assert writers[0] == ("flyte", "started", "report_tab_tests.pipeline")
+    assert sorted((role, task) for key, role, task in writers[1:] if key.startswith("flyte/")) == [
+        ("wrote to", "report_tab_tests.consume"),
+        ("wrote to", "report_tab_tests.produce"),
+    ]
+    assert (
+        "<code>flyte</code></td><td>started the run</td>"
+        f"<td>task report_tab_tests.pipeline, run {run_name}, action {action}" in lineage
+    )
+    # produce's File output, logged as a reference artifact; consume's input, recorded as used.
+    uri = f"file://{tmp_path / 'model.bin'}"
+    name = artifact_name(uri)
+    assert "<h4>Artifacts logged (1)</h4>" in lineage and f"<td>{name}</td><td>flyte-file</td>" in lineage
+    assert f"<li><code>{uri}</code></li>" in lineage and "produce-o0" in lineage
+    assert "<h4>Artifacts and blobs used (1)</h4>" in lineage
+    assert re.search(
+        rf"<td>model</td><td>{re.escape(name)}</td><td><code>{re.escape(uri)}</code></td>", lineage
+    )

@@ -55,6 +55,7 @@ ENV_VAR = {
     "download_logs": "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS",
     "log_inputs": "FLYTEPLUGINS_WANDB_LOG_INPUTS",
     "log_outputs": "FLYTEPLUGINS_WANDB_LOG_OUTPUTS",
+    "report_tab": "FLYTEPLUGINS_WANDB_REPORT_TAB",
     "timeout": "FLYTEPLUGINS_WANDB_TIMEOUT",
 }
 DEFAULTS = {
@@ -63,6 +64,7 @@ DEFAULTS = {
     "download_logs": False,
     "log_inputs": True,
     "log_outputs": False,
+    "report_tab": True,
     "timeout": 30.0,
 }
 
@@ -143,6 +145,14 @@ VALUES: dict[str, dict[str, Any]] = {
         "parent": False,
         "block": ("n", "o"),
         "task": True,
+    },
+    "report_tab": {
+        "default": True,
+        "file": False,
+        "env": True,
+        "parent": False,
+        "block": True,
+        "task": False,
     },
     "timeout": {"default": 30.0, "file": 11.0, "env": 12.5, "parent": 13.0, "block": 14.0, "task": 15.0},
 }
@@ -332,6 +342,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "true",
         "FLYTEPLUGINS_WANDB_LOG_INPUTS": "lr, epochs",
         "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "false",
+        "FLYTEPLUGINS_WANDB_REPORT_TAB": "false",
         "FLYTEPLUGINS_WANDB_TIMEOUT": "12.5",
         "WANDB_BASE_URL": "https://api.company.com",
     }
@@ -353,6 +364,7 @@ def test_every_documented_env_var_is_read(monkeypatch: pytest.MonkeyPatch) -> No
         "download_logs": True,
         "log_inputs": ("lr", "epochs"),
         "log_outputs": False,
+        "report_tab": False,
         "timeout": 12.5,
         "host": "https://app.company.com",
     }
@@ -587,6 +599,7 @@ AT_CONSTRUCTION = [
         "'maybe'",
         "wandb_config()",
     ),
+    case("report_tab", lambda: wandb_config(report_tab="maybe"), "report_tab", "'maybe'", "wandb_config()"),
     case("tags-string", lambda: wandb_config(tags="single"), "tags", "'single'", "wandb_config()"),
     case("tags-int", lambda: wandb_config(tags=5), "tags", "5", "wandb_config()"),
     case("host-no-scheme", lambda: wandb_config(host="wandb.ai"), "host", "'wandb.ai'", "wandb_config()"),
@@ -654,6 +667,7 @@ AT_RESOLUTION_ENV = [
     ("FLYTEPLUGINS_WANDB_RUN_MODE", "sometimes", "run_mode", "'sometimes'"),
     ("FLYTEPLUGINS_WANDB_RANK_SCOPE", "node", "rank_scope", "'node'"),
     ("FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS", "maybe", "download_logs", "'maybe'"),
+    ("FLYTEPLUGINS_WANDB_REPORT_TAB", "maybe", "report_tab", "'maybe'"),
     ("WANDB_RUN_ID", "a/b", "id", "'a/b'"),
     ("WANDB_PROJECT", "team/proj", "project", "'team/proj'"),
     ("WANDB_APP_URL", "javascript:alert(1)", "host", "'javascript:alert(1)'"),
@@ -681,6 +695,7 @@ def test_bad_env_value_is_reported_at_resolution(
         ('run_mode = "sometimes"\n', "run_mode", "'sometimes'", ""),
         ('tags = "single"\n', "tags", "'single'", ""),
         ('download_logs = "maybe"\n', "download_logs", "'maybe'", ""),
+        ('report_tab = "maybe"\n', "report_tab", "'maybe'", ""),
         ('host = "ftp://x"\n', "host", "'ftp://x'", ""),
         ('id = "a:b"\n', "id", "'a:b'", ""),
         ('projekt = "typo"\n', "projekt", "'typo'", ""),
@@ -726,6 +741,7 @@ def test_missing_config_file_is_reported(tmp_path: Path, monkeypatch: pytest.Mon
         ("wandb_rank_scope", "node", "'node'"),
         ("wandb_mode", "loud", "'loud'"),
         ("wandb_download_logs", "maybe", "'maybe'"),
+        ("wandb_report_tab", "maybe", "'maybe'"),
         ("wandb_tags", '"single"', "'single'"),
         ("wandb_host", "javascript:alert(1)", "'javascript:alert(1)'"),
         ("wandb_id", "a/b", "'a/b'"),

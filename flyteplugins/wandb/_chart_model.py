@@ -38,6 +38,7 @@ __all__ = [
     "ChartModel",
     "ChartPlanner",
     "envelope",
+    "integer_ticks",
     "plan_charts",
     "section_of",
 ]
@@ -99,6 +100,8 @@ class ChartModel:
         left_out: numeric metrics not drawn because of the cap on the number of charts.
         not_numeric: keys that were logged but have no numeric value to draw (media, text, ...).
         skipped_values: values skipped across all charts (non-numeric, NaN, infinite).
+        x_axes: declared step metrics (``define_metric(..., step_metric=...)``) that are the x
+            axis of some chart: used only as axes, not drawn as charts of their own.
 
     Example:
         >>> ChartModel().sections()
@@ -109,6 +112,7 @@ class ChartModel:
     left_out: list[str] = field(default_factory=list)
     not_numeric: list[str] = field(default_factory=list)
     skipped_values: int = 0
+    x_axes: list[str] = field(default_factory=list)
 
     def sections(self) -> list[tuple[str, list[Chart]]]:
         """The charts by section, in display order.
@@ -175,6 +179,35 @@ def envelope(xs: Sequence[float], ys: Sequence[float], buckets: int) -> tuple[li
         keep.add(start + segment.index(max(segment)))
     order = sorted(keep)
     return [xs[i] for i in order], [ys[i] for i in order]
+
+
+def integer_ticks(xs: Sequence[float], count: int = 5) -> list[int] | None:
+    """Whole-number axis ticks when every x value is an integer (steps, epochs); else ``None``.
+
+    At most ``count + 1`` ticks, evenly spaced by 1, 2, 2.5 or 5 times a power of ten (a whole
+    number, never less than 1), within the values' range: no fractional step such as 0.6, and no
+    tick twice.
+
+    Example:
+        >>> integer_ticks([0.0, 1.0, 2.0, 3.0]), integer_ticks([0.0, 19999.0])
+        ([0, 1, 2, 3], [0, 5000, 10000, 15000])
+        >>> integer_ticks([8.0, 1207.0])
+        [250, 500, 750, 1000]
+        >>> integer_ticks([7.0]), integer_ticks([0.0, 0.5]), integer_ticks([])
+        ([7], None, None)
+    """
+    if not xs or not all(x.is_integer() for x in xs):
+        return None
+    low, high = int(min(xs)), int(max(xs))
+    span = high - low
+    if span == 0:
+        return [low]
+    wanted = span / max(1, count)
+    magnitude = 10 ** max(0, math.floor(math.log10(wanted)))
+    steps = (1, 2, 2.5, 5, 10) if magnitude >= 10 else (1, 2, 5, 10)
+    step = int(next(m * magnitude for m in steps if m * magnitude >= wanted))
+    first = -(-low // step) * step  # the first multiple of step at or above low
+    return list(range(first, high + 1, step))
 
 
 def _step_metric_for(key: str, step_metrics: Mapping[str, str]) -> str | None:
@@ -357,9 +390,13 @@ class ChartPlanner:
             []
         """
         series_of = self.extend(columns, steps, step_metrics)
+        # A declared step metric that is some charted metric's x axis is shown as that axis only.
+        x_axes = {series.x_label for series in series_of.values() if series.numeric} - {"_step"}
         candidates: list[str] = []
         not_numeric: list[str] = []
         for key, series in series_of.items():
+            if key in x_axes:
+                continue
             (candidates if series.numeric else not_numeric).append(key)
         candidates.sort(key=lambda k: (section_of(k) != UNGROUPED, section_of(k), k))
         shown, left_out = candidates[:max_charts], candidates[max_charts:]
@@ -376,7 +413,7 @@ class ChartPlanner:
             xs, ys = envelope(xs, ys, per_chart // 2 - 1)
             charts.append(Chart(key, section_of(key), series.x_label, xs, ys, len(series.xs), series.skipped))
             skipped_total += series.skipped
-        return ChartModel(charts, left_out, sorted(not_numeric), skipped_total)
+        return ChartModel(charts, left_out, sorted(not_numeric), skipped_total, sorted(x_axes))
 
 
 def plan_charts(

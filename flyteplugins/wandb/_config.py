@@ -222,6 +222,7 @@ def wandb_config(
     log_inputs: bool | list[str] | None = None,
     log_outputs: bool | list[str] | None = None,
     timeout: float | None = None,
+    report_tab: bool | None = None,
     **kwargs: Any,
 ) -> WandbConfig:
     """W&B run settings for a workflow, a block of code, or one task call.
@@ -232,6 +233,8 @@ def wandb_config(
     Invalid values and unknown names raise :class:`WandbConfigError` here, at the call, with the
     closest valid name (``run_mod`` -> did you mean ``run_mode``?).
     ``log_inputs`` / ``log_outputs`` choose what lineage records (see the Lineage page).
+    ``report_tab=False`` leaves out the "Weights & Biases" tab of ``report=True`` tasks (their
+    own tabs stay).
 
     Example:
         ```python
@@ -270,6 +273,7 @@ def wandb_config(
         log_inputs=log_inputs,
         log_outputs=log_outputs,
         timeout=timeout,
+        report_tab=report_tab,
         kwargs=extra or None,
         **first_class,
     )

@@ -140,6 +140,10 @@ class OfflineRun:
         start_time: the run's start, seconds since the epoch.
         host: the host name recorded for the run.
         artifacts: the artifacts the run logged, in order.
+        used_artifacts: the artifacts the log records as used by the run, in order: online,
+            ``run.use_artifact(draft)`` writes an artifact record marked ``use_after_commit``
+            (W&B resolves it to the version of that digest), and ``run.use_artifact(name)`` a
+            use record (name and type only). Offline runs record no use (wandb refuses it).
         truncated: the log ends in an incomplete or unreadable chunk, as when it is still being
             written or its writer was killed; everything before it was read.
         offline: the directory is an offline run's (``offline-run-...``); ``run-...`` directories
@@ -190,6 +194,7 @@ class OfflineRun:
     metric_goals: dict[str, str] = field(default_factory=dict)
     bytes_read: int = 0
     log_size: int = 0
+    used_artifacts: list[OfflineArtifact] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -554,6 +559,7 @@ class _RunBuilder:
         self.start_time: float | None = None
         self.host: str | None = None
         self.artifacts: list[OfflineArtifact] = []
+        self.used_artifacts: list[OfflineArtifact] = []
         self.step_metrics: dict[str, str] = {}
         self.metric_goals: dict[str, str] = {}
 
@@ -593,7 +599,9 @@ class _RunBuilder:
         elif kind == "artifact":
             metadata = record_field(body, "metadata", "")
             manifest = record_field(body, "manifest")
-            self.artifacts.append(
+            # An online run.use_artifact(draft) logs the draft marked to be used once committed.
+            used = bool(record_field(body, "use_after_commit", False))
+            (self.used_artifacts if used else self.artifacts).append(
                 OfflineArtifact(
                     name=record_field(body, "name", ""),
                     type=record_field(body, "type", ""),
@@ -609,6 +617,17 @@ class _RunBuilder:
                         )
                         for entry in record_field(manifest, "contents", ())
                     ),
+                )
+            )
+        elif kind == "use_artifact":
+            self.used_artifacts.append(
+                OfflineArtifact(
+                    name=record_field(body, "name", ""),
+                    type=record_field(body, "type", ""),
+                    digest="",
+                    aliases=(),
+                    metadata={},
+                    references=(),
                 )
             )
         elif kind == "metric":
@@ -689,4 +708,5 @@ class _RunBuilder:
             artifacts=self.artifacts,
             step_metrics=self.step_metrics,
             metric_goals=self.metric_goals,
+            used_artifacts=self.used_artifacts,
         )

@@ -1,4 +1,4 @@
-"""The report page of one W&B run: identity, notes, charts (inline SVG) and the config and summary.
+"""The report page of one W&B run: identity, notes, lineage, charts (inline SVG), config and summary.
 
 One entry point, :func:`render_report`, gives the HTML fragment that the Flyte report tab shows
 (see ``_report_tab.py``); :func:`render_page` wraps the same fragment into a standalone document,
@@ -11,8 +11,10 @@ removed: the page needs no JavaScript and nothing from the network (Flyte UIs ar
 air-gapped), and one stylesheet in the page colours every chart for light and dark themes. Without
 pygal the page is still written, without charts, and says how to get them.
 
-Everything taken from the run (names, keys, values, config) is escaped; the run's link is used
-only when it is an http(s) address; values under names that look like credentials are hidden.
+Everything taken from the run (names, keys, values, config, notes, artifacts) is escaped; links
+are made only of http(s) addresses; values under names that look like credentials are hidden.
+Each chart's values show on hover, as SVG ``<title>`` tooltips on invisible columns (no
+JavaScript); integer x axes (steps, epochs) get whole-number ticks.
 
 Example:
     >>> from flyteplugins.wandb._report import safe_url
@@ -27,6 +29,7 @@ import html
 import json
 import math
 import os
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,8 +38,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._chart_model import Chart, ChartModel, ChartPlanner
+from ._chart_model import Chart, ChartModel, ChartPlanner, integer_ticks
 from ._history import RunHistory, read_history
+from ._offline import OfflineArtifact
+from ._run_lineage import RunLineage, read_lineage
 
 __all__ = [
     "REPORT_EXTRA_HINT",
@@ -65,6 +70,16 @@ _CELL_LIMIT = 300
 _TABLE_ROWS = 200
 _POLL_SECONDS = 0.05
 _HIDDEN = "&lt;hidden&gt;"
+# Values on hover: invisible columns over each chart's plot, each with an SVG <title> (a browser
+# tooltip; no JavaScript). A chart of at most this many drawn points gets one column per point;
+# a longer one this many columns, each naming its x range and the lowest and highest value
+# drawn there. About 110 bytes a column: 40 columns add about 4.5 KB to a chart of 300 points
+# (which draws about 12 KB of path).
+_HOVER_COLUMNS = 40
+# http(s) addresses inside free text (the run's notes): shown as links.
+_URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
+# References listed for one artifact (a Dir output references one blob per file).
+_REFERENCES_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -285,7 +300,12 @@ vertical-align:top;word-break:break-word;max-width:640px}
 .fw-report th{background:var(--fw-card);font-weight:600}
 .fw-report code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;
 background:var(--fw-card);padding:1px 4px;border-radius:4px}
-.fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
+.fw-report .fw-grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,360px),1fr));
+gap:12px}
+.fw-report .fw-sections{display:flex;flex-wrap:wrap;column-gap:16px}
+.fw-report .fw-section{flex:1 1 100%;min-width:0}
+.fw-report .fw-section.fw-one{flex:1 1 360px;max-width:560px}
+.fw-report .fw-section.fw-two{flex:2 1 736px;max-width:1000px}
 .fw-report figure{margin:0;background:var(--fw-card);border:1px solid var(--fw-border);border-radius:6px;
 padding:8px 8px 4px}
 .fw-report figcaption{font-weight:600;font-size:13px;word-break:break-all}
@@ -303,7 +323,12 @@ padding:8px 8px 4px}
 stroke-linejoin:round}
 .fw-report .pygal-chart .tooltip{display:none}
 .fw-report .pygal-chart .dots .dot{fill:var(--fw-line);stroke:var(--fw-line);stroke-width:2}
+.fw-report .fw-hits rect{fill:transparent}
+.fw-report .fw-hits rect:hover{fill:var(--fw-grid)}
 .fw-report details>summary{cursor:pointer;font-weight:600;margin:6px 0}
+.fw-report p.fw-backlink{background:var(--fw-card);border-left:4px solid var(--fw-line);padding:6px 10px;
+border-radius:4px;margin:6px 0;word-break:break-word}
+.fw-report td ul.fw-refs{margin:0;padding-left:16px}
 </style>"""
 
 
@@ -411,6 +436,114 @@ def _identity(history: RunHistory, context: ReportContext) -> str:
     return f"<table>{body}</table>{sync}"
 
 
+def _link(url: str, label: str | None = None) -> str:
+    """``url`` as a link when it is an http(s) address, else as plain text; escaped either way."""
+    link = safe_url(url)
+    text = html.escape(label if label is not None else url)
+    if link is None:
+        return text
+    return f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">{text}</a>'
+
+
+def _linked_text(text: str) -> str:
+    """Free text, escaped, with the http(s) addresses in it as links."""
+    if len(text) > _CELL_LIMIT * 4:
+        text = text[: _CELL_LIMIT * 4] + f"... (+{len(text) - _CELL_LIMIT * 4} characters)"
+    parts: list[str] = []
+    last = 0
+    for match in _URL_IN_TEXT.finditer(text):
+        url = match.group(0).rstrip(".,;:)")
+        parts.append(html.escape(text[last : match.start()]))
+        parts.append(_link(url))
+        last = match.start() + len(url)
+    parts.append(html.escape(text[last:]))
+    return "".join(parts)
+
+
+def _uri_cell(uri: str) -> str:
+    return _link(uri) if safe_url(uri) else f"<code>{html.escape(uri)}</code>" if uri else ""
+
+
+def _references(artifact: OfflineArtifact) -> str:
+    uris = artifact.uris
+    if not uris:
+        files = len(artifact.references)
+        return f'<span class="fw-muted">{files} file{"" if files == 1 else "s"} stored in the artifact</span>'
+    items = "".join(f"<li>{_uri_cell(uri)}</li>" for uri in uris[:_REFERENCES_SHOWN])
+    more = len(uris) - _REFERENCES_SHOWN
+    if more > 0:
+        items += f'<li class="fw-muted">{more:,} more</li>'
+    return f'<ul class="fw-refs">{items}</ul>'
+
+
+def _rows_note(total: int) -> str:
+    more = total - _TABLE_ROWS
+    return f'<p class="fw-muted">{more:,} more entries are not shown.</p>' if more > 0 else ""
+
+
+def _lineage(lineage: RunLineage) -> str:
+    """The page's lineage section: the line back to Flyte, the writers, the artifacts logged and used."""
+    if lineage.empty:
+        return ""
+    parts = ["<h3>Lineage</h3>"]
+    if lineage.notes:
+        parts.append(f'<p class="fw-backlink"><b>Run notes:</b> {_linked_text(lineage.notes)}</p>')
+    if lineage.writers:
+        rows = []
+        for writer in lineage.writers:
+            role = "started the run" if writer.owner else "wrote to the run"
+            what = ", ".join(f"{name} {value}" for name, value in writer.fields.items())
+            where = []
+            if writer.url:
+                page = safe_url(writer.url)
+                where.append(_link(page, "Flyte page") if page else _uri_cell(writer.url))
+            if writer.metadata:
+                where.append(f"metadata <code>{html.escape(writer.metadata)}</code>")
+            rows.append(
+                f"<tr><td><code>{html.escape(writer.key)}</code></td><td>{html.escape(role)}</td>"
+                f"<td>{html.escape(what)}</td><td>{'<br>'.join(where)}</td></tr>"
+            )
+        parts.append(
+            f"<h4>Flyte actions ({len(lineage.writers)}, from the run config)</h4>"
+            "<table><tr><th>config key</th><th>role</th><th>Flyte action</th><th>where</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+    if lineage.logged:
+        rows = [
+            f"<tr><td>{html.escape(artifact.name)}</td><td>{html.escape(artifact.type)}</td>"
+            f"<td>{html.escape(', '.join(artifact.aliases))}</td><td>{_references(artifact)}</td></tr>"
+            for artifact in lineage.logged[:_TABLE_ROWS]
+        ]
+        parts.append(
+            f"<h4>Artifacts logged ({len(lineage.logged)})</h4>"
+            "<table><tr><th>artifact</th><th>type</th><th>aliases</th><th>references</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + _rows_note(len(lineage.logged))
+        )
+    if lineage.uses or lineage.used_online:
+        rows = [
+            f"<tr><td><code>{html.escape(use.writer)}</code></td><td>{html.escape(use.input)}</td>"
+            f"<td>{html.escape(use.artifact)}</td><td>{_uri_cell(use.uri)}</td></tr>"
+            for use in lineage.uses[:_TABLE_ROWS]
+        ]
+        rows.extend(
+            f'<tr><td class="fw-muted">recorded by W&amp;B</td><td></td><td>{html.escape(artifact.name)}'
+            f"{' (' + html.escape(artifact.type) + ')' if artifact.type else ''}</td>"
+            f"<td>{_references(artifact) if artifact.references else ''}</td></tr>"
+            for artifact in lineage.used_online[:_TABLE_ROWS]
+        )
+        parts.append(
+            f"<h4>Artifacts and blobs used ({len(lineage.uses) + len(lineage.used_online)})</h4>"
+            "<table><tr><th>by</th><th>input</th><th>artifact</th><th>URI</th></tr>"
+            + "".join(rows)
+            + "</table>"
+            + _rows_note(max(len(lineage.uses), len(lineage.used_online)))
+        )
+    return "".join(parts)
+
+
 def _reading_notes(history: RunHistory) -> list[str]:
     run = history.run
     notes: list[str] = []
@@ -458,6 +591,17 @@ def _format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _format_integer(value: float) -> str:
+    """A whole-number axis value (a step, an epoch): 950, 15k, 12.5k, 2M."""
+    number = round(value)
+    magnitude = abs(number)
+    if magnitude < 10_000:
+        return str(number)
+    if magnitude < 1_000_000:
+        return f"{number / 1000:.4g}k"
+    return f"{number / 1_000_000:.4g}M"
+
+
 def _strip_to_drawing(svg: Any) -> Any:
     """pygal xml filter: drop its script (no JavaScript in the page) and its per-chart styles."""
     for defs in list(svg.iter("{http://www.w3.org/2000/svg}defs")) + list(svg.iter("defs")):
@@ -471,9 +615,82 @@ def _strip_to_drawing(svg: Any) -> Any:
     return svg
 
 
+def _classes(element: Any) -> list[str]:
+    return str(element.get("class", "")).split()
+
+
+def _drawn_xs(svg: Any) -> list[float]:
+    """The x position (in the plot's coordinates) of each point of the chart's line, in order."""
+    for element in svg.iter():
+        tag = element.tag
+        if isinstance(tag, str) and tag.endswith("path") and {"line", "reactive"} <= set(_classes(element)):
+            numbers = element.get("d", "").replace("M", " ").replace("L", " ").split()
+            try:
+                return [float(number) for number in numbers[::2]]
+            except ValueError:
+                return []
+    for element in svg.iter():  # one point: pygal draws it as a dot (in the plot's overlay)
+        if isinstance(element.tag, str) and element.tag.endswith("circle") and "dot" in _classes(element):
+            return [float(element.get("cx", 0))]
+    return []
+
+
+def _hover_titles(chart: Chart, format_x: Callable[[float], str]) -> list[tuple[int, int, str]]:
+    """Pure: the hover columns of a chart, as (first point, last point, title) over its drawn points."""
+    count = len(chart.xs)
+    label = chart.x_label
+    if count <= _HOVER_COLUMNS:
+        return [
+            (i, i, f"{label} {format_x(x)}: {_format_number(y)}")
+            for i, (x, y) in enumerate(zip(chart.xs, chart.ys, strict=True))
+        ]
+    out: list[tuple[int, int, str]] = []
+    for column in range(_HOVER_COLUMNS):
+        first, last = column * count // _HOVER_COLUMNS, (column + 1) * count // _HOVER_COLUMNS - 1
+        ys = chart.ys[first : last + 1]
+        low, high = min(ys), max(ys)
+        values = _format_number(low) if low == high else f"{_format_number(low)} to {_format_number(high)}"
+        xs = f"{format_x(chart.xs[first])} to {format_x(chart.xs[last])}"
+        out.append((first, last, f"{label} {xs}: {values}"))
+    return out
+
+
+def _add_hover(chart: Chart, format_x: Callable[[float], str]) -> Callable[[Any], Any]:
+    """pygal xml filter: invisible columns over the plot, each with its values as an SVG <title>."""
+
+    def add(svg: Any) -> Any:
+        plot = next((g for g in svg.iter() if isinstance(g.tag, str) and _classes(g) == ["plot"]), None)
+        if plot is None:
+            return svg
+        background = next((r for r in plot if "background" in _classes(r)), None)
+        xs = _drawn_xs(svg)
+        if background is None or len(xs) != len(chart.xs) or not xs:
+            return svg
+        width, height = float(background.get("width", 0)), background.get("height", "0")
+        namespace = plot.tag[: plot.tag.index("}") + 1] if plot.tag.startswith("{") else ""
+        group = plot.makeelement(namespace + "g", {"class": "fw-hits", "fill": "transparent"})
+        for first, last, title in _hover_titles(chart, format_x):
+            left = 0.0 if first == 0 else (xs[first - 1] + xs[first]) / 2
+            right = width if last == len(xs) - 1 else (xs[last] + xs[last + 1]) / 2
+            rect = plot.makeelement(
+                namespace + "rect",
+                {"x": f"{left:.1f}", "width": f"{max(right - left, 0.5):.1f}", "height": height},
+            )
+            text = plot.makeelement(namespace + "title", {})
+            text.text = title  # the XML writer escapes it
+            rect.append(text)
+            group.append(rect)
+        plot.append(group)
+        return svg
+
+    return add
+
+
 def _chart_svg(chart: Chart) -> str:
     import pygal
 
+    ticks = integer_ticks(chart.xs)
+    format_x = _format_integer if ticks is not None else _format_number
     plot = pygal.XY(
         js=[],
         css=[],
@@ -491,15 +708,20 @@ def _chart_svg(chart: Chart) -> str:
         show_minor_x_labels=False,
         show_minor_y_labels=False,
         value_formatter=_format_number,
-        x_value_formatter=_format_number,
+        x_value_formatter=format_x,
         truncate_label=-1,
         print_values=False,
         no_data_text="no values",
     )
+    if ticks is not None:
+        # Steps and epochs: whole-number ticks (pygal's own scale puts them at 0.6, 1.4, ...).
+        plot.config.x_labels = ticks
+        plot.config.x_labels_major_count = len(ticks)
     if len(chart.xs) == 1:
         # pygal draws no line through one point: show it as a dot.
         plot.config.show_dots = True
     plot.add_xml_filter(_strip_to_drawing)
+    plot.add_xml_filter(_add_hover(chart, format_x))
     plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
     # pygal gives each chart a random id, which nothing in the page refers to (its styles are
@@ -528,7 +750,6 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
     svg_of = svg_of or _chart_svg
     parts: list[str] = []
     for section, charts in model.sections():
-        parts.append(f"<h4>{html.escape(section)}</h4>")
         figures: list[str] = []
         for chart in charts:
             detail = f"{chart.logged:,} point" + ("" if chart.logged == 1 else "s")
@@ -543,8 +764,14 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
             svg = svg_of(chart) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
-        parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
-    return "".join(parts)
+        # A section of one or two charts shares its row with the next such section, or fills the
+        # row without stretching its charts past a readable size.
+        width = {1: " fw-one", 2: " fw-two"}.get(len(figures), "")
+        parts.append(
+            f'<div class="fw-section{width}"><h4>{html.escape(section)}</h4>'
+            f'<div class="fw-grid">{"".join(figures)}</div></div>'
+        )
+    return f'<div class="fw-sections">{"".join(parts)}</div>'
 
 
 def _render(history: RunHistory, context: ReportContext, draw: bool, cache: RenderCache | None = None) -> str:
@@ -553,6 +780,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
     model = planner.plan(history.columns, history.steps(), run.step_metrics)
     notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
     parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
+    parts.append(_lineage(read_lineage(run)))
     parts.append(_step_notes(context.task_steps, context.task))
     parts.append("<h3>Metrics</h3>")
     if model.charts:

@@ -34,7 +34,7 @@ from typing import Any
 from ._compat import next_local_step
 from ._report import TAB_NAME, ReportContext, TaskSteps
 
-__all__ = ["ReportTab", "begin_tab", "has_tab", "shared_steps"]
+__all__ = ["ReportTab", "begin_tab", "has_tab", "shared_steps", "tab_wanted"]
 
 logger = logging.getLogger("flyteplugins.wandb")
 
@@ -240,8 +240,9 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
     """Start following a task's run; ``None`` when it has no run, or no tab shows its steps.
 
     Called once the run has started, in the task's own context, for every ``@wandb_init`` task
-    (so that a shared run knows which task logged which steps); ``enabled`` (the task was
-    declared with ``report=True``) says whether the tab is written. Never raises.
+    (so that a shared run knows which task logged which steps); the tab is written when
+    ``enabled`` (the task was declared with ``report=True``) and the task's ``report_tab``
+    setting is on (:func:`tab_wanted`). Never raises.
 
     Example:
         >>> begin_tab(object(), "train", enabled=True) is None
@@ -252,6 +253,7 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
         if active is None:
             return None
         identity = active.identity
+        enabled = enabled and tab_wanted(scope)
         if not enabled and (active.owner or identity.id not in _tabbed):
             return None  # no tab of its own, and no tab that shows its steps
         import flyte
@@ -285,6 +287,22 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
     except Exception as exc:
         logger.warning("The W&B report tab is left out: %s", exc)
         return None
+
+
+def tab_wanted(scope: Any) -> bool:
+    """Whether the task's settings keep the W&B tab: ``report_tab`` (default ``True``), resolved
+    through every layer like any other setting (``@wandb_init(report_tab=False)``,
+    ``wandb_config(report_tab=False)``, ``FLYTEPLUGINS_WANDB_REPORT_TAB``, the file, the parent).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> tab_wanted(SimpleNamespace(resolved={"report_tab": False})), tab_wanted(object())
+        (False, True)
+    """
+    resolved = getattr(scope, "resolved", None)
+    if resolved is None:
+        return True
+    return resolved.get("report_tab", True) is not False
 
 
 def _run_url(identity: Any) -> str | None:

@@ -190,6 +190,7 @@ class RunSettings(_Strict):
     download_logs: bool | None = None
     log_inputs: bool | tuple[str, ...] | None = None
     log_outputs: bool | tuple[str, ...] | None = None
+    report_tab: bool | None = None
     timeout: float | None = None
     kwargs: dict[str, Any] | None = None
 
@@ -308,6 +309,7 @@ _RUN_ALLOWED = {
     "download_logs": "a boolean (true/false)",
     "log_inputs": "true, false, or a list of the task's input names (env: comma-separated)",
     "log_outputs": "true, false, or a list of the task's output names (env: comma-separated)",
+    "report_tab": "a boolean (true/false): the Weights & Biases tab of a report=True task's report",
     "timeout": "seconds W&B may delay a task's start and finish in total, e.g. 30",
     "kwargs": "a dict of extra wandb.init() arguments",
 }
@@ -416,6 +418,7 @@ RUN = Schema(
         "download_logs": False,
         "log_inputs": True,
         "log_outputs": False,
+        "report_tab": True,
         "timeout": 30.0,
     },
 )
@@ -448,6 +451,7 @@ ENV_VARS: dict[str, str] = {
     "FLYTEPLUGINS_WANDB_DOWNLOAD_LOGS": "download_logs",
     "FLYTEPLUGINS_WANDB_LOG_INPUTS": "log_inputs",
     "FLYTEPLUGINS_WANDB_LOG_OUTPUTS": "log_outputs",
+    "FLYTEPLUGINS_WANDB_REPORT_TAB": "report_tab",
     "FLYTEPLUGINS_WANDB_TIMEOUT": "timeout",
 }
 HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")

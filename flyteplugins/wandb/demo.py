@@ -336,7 +336,7 @@ def _flyte_wandb(*args: str) -> tuple[int, str]:
 
     commands = entry_points(group="flyte.plugins.cli.commands", name="wandb")
     if not commands:
-        return 1, "the flyte wandb command is not installed (pip install . in a checkout of flyteplugins-wandb)"
+        return 1, "the flyte wandb command is not installed (pip install . in a checkout of this package)"
     (command,) = commands
     said = io.StringIO()
     code: Any = 0
