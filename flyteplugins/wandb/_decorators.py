@@ -243,6 +243,7 @@ def wandb_init(
     project: str | None = None,
     entity: str | None = None,
     timeout: float | None = None,
+    report_tab: bool | None = None,
     **kwargs: Any,
 ) -> Callable[[F], F]: ...
 
@@ -258,6 +259,7 @@ def wandb_init(
     project: str | None = None,
     entity: str | None = None,
     timeout: float | None = None,
+    report_tab: bool | None = None,
     **kwargs: Any,
 ) -> F | Callable[[F], F]:
     """Run a Flyte task (or a plain function) inside a W&B run, and link the task to it.
@@ -279,6 +281,8 @@ def wandb_init(
       outputs as reference artifacts and other outputs in the run summary. See the Lineage page.
     - ``timeout``: seconds a W&B server may delay the task's run start and finish in total
       (default 30); after it the run continues offline, its data kept for ``wandb sync``.
+    - ``report_tab=False``: no "Weights & Biases" tab in the task's Flyte report, while
+      ``report=True`` keeps the task's own tabs (default ``True``).
 
     A task that raises finishes its run with exit code 1 and re-raises; a retried task resumes its
     run. On a plain function (e.g. a sweep objective run by ``wandb.agent``) it starts a run for
@@ -312,6 +316,7 @@ def wandb_init(
         project=project,
         entity=entity,
         timeout=timeout,
+        report_tab=report_tab,
         **kwargs,
     )
 
