@@ -178,7 +178,11 @@ def _wrap_task_function(
 
     lineage = lineage or TaskLineage.for_function(fn)
     return _wrap(
-        fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage, report
+        fn,
+        lambda: scope_for_task(task_layer, topology, declared_env, lineage.task_name or None),
+        wants_download,
+        lineage,
+        report,
     )
 
 

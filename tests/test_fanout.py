@@ -1,0 +1,139 @@
+"""Fan-outs grouped in W&B: a child's own run names its parent's run (group, job_type, parent_run).
+
+Real local Flyte runs with real offline wandb; what reached W&B is read back from each child's
+transaction log (``_offline.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import flyte
+import pytest
+from conftest import run_local, task_run
+
+from flyteplugins.wandb import wandb_config, wandb_init
+from flyteplugins.wandb._fanout import plan_fanout_identity, with_fanout_identity
+from flyteplugins.wandb._layers import resolve
+from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
+from flyteplugins.wandb._run import plan_task_run
+
+env = flyte.TaskEnvironment(name="fan")
+
+
+def the_run(root: Path, run_id: str) -> OfflineRun:
+    dirs = find_offline_run_dirs(root, run_id)
+    assert len(dirs) == 1, dirs
+    return read_offline_run(dirs[0], wait=15)
+
+
+def me() -> dict[str, str]:
+    ctx = flyte.ctx()
+    assert ctx is not None
+    return {"action": ctx.action.name, "id": str(task_run().id)}
+
+
+@wandb_init(run_mode="new")
+@env.task
+async def trial(lr: float) -> dict[str, str]:
+    task_run().log({"loss": lr})
+    return me()
+
+
+@wandb_init(run_mode="new", group="mine", job_type="sweep-trial")
+@env.task
+async def own_names(lr: float) -> dict[str, str]:
+    return me()
+
+
+@wandb_init
+@env.task
+async def attached(lr: float) -> dict[str, str]:
+    return me()
+
+
+@wandb_init(project="fan")
+@env.task
+async def fan_out(lrs: list[float]) -> list[dict[str, str]]:
+    kids = await asyncio.gather(*(trial(lr) for lr in lrs), own_names(0.5), attached(0.7))
+    return [me(), *kids]
+
+
+def test_children_with_runs_of_their_own_are_grouped_under_the_parents_run(wandb_root: Path) -> None:
+    parent, *kids = run_local(fan_out, [0.1, 0.01]).outputs
+    *trials, own, att = kids
+    for kid in trials:
+        run = the_run(wandb_root, kid["id"])
+        assert run.group == parent["id"]
+        assert run.job_type == "fan.trial"
+        assert run.config["flyte"]["parent_run"] == parent["id"]
+        assert run.config["flyte"]["action"] == kid["action"]
+    # The user's own group and job type win; the parent is still recorded.
+    run = the_run(wandb_root, own["id"])
+    assert (run.group, run.job_type) == ("mine", "sweep-trial")
+    assert run.config["flyte"]["parent_run"] == parent["id"]
+    # A child writing into its parent's run is no fan-out child: the parent's run is untouched.
+    assert att["id"] == parent["id"]
+    owner = the_run(wandb_root, parent["id"])
+    assert owner.group is None and owner.job_type is None
+    assert "parent_run" not in owner.config["flyte"]
+
+
+@wandb_init(run_mode="new")
+@env.task
+async def lonely() -> dict[str, str]:
+    return me()
+
+
+def test_a_run_without_a_parent_run_gets_no_group(wandb_root: Path) -> None:
+    kid = run_local(lonely).outputs
+    run = the_run(wandb_root, kid["id"])
+    assert run.group is None and run.job_type is None
+    assert "parent_run" not in run.config["flyte"]
+
+
+def test_a_group_from_any_layer_wins_over_the_fan_out_default() -> None:
+    context = {"_wandb_run_id": "r-a0", "wandb_run_mode": "new", "wandb_group": "from-context"}
+    resolved = resolve(context=context, use_current_context=False)
+    plan = with_fanout_identity(
+        plan_task_run(resolved, run_name="r", action_name="a1", remote=False), resolved, "t"
+    )
+    assert plan.init_kwargs["group"] == "from-context"
+    assert plan.init_kwargs["job_type"] == "t"
+    assert plan.parent_run == "r-a0"
+    with wandb_config(job_type="jt"):
+        resolved = resolve(context={"_wandb_run_id": "r-a0", "wandb_run_mode": "new"})
+    plan = with_fanout_identity(
+        plan_task_run(resolved, run_name="r", action_name="a1", remote=False), resolved, "t"
+    )
+    assert (plan.init_kwargs["group"], plan.init_kwargs["job_type"]) == ("r-a0", "jt")
+
+
+def test_a_distributed_task_keeps_the_group_its_ranks_share() -> None:
+    from flyteplugins.wandb._distributed import DistributedInfo
+
+    context = {"_wandb_run_id": "r-a0", "wandb_run_mode": "new"}
+    resolved = resolve(context=context, use_current_context=False)
+    info = DistributedInfo(
+        rank=0, local_rank=0, world_size=2, local_world_size=2, worker_index=0, num_workers=1
+    )
+    plan = plan_task_run(resolved, run_name="r", action_name="a1", remote=False, distributed=info)
+    group = plan.init_kwargs["group"]
+    plan = with_fanout_identity(plan, resolved, "env.ddp")
+    # The ranks' group is what the task's link opens: the fan-out parent goes to job_type/parent_run.
+    assert plan.init_kwargs["group"] == group != "r-a0"
+    assert (plan.init_kwargs["job_type"], plan.parent_run) == ("env.ddp", "r-a0")
+
+
+@pytest.mark.parametrize(
+    ("parent", "own", "expected"),
+    [
+        (None, "c", (None, None, None)),
+        ("p", "p", (None, None, None)),
+        ("p" * 200, "c", ("p" * 128, "t", "p" * 200)),
+    ],
+)
+def test_plan_fanout_identity(parent: str | None, own: str, expected: tuple[str | None, ...]) -> None:
+    fan = plan_fanout_identity(parent_run_id=parent, own_run_id=own, task_name="t")
+    assert (fan.group, fan.job_type, fan.parent_run) == expected
