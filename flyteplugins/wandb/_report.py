@@ -44,11 +44,16 @@ __all__ = [
     "RenderCache",
     "ReportContext",
     "TaskSteps",
+    "cell_text",
     "charts_available",
+    "format_number",
     "locate_run_dirs",
+    "notes_list",
     "render_page",
     "render_report",
+    "report_section",
     "safe_url",
+    "strip_svg_scripts",
     "write_report",
 ]
 
@@ -653,3 +658,59 @@ def write_report(run_dirs: Sequence[Path], output: Path | None = None, wait: flo
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_page("\n".join(fragments), title), encoding="utf-8")
     return target
+
+
+# Pieces of the page that other pages (the comparison of several runs, ``_report_compare.py``)
+# reuse, so that every page has the same look and the same escaping.
+
+
+def report_section(body: str, key: str = "", extra_class: str = "") -> str:
+    """A report section (``<section class="fw-report">``) with the page's stylesheet around ``body``.
+
+    Example:
+        >>> report_section("<p>x</p>", extra_class="fw-compare")[:37]
+        '<section class="fw-report fw-compare"'
+    """
+    section = _section(body, key)
+    if extra_class:
+        section = section.replace('class="fw-report"', f'class="fw-report {html.escape(extra_class)}"', 1)
+    return section
+
+
+def cell_text(value: Any) -> str:
+    """A value as escaped text for a table cell (JSON for structures, long text cut).
+
+    Example:
+        >>> cell_text("<b>"), cell_text({"a": 1})
+        ('&lt;b&gt;', '{&quot;a&quot;: 1}')
+    """
+    return _text(value)
+
+
+def notes_list(notes: Iterable[str]) -> str:
+    """Notes (plain text) as the page's highlighted list, escaped; empty without notes.
+
+    Example:
+        >>> notes_list(["a <b>"])
+        '<ul class="fw-notes"><li>a &lt;b&gt;</li></ul>'
+    """
+    return _notes(notes)
+
+
+def format_number(value: float) -> str:
+    """A number as the charts' axes and the tables show it (4 significant digits).
+
+    Example:
+        >>> format_number(0.123456), format_number(1e-5)
+        ('0.1235', '1e-05')
+    """
+    return _format_number(value)
+
+
+def strip_svg_scripts(svg: Any) -> Any:
+    """pygal xml filter: remove pygal's script and per-chart styles (the page has no JavaScript).
+
+    Example:
+        >>> plot.add_xml_filter(strip_svg_scripts)  # doctest: +SKIP
+    """
+    return _strip_to_drawing(svg)

@@ -1,0 +1,355 @@
+"""The comparison of several runs as HTML: a table of the runs and one overlaid chart per shared metric.
+
+:func:`render_comparison` draws a :class:`~flyteplugins.wandb._compare.Comparison` (decided by the
+pure :func:`~flyteplugins.wandb._compare.plan_comparison`) as a ``<section>`` for a Flyte report
+tab (a fan-out's parent shows its children's runs); :func:`write_comparison` writes a whole page of
+the same section, which ``flyte wandb report RUN RUN ...`` does.
+
+The page has the single-run page's look and rules (``_report.py``): inline SVG drawn by pygal
+(the ``report`` extra) with its script removed, no JavaScript and nothing from the network, every
+value taken from a run escaped, links only to http(s) addresses. Each run keeps one colour in every
+chart and in the legend; hovering a line shows its run. Without pygal the table is still shown and
+the page says how to get the charts.
+
+Example:
+    >>> from flyteplugins.wandb._compare import plan_comparison
+    >>> from flyteplugins.wandb._digest import RunDigest
+    >>> fragment = render_comparison(plan_comparison([RunDigest("a", name="<lr>", summary={"acc": 1})]))
+    >>> fragment.startswith('<section class="fw-report fw-compare"'), "&lt;lr&gt;" in fragment
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._compare import Comparison, ComparisonChart, ComparisonRow, MissingRun, Objective, plan_comparison
+from ._digest import RunDigest
+from ._report import (
+    REPORT_EXTRA_HINT,
+    cell_text,
+    charts_available,
+    format_number,
+    notes_list,
+    render_page,
+    report_section,
+    strip_svg_scripts,
+)
+
+__all__ = ["PALETTE", "comparison_output_path", "render_comparison", "write_comparison"]
+
+#: One colour per drawn run (20 runs at most by default), readable on light and dark backgrounds.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#5b8ff9", "#f6bd16", "#5ad8a6", "#e8684a", "#6dc8ec", "#9270ca",
+    "#ff9d4d", "#269a99", "#ff99c3", "#a0522d",
+)  # fmt: skip
+_NOTES_SHOWN = 30
+_LISTED = 40
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _style() -> str:
+    colours = "".join(
+        f".fw-compare .pygal-chart .fw-c{i} .line{{stroke:{c}}}.fw-compare .fw-sw{i}{{background:{c}}}"
+        for i, c in enumerate(PALETTE)
+    )
+    return (
+        "<style>"
+        ".fw-compare .pygal-chart .series .line{stroke-width:1.4;opacity:.9}"
+        ".fw-compare .pygal-chart .series.fw-best .line{stroke-width:2.8;opacity:1}"
+        ".fw-compare .fw-swatch{display:inline-block;width:14px;height:4px;border-radius:2px;"
+        "vertical-align:middle;margin-right:6px;background:var(--fw-muted)}"
+        ".fw-compare ul.fw-legend{list-style:none;padding:0;margin:6px 0 10px;display:flex;flex-wrap:wrap;"
+        "gap:4px 16px;font-size:13px}"
+        ".fw-compare tr.fw-best td{background:var(--fw-warn-bg)}"
+        ".fw-compare td.fw-num{text-align:right;font-variant-numeric:tabular-nums}"
+        ".fw-compare .fw-star{color:var(--fw-warn-border);font-weight:700}"
+        f"{colours}</style>"
+    )
+
+
+def _colour_class(colour: int | None) -> str:
+    return f"fw-sw{colour % len(PALETTE)}" if colour is not None else ""
+
+
+def _value(value: float | None) -> str:
+    if value is None:
+        return '<span class="fw-muted">&#8212;</span>'
+    if not math.isfinite(value):
+        return html.escape(str(value))
+    return html.escape(format_number(value))
+
+
+def _run_cell(row: ComparisonRow) -> str:
+    swatch = f'<span class="fw-swatch {_colour_class(row.colour)}"></span>' if row.drawn else ""
+    label = html.escape(row.label)
+    if row.url:
+        href = html.escape(row.url, quote=True)
+        label = f'<a href="{href}" target="_blank" rel="noopener noreferrer">{label}</a>'
+    star = ' <span class="fw-star" title="best run">&#9733; best</span>' if row.best else ""
+    ident = ""
+    if row.run_id and row.run_id != row.label:
+        ident = f"<br><code>{html.escape(row.run_id)}</code>"
+    return f"{swatch}{label}{star}{ident}"
+
+
+def _state_cell(row: ComparisonRow) -> str:
+    if row.missing:
+        return f"no run: {html.escape(row.reason or 'unknown')}"
+    return html.escape(row.state)
+
+
+def _table(comparison: Comparison) -> str:
+    inputs = comparison.differing_inputs
+    metrics = comparison.table_metrics
+    objective = comparison.objective
+    head = ["run", "task", "action", *(f"input {name}" for name in inputs), "state"]
+    for metric in metrics:
+        arrow = ""
+        if objective is not None and objective.metric == metric:
+            arrow = " &#8595;" if objective.goal == "minimize" else " &#8593;"
+        head.append(html.escape(metric) + arrow)
+    cells = "".join(
+        f"<th>{h}</th>" if i >= len(head) - len(metrics) else f"<th>{html.escape(h)}</th>"
+        for i, h in enumerate(head)
+    )
+    body: list[str] = []
+    for row in comparison.rows:
+        values = dict(row.inputs)
+        tds = [
+            _run_cell(row),
+            html.escape(row.task or "") if row.task else '<span class="fw-muted">&#8212;</span>',
+            html.escape(row.action or "") if row.action else '<span class="fw-muted">&#8212;</span>',
+            *(
+                cell_text(values[name]) if name in values else '<span class="fw-muted">&#8212;</span>'
+                for name in inputs
+            ),
+            _state_cell(row),
+        ]
+        row_cells = "".join(f"<td>{td}</td>" for td in tds)
+        row_cells += "".join(f'<td class="fw-num">{_value(row.finals.get(m))}</td>' for m in metrics)
+        run_attr = f' data-run-id="{html.escape(row.run_id, quote=True)}"' if row.run_id else ""
+        css = ' class="fw-best"' if row.best else (' class="fw-missing"' if row.missing else "")
+        body.append(f"<tr{css}{run_attr}>{row_cells}</tr>")
+    return f'<table class="fw-compare-table"><tr>{cells}</tr>{"".join(body)}</table>'
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_LISTED])
+    return shown + (f", ... ({len(items) - _LISTED} more)" if len(items) > _LISTED else "")
+
+
+def _summary(comparison: Comparison) -> str:
+    runs = [row for row in comparison.rows if not row.missing]
+    missing = len(comparison.rows) - len(runs)
+    parts = [_count(len(runs), "run")]
+    if missing:
+        parts.append(f"{missing} without a run")
+    text = ", ".join(parts) + ". "
+    objective = comparison.objective
+    if objective is not None:
+        text += f"Objective: {objective.describe()}."
+        best = next((row for row in comparison.rows if row.best), None)
+        if best is not None:
+            text += f" Best run: {best.label}."
+    else:
+        text += "No metric to rank the runs by."
+    rule = (
+        "Shared metrics are those at least two runs logged; a final value is the run's summary value, "
+        "else the last value it logged. Without a declared goal, metrics named like an error (loss, "
+        "error, err, mse, mae, rmse, perplexity, ...) are minimised and others maximised."
+    )
+    return f'<p>{html.escape(text)}</p><p class="fw-muted">{html.escape(rule)}</p>'
+
+
+def _legend(comparison: Comparison) -> str:
+    items = "".join(
+        f'<li><span class="fw-swatch {_colour_class(row.colour)}"></span>{html.escape(row.label)}'
+        + (' <span class="fw-star">&#9733;</span>' if row.best else "")
+        + "</li>"
+        for row in comparison.drawn_rows
+    )
+    return f'<ul class="fw-legend">{items}</ul>' if items else ""
+
+
+def _series_filter(chart: ComparisonChart) -> Any:
+    """pygal xml filter: each line gets its run's colour class and a title (hover: the run)."""
+
+    def apply(svg: Any) -> Any:
+        svg = strip_svg_scripts(svg)
+        for group in list(svg.iter(f"{_SVG}g")) + list(svg.iter("g")):
+            classes = str(group.get("class", ""))
+            match = re.search(r"\bserie-(\d+)\b", classes)
+            if not match or "series" not in classes.split():
+                continue
+            index = int(match.group(1))
+            if index >= len(chart.lines):
+                continue
+            line = chart.lines[index]
+            extra = f" fw-c{line.colour % len(PALETTE)}" + (" fw-best" if line.best else "")
+            group.set("class", classes + extra)
+            tag = f"{_SVG}title" if group.tag.startswith(_SVG) else "title"
+            title = group.makeelement(tag, {})
+            title.text = line.label + (" (best)" if line.best else "")
+            group.insert(0, title)
+        return svg
+
+    return apply
+
+
+def _chart_svg(chart: ComparisonChart) -> str:
+    import pygal
+
+    plot = pygal.XY(
+        js=[],
+        css=[],
+        show_dots=any(line.points == 1 for line in chart.lines),
+        show_legend=False,
+        width=420,
+        height=230,
+        margin=8,
+        x_title=chart.x_label,
+        disable_xml_declaration=True,
+        explicit_size=False,
+        show_x_guides=True,
+        x_labels_major_count=5,
+        y_labels_major_count=5,
+        show_minor_x_labels=False,
+        show_minor_y_labels=False,
+        value_formatter=format_number,
+        x_value_formatter=format_number,
+        truncate_label=-1,
+        print_values=False,
+        no_data_text="no values",
+    )
+    plot.add_xml_filter(_series_filter(chart))
+    for line in chart.lines:
+        plot.add(line.label, list(zip(line.xs, line.ys, strict=True)))
+    svg: str = plot.render(is_unicode=True)
+    # As the single-run page does: no random ids (the same runs give the same page), the chart's
+    # accessible name is its metric, no generator comments.
+    uuid = getattr(plot, "uuid", None)
+    if isinstance(uuid, str) and uuid:
+        svg = svg.replace(f' id="chart-{uuid}"', "", 1)
+        if uuid in svg:
+            name = f"compare\0{chart.key}\0{chart.x_label}".encode()
+            svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
+    svg = svg.replace("<title>Pygal</title>", f"<title>{html.escape(chart.key)}</title>", 1)
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
+    return svg
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def _charts(comparison: Comparison, draw: bool) -> str:
+    parts: list[str] = []
+    for section, charts in comparison.sections():
+        parts.append(f"<h4>{html.escape(section)}</h4>")
+        figures: list[str] = []
+        for chart in charts:
+            detail = _count(len(chart.lines), "run")
+            if chart.downsampled:
+                detail += ", min/max envelope"
+            if chart.not_drawn:
+                detail += f"; {_count(chart.not_drawn, 'more run')} not drawn"
+            if chart.without:
+                detail += f"; {_count(chart.without, 'drawn run')} did not log it"
+            caption = (
+                f"<figcaption>{html.escape(chart.key)} "
+                f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
+            )
+            svg = _chart_svg(chart) if draw else ""
+            metric = html.escape(chart.key, quote=True)
+            figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
+        parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
+    return "".join(parts)
+
+
+def render_comparison(
+    comparison: Comparison, *, charts: bool | None = None, title: str = "Runs compared"
+) -> str:
+    """The comparison as an HTML fragment (a ``<section>``) for a report tab or a page.
+
+    ``charts=False`` leaves the charts out (the default draws them when pygal is installed).
+
+    Example:
+        >>> from flyteplugins.wandb._compare import MissingRun, plan_comparison
+        >>> html_text = render_comparison(plan_comparison([], [MissingRun("t", "a1", "no W&B run")]))
+        >>> "no run: no W&amp;B run" in html_text
+        True
+    """
+    draw = charts_available() if charts is None else charts
+    notes = list(comparison.notes)
+    if len(notes) > _NOTES_SHOWN:
+        notes = [*notes[:_NOTES_SHOWN], f"... and {len(notes) - _NOTES_SHOWN} more notes."]
+    if not draw and comparison.charts:
+        notes.append(f"Charts need the drawing library pygal: {REPORT_EXTRA_HINT}.")
+    parts = [
+        f'<div class="fw-head"><h2>{html.escape(title)}</h2></div>',
+        _summary(comparison),
+        notes_list(notes),
+    ]
+    if comparison.rows:
+        parts.append(f"<h3>Runs ({len(comparison.rows)})</h3>")
+        parts.append(_table(comparison))
+    if comparison.same_inputs:
+        same = [f"{name} = {cell_text(value)}" for name, value in comparison.same_inputs]
+        parts.append(f'<p class="fw-muted">Same in every run: {_listing(same)}</p>')
+    if comparison.unshared:
+        only = [f"{html.escape(key)} ({html.escape(label)})" for key, label in comparison.unshared]
+        parts.append(f'<p class="fw-muted">Logged by one run only (not compared): {_listing(only)}</p>')
+    if comparison.charts:
+        parts.append("<h3>Metrics</h3>")
+        parts.append(_legend(comparison))
+        parts.append(_charts(comparison, draw))
+    elif comparison.rows:
+        parts.append('<p class="fw-empty">No shared metric to chart.</p>')
+    if comparison.charts_left_out:
+        left = [html.escape(key) for key in comparison.charts_left_out]
+        parts.append(f'<p class="fw-muted">Not charted (cap on charts): {_listing(left)}</p>')
+    body = "\n".join(part for part in parts if part)
+    return report_section(_style() + "\n" + body, extra_class="fw-compare")
+
+
+def comparison_output_path(digests: Sequence[RunDigest]) -> Path:
+    """Where ``flyte wandb report RUN RUN ...`` writes by default: ``wandb-compare-<first id>-<n>.html``.
+
+    Example:
+        >>> comparison_output_path([RunDigest("abc"), RunDigest("def")]).name
+        'wandb-compare-abc-2-runs.html'
+    """
+    first = re.sub(r"[^A-Za-z0-9_.-]", "_", digests[0].run_id)[:40] if digests else "none"
+    return Path(f"wandb-compare-{first}-{len(digests)}-runs.html")
+
+
+def write_comparison(
+    digests: Sequence[RunDigest],
+    output: Path | None = None,
+    *,
+    missing: Sequence[MissingRun] = (),
+    objective: Objective | None = None,
+) -> Path:
+    """Write the comparison page of ``digests`` (a whole HTML document); returns where.
+
+    ``output`` defaults to :func:`comparison_output_path` in the working directory. ``missing``:
+    runs that could not be read (each a row that says why).
+
+    Example:
+        >>> write_comparison([digest_run(a), digest_run(b)], Path("compare.html"))  # doctest: +SKIP
+        PosixPath('compare.html')
+    """
+    comparison = plan_comparison(digests, missing, objective)
+    target = output or comparison_output_path(digests)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    title = f"W&B: {len(digests)} runs compared"
+    target.write_text(render_page(render_comparison(comparison), title), encoding="utf-8")
+    return target
