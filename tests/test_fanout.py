@@ -13,8 +13,9 @@ import flyte
 import pytest
 from conftest import run_local, task_run
 
-from flyteplugins.wandb import wandb_config, wandb_init
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
 from flyteplugins.wandb._fanout import plan_fanout_identity, with_fanout_identity
+from flyteplugins.wandb._fanout_channel import DIGESTS_DIR, collect_digests
 from flyteplugins.wandb._layers import resolve
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
 from flyteplugins.wandb._run import plan_task_run
@@ -137,3 +138,94 @@ def test_a_distributed_task_keeps_the_group_its_ranks_share() -> None:
 def test_plan_fanout_identity(parent: str | None, own: str, expected: tuple[str | None, ...]) -> None:
     fan = plan_fanout_identity(parent_run_id=parent, own_run_id=own, task_name="t")
     assert (fan.group, fan.job_type, fan.parent_run) == expected
+
+
+# --- the channel: children's digests in the parent's report tab ----------------------------------
+
+report_env = flyte.TaskEnvironment(name="fanrep")
+
+
+@wandb_init(run_mode="new")
+@report_env.task
+async def learner(lr: float, steps: int) -> float:
+    run = get_wandb_run()
+    for step in range(steps):
+        run.log({"train/loss": lr * (steps - step), "acc": step / steps})
+    if lr < 0:
+        raise ValueError("negative learning rate")
+    return lr
+
+
+@wandb_init(project="fan")
+@report_env.task(report=True)
+async def compare_parent(lrs: list[float]) -> str:
+    results = await asyncio.gather(*(learner(lr, 20) for lr in lrs), return_exceptions=True)
+    assert any(isinstance(r, Exception) for r in results) == any(lr < 0 for lr in lrs)
+    return str(task_run().id)
+
+
+@wandb_init(project="fan")
+@report_env.task
+async def quiet_parent(lrs: list[float]) -> str:
+    await asyncio.gather(*(learner(lr, 5) for lr in lrs))
+    return str(task_run().id)
+
+
+def _local(task: object, *args: object) -> tuple[object, Path]:
+    if not _compat_initialized():
+        flyte.init()
+    run = flyte.with_runcontext(mode="local").run(task, *args)
+    return run.outputs()[0] if isinstance(run.outputs(), tuple) else run.outputs(), Path(run.url)
+
+
+def _compat_initialized() -> bool:
+    from flyteplugins.wandb import _compat
+
+    return _compat.flyte_initialized()
+
+
+def _report_of(root: Path, task: str) -> str:
+    for path in root.rglob("report.html"):
+        page = path.read_text()
+        if f"<td>{task}</td>" in page:
+            return page
+    raise AssertionError(f"no report of {task} under {root}")
+
+
+def test_the_parents_tab_compares_the_runs_its_children_started(wandb_root: Path) -> None:
+    parent_id, root = _local(compare_parent, [0.1, 0.01, -1.0])
+    folders = list(root.rglob(f"{DIGESTS_DIR}/*"))
+    assert [f.name for f in folders] == [parent_id]
+    collected = collect_digests(str(folders[0].parent.parent), str(parent_id))
+    assert len(collected.digests) == 3 and not collected.missing
+    by_lr = {d.inputs["lr"]: d for d in collected.digests}
+    assert {lr: d.state for lr, d in by_lr.items()} == {0.1: "finished", 0.01: "finished", -1.0: "failed"}
+    for lr, digest in by_lr.items():
+        # The digest is what the child logged, read back from its own run's log.
+        assert digest.final("train/loss") == pytest.approx(lr * 1)
+        series = digest.series_of("train/loss")
+        assert series is not None and series.logged == 20
+        assert max(series.ys) == pytest.approx(max(lr * 20, lr)) and min(series.ys) == pytest.approx(
+            min(lr * 20, lr)
+        )
+        assert (digest.parent_run_id, digest.group, digest.job_type) == (
+            parent_id,
+            parent_id,
+            "fanrep.learner",
+        )
+    page = _report_of(root, "fanrep.compare_parent")
+    assert "Runs of this task&#x27;s children" in page
+    for digest in collected.digests:
+        # One table row and one legend entry per child run.
+        assert (
+            page.count(f'<tr data-run-id="{digest.run_id}"')
+            + page.count(f'<tr class="fw-best" data-run-id="{digest.run_id}"')
+            == 1
+        )
+
+
+def test_a_parent_without_a_tab_makes_its_children_write_nothing(wandb_root: Path) -> None:
+    parent_id, root = _local(quiet_parent, [0.1, 0.2])
+    assert parent_id
+    # No tab draws a comparison: the children write no marker and no digest.
+    assert not list(root.rglob(DIGESTS_DIR))

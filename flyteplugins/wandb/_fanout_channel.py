@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -45,13 +46,16 @@ __all__ = [
     "WRITE_SECONDS",
     "ChildChannel",
     "Collected",
+    "ParentComparison",
     "StartMarker",
     "announce_digests",
     "begin_child",
     "collect_digests",
     "digests_folder",
     "entry_name",
+    "note_sweep_metric",
     "scrub_digest",
+    "sweep_objective",
 ]
 
 logger = logging.getLogger("flyteplugins.wandb")
@@ -377,3 +381,93 @@ def collect_digests(run_base_dir: str, parent_run_id: str, seconds: float = COLL
     if not _bounded(lambda: result.append(_collect(folder)), seconds, "reading the children's run digests"):
         return Collected((), (), (f"The children's run digests could not be read from {folder}.",))
     return result[0]
+
+
+# --- the parent's side: the comparison in its report tab ---------------------------------------
+
+_sweep_lock = threading.Lock()
+# (Flyte run name, action name) -> the sweep metric of a @wandb_sweep task running here.
+_sweep_metrics: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+
+def _action_key() -> tuple[str, str] | None:
+    import flyte
+
+    ctx = flyte.ctx()
+    if not ctx:
+        return None
+    return (str(ctx.action.run_name or ""), str(ctx.action.name))
+
+
+def note_sweep_metric(metric: Any) -> None:
+    """A ``@wandb_sweep`` task notes its sweep's ``metric``: the objective of its comparison.
+
+    Example:
+        >>> note_sweep_metric({"name": "val/loss", "goal": "minimize"})  # outside a task: ignored
+    """
+    key = _action_key()
+    if key is None or not isinstance(metric, Mapping) or not metric.get("name"):
+        return
+    with _sweep_lock:
+        _sweep_metrics[key] = dict(metric)
+
+
+def sweep_objective(key: tuple[str, str] | None) -> Any:
+    """The objective a ``@wandb_sweep`` task noted for action ``key`` (forgotten once read), or
+    ``None``.
+
+    Example:
+        >>> sweep_objective(("r", "a0")) is None
+        True
+    """
+    if key is None:
+        return None
+    with _sweep_lock:
+        metric = _sweep_metrics.pop(key, None)
+    if metric is None:
+        return None
+    from ._compare import Objective
+
+    maximize = str(metric.get("goal", "minimize")).lower().startswith("max")
+    return Objective(str(metric["name"]), "maximize" if maximize else "minimize", "sweep metric")
+
+
+@dataclass(frozen=True)
+class ParentComparison:
+    """Where a parent task's tab finds its children's digests, and its objective's key.
+
+    Example:
+        >>> ParentComparison("/tmp/base", "r-a0", ("r", "a0")).run_id
+        'r-a0'
+    """
+
+    run_base_dir: str
+    run_id: str
+    action_key: tuple[str, str] | None = None
+
+    @classmethod
+    def here(cls, run_id: str) -> ParentComparison | None:
+        """For the task running here (``None`` outside a task, or without run storage)."""
+        base = _run_base_dir()
+        return cls(base, run_id, _action_key()) if base else None
+
+    def section(self) -> str | None:
+        """The comparison section of the children's runs; ``None`` when no child wrote to the channel.
+
+        Bounded (:data:`COLLECT_SECONDS` to read); raises nothing the tab should not catch.
+        """
+        collected = collect_digests(self.run_base_dir, self.run_id)
+        objective = sweep_objective(self.action_key)
+        if not collected.digests and not collected.missing and not collected.notes:
+            return None
+        from ._compare import MissingRun, plan_comparison
+        from ._report_compare import render_comparison
+
+        missing = [MissingRun(m.task, m.action, reason) for m, reason in collected.missing]
+        comparison = plan_comparison(collected.digests, missing, objective)
+        section = render_comparison(comparison, title="Runs of this task's children")
+        if collected.notes:
+            from ._report import notes_list
+
+            section += "\n" + notes_list(collected.notes)
+        return section
