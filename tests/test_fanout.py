@@ -229,3 +229,71 @@ def test_a_parent_without_a_tab_makes_its_children_write_nothing(wandb_root: Pat
     assert parent_id
     # No tab draws a comparison: the children write no marker and no digest.
     assert not list(root.rglob(DIGESTS_DIR))
+
+
+def test_children_without_a_readable_digest_are_rows_that_say_why(tmp_path: Path) -> None:
+    from flyteplugins.wandb._digest import RunDigest
+    from flyteplugins.wandb._fanout_channel import StartMarker, digests_folder
+
+    folder = Path(digests_folder(str(tmp_path), "r-a0"))
+    folder.mkdir(parents=True)
+    (folder / "a1.started").write_text(StartMarker("env.train", "a1", "r-a1").to_json())
+    (folder / "a1.json").write_text(
+        RunDigest("r-a1", task="env.train", action="a1", state="finished").to_json()
+    )
+    # a2 started its run and was killed before its end: a marker and nothing else.
+    (folder / "a2.started").write_text(StartMarker("env.train", "a2", "r-a2").to_json())
+    # a3's digest was cut short while it was written; a4's comes from a newer plugin.
+    (folder / "a3.started").write_text(StartMarker("env.train", "a3", "r-a3").to_json())
+    (folder / "a3.json").write_text(RunDigest("r-a3").to_json()[:20])
+    (folder / "a4.json").write_text('{"format": 99, "run_id": "r-a4"}')
+    (folder / "notes.txt").write_text("not ours")
+    collected = collect_digests(str(tmp_path), "r-a0")
+    assert [d.run_id for d in collected.digests] == ["r-a1"]
+    missing = {marker.action: (marker.task, reason) for marker, reason in collected.missing}
+    assert missing["a2"] == ("env.train", "no digest: the task failed or was stopped before its run ended")
+    assert missing["a3"][0] == "env.train" and "could not be read" in missing["a3"][1]
+    assert missing["a4"][0] is None and "newer" in missing["a4"][1]
+    assert set(missing) == {"a2", "a3", "a4"}
+
+
+def test_reading_the_channel_never_raises() -> None:
+    # A storage path that cannot be listed (a file where the folder should be): a note, no error.
+    collected = collect_digests("/dev/null", "r-a0")
+    assert collected.digests == () and collected.missing == ()
+    assert collected.notes and "could not be read" in collected.notes[0]
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+@wandb_init(run_mode="new")
+@report_env.task
+async def hostile_child(label: str, db_password: str) -> str:
+    run = task_run()
+    run.config.update({"api_key": "k-123", "nested": {"client_secret": "s-456", "ok": 1}})
+    for step in range(3):
+        run.log({'<img src=x onerror="alert(2)">': float(step), "loss": 1.0 / (step + 1)})
+    return label
+
+
+@wandb_init(project="fan")
+@report_env.task(report=True)
+async def hostile_parent() -> str:
+    await asyncio.gather(hostile_child(HOSTILE, "hunter2"), hostile_child("plain", "hunter2"))
+    return str(task_run().id)
+
+
+def test_hostile_inputs_and_metric_names_are_escaped_and_no_secret_travels(wandb_root: Path) -> None:
+    _, root = _local(hostile_parent)
+    texts = [p.read_text() for p in root.rglob(f"{DIGESTS_DIR}/*/*.json")]
+    assert len(texts) == 2
+    for text in texts:
+        for secret in ("hunter2", "k-123", "s-456", "db_password", "api_key"):
+            assert secret not in text
+    page = _report_of(root, "fanrep.hostile_parent")
+    section = page[page.index("Runs of this task&#x27;s children") :]
+    assert "<script>alert(1)" not in section and "<img src=x" not in section
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section
+    assert "&lt;img src=x" in section
+    assert "hunter2" not in page and "k-123" not in page
