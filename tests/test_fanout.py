@@ -156,7 +156,7 @@ async def learner(lr: float, steps: int) -> float:
     return lr
 
 
-@wandb_init(project="fan")
+@wandb_init(project="fan", entity="team")
 @report_env.task(report=True)
 async def compare_parent(lrs: list[float]) -> str:
     results = await asyncio.gather(*(learner(lr, 20) for lr in lrs), return_exceptions=True)
@@ -222,6 +222,8 @@ def test_the_parents_tab_compares_the_runs_its_children_started(wandb_root: Path
             + page.count(f'<tr class="fw-best" data-run-id="{digest.run_id}"')
             == 1
         )
+    # The W&B group page of the siblings, as the parent's run names it.
+    assert f'href="https://wandb.ai/team/fan/groups/{parent_id}"' in page
 
 
 def test_a_parent_without_a_tab_makes_its_children_write_nothing(wandb_root: Path) -> None:

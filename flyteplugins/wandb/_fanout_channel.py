@@ -444,12 +444,34 @@ class ParentComparison:
     run_base_dir: str
     run_id: str
     action_key: tuple[str, str] | None = None
+    group_page: str | None = None
 
     @classmethod
-    def here(cls, run_id: str) -> ParentComparison | None:
-        """For the task running here (``None`` outside a task, or without run storage)."""
+    def here(cls, identity: Any) -> ParentComparison | None:
+        """For the task running here, whose run is ``identity`` (``None`` outside a task, or
+        without run storage)."""
         base = _run_base_dir()
-        return cls(base, run_id, _action_key()) if base else None
+        if not base:
+            return None
+        page = None
+        if identity.host and identity.entity and identity.project:
+            from ._urls import group_url
+
+            page = group_url(str(identity.host), identity.entity, identity.project, str(identity.id))
+        return cls(base, str(identity.id), _action_key(), page)
+
+    def _group_note(self, digests: tuple[RunDigest, ...]) -> str:
+        from html import escape
+
+        from ._report import safe_url
+
+        url = safe_url(self.group_page)
+        if url is None or not any(d.group == self.run_id for d in digests):
+            return ""
+        return (
+            f'<p class="fw-muted">In W&amp;B these runs are the group <a href="{escape(url)}" '
+            f'rel="noopener noreferrer">{escape(self.run_id)}</a> (once synced, for offline runs).</p>'
+        )
 
     def section(self) -> str | None:
         """The comparison section of the children's runs; ``None`` when no child wrote to the channel.
@@ -465,9 +487,9 @@ class ParentComparison:
 
         missing = [MissingRun(m.task, m.action, reason) for m, reason in collected.missing]
         comparison = plan_comparison(collected.digests, missing, objective)
-        section = render_comparison(comparison, title="Runs of this task's children")
-        if collected.notes:
-            from ._report import notes_list
+        from ._report import notes_list
 
-            section += "\n" + notes_list(collected.notes)
-        return section
+        section = render_comparison(comparison, title="Runs of this task's children")
+        extra = self._group_note(collected.digests) + notes_list(collected.notes)
+        head, closing, tail = section.rpartition("</section>")
+        return head + extra + closing + tail if closing else section + extra

@@ -264,7 +264,7 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
         if enabled and active.owner:
             from ._fanout_channel import ParentComparison
 
-            comparison = ParentComparison.here(identity.id)
+            comparison = ParentComparison.here(identity)
         return ReportTab(
             task=task,
             action=action,
