@@ -63,3 +63,23 @@ def test_each_child_in_its_own_pod_reaches_the_parents_comparison(tmp_path: Path
     for digest in collected.digests:
         assert f'data-run-id="{digest.run_id}"' in page
     assert killed.action in page and "no digest: the task failed or was stopped before its run ended" in page
+
+
+def test_parents_sharing_a_reusable_container_each_compare_only_their_own_children(tmp_path: Path) -> None:
+    from cluster.harness import read_outputs
+
+    cluster = Cluster(tmp_path / "cluster", env=dict(POD_ENV))
+    replica = cluster.replica(concurrency=2)
+    replica.add(fanout_workflows.tune, [0.1, 0.2], 10)
+    replica.add(fanout_workflows.tune, [0.3], 10)
+    attempts = replica.run()
+    assert len(attempts) == 2 and all(a.ok for a in attempts), replica.log()
+    base = tmp_path / "cluster" / "outputs"
+    lrs = {}
+    for attempt in attempts:
+        parent_id = read_outputs(fanout_workflows.tune, attempt.output_prefix)
+        collected = collect_digests(str(base), parent_id)
+        assert not collected.missing
+        assert all(d.parent_run_id == d.group == parent_id for d in collected.digests)
+        lrs[parent_id] = sorted(d.inputs["lr"] for d in collected.digests)
+    assert sorted(lrs.values()) == [[0.1, 0.2], [0.3]]

@@ -53,6 +53,7 @@ __all__ = [
     "collect_digests",
     "digests_folder",
     "entry_name",
+    "entry_stem",
     "note_sweep_metric",
     "scrub_digest",
     "sweep_objective",
@@ -84,6 +85,22 @@ def entry_name(text: str) -> str:
         'r1-a0'
     """
     return _UNSAFE.sub("_", text)[:200] or "_"
+
+
+def entry_stem(action: str, run_id: str) -> str:
+    """The file name (without suffix) of a child's marker and digest: its action name, plus a
+    short hash of its run id when the run is not the action's own ``{run_name}-{action}`` (the
+    ranks of a distributed child each start a run of their own in one action).
+
+    Example:
+        >>> entry_stem("a3", "r1-a3"), entry_stem("a3", "r1-a3-rank-1")
+        ('a3', 'a3.c9a90b9bfd')
+    """
+    if not run_id or run_id.endswith(f"-{action}"):
+        return entry_name(action)
+    import hashlib
+
+    return f"{entry_name(action)[:180]}.{hashlib.sha256(run_id.encode()).hexdigest()[:10]}"
 
 
 def digests_folder(run_base_dir: str, parent_run_id: str) -> str:
@@ -197,15 +214,21 @@ class ChildChannel:
     run_dir: str | None
     url: str | None
 
+    stem: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stem:
+            self.stem = entry_stem(self.marker.action, self.marker.run_id)
+
     @property
     def marker_path(self) -> str:
         """Where the start marker goes."""
-        return f"{self.folder}/{entry_name(self.marker.action)}{_STARTED}"
+        return f"{self.folder}/{self.stem}{_STARTED}"
 
     @property
     def digest_path(self) -> str:
         """Where the digest goes."""
-        return f"{self.folder}/{entry_name(self.marker.action)}{_DIGEST}"
+        return f"{self.folder}/{self.stem}{_DIGEST}"
 
     def started(self) -> None:
         """Write the start marker (bounded; never raises)."""
