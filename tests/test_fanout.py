@@ -13,7 +13,7 @@ import flyte
 import pytest
 from conftest import run_local, task_run
 
-from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init
+from flyteplugins.wandb import get_wandb_run, wandb_config, wandb_init, wandb_sweep
 from flyteplugins.wandb._fanout import plan_fanout_identity, with_fanout_identity
 from flyteplugins.wandb._fanout_channel import DIGESTS_DIR, collect_digests
 from flyteplugins.wandb._layers import resolve
@@ -299,3 +299,32 @@ def test_hostile_inputs_and_metric_names_are_escaped_and_no_secret_travels(wandb
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in section
     assert "&lt;img src=x" in section
     assert "hunter2" not in page and "k-123" not in page
+
+
+# --- a @wandb_sweep parent: its sweep's metric ranks the children ------------------------------
+
+
+@pytest.fixture
+def fake_sweep_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The W&B sweep service is out of reach: wandb.sweep (its registration call) returns an id."""
+    import wandb
+
+    monkeypatch.setattr(wandb, "sweep", lambda sweep, entity=None, project=None, prior_runs=None: "sw1")
+
+
+@wandb_init(project="fan")
+@wandb_sweep(method="grid", metric={"name": "acc", "goal": "minimize"}, parameters={"lr": {"values": [1]}})
+@report_env.task(report=True)
+async def sweep_parent(lrs: list[float]) -> str:
+    await asyncio.gather(*(learner(lr, 4) for lr in lrs))
+    return str(task_run().id)
+
+
+def test_a_sweep_parent_ranks_its_children_by_the_sweeps_metric(
+    wandb_root: Path, fake_sweep_service: None
+) -> None:
+    _, root = _local(sweep_parent, [0.1, 0.2])
+    page = _report_of(root, "fanrep.sweep_parent")
+    section = page[page.index("Runs of this task&#x27;s children") :]
+    # Without the sweep's metric the first shared metric (acc) would be maximized.
+    assert "Objective: acc, minimized (sweep metric)" in section
