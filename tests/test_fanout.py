@@ -125,6 +125,11 @@ def test_a_distributed_task_keeps_the_group_its_ranks_share() -> None:
     # The ranks' group is what the task's link opens: the fan-out parent goes to job_type/parent_run.
     assert plan.init_kwargs["group"] == group != "r-a0"
     assert (plan.init_kwargs["job_type"], plan.parent_run) == ("env.ddp", "r-a0")
+    # One run for all ranks (auto): no computed group, so it is grouped under the parent's run.
+    resolved = resolve(context={"_wandb_run_id": "r-a0"}, use_current_context=False)
+    plan = plan_task_run(resolved, run_name="r", action_name="a1", remote=False, distributed=info)
+    plan = with_fanout_identity(plan, resolved, "env.ddp")
+    assert (plan.init_kwargs["group"], plan.parent_run) == ("r-a0", "r-a0")
 
 
 @pytest.mark.parametrize(
