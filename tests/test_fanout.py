@@ -333,3 +333,21 @@ def test_a_sweep_parent_ranks_its_children_by_the_sweeps_metric(
     section = page[page.index("Runs of this task&#x27;s children") :]
     # Without the sweep's metric the first shared metric (acc) would be maximized.
     assert "Objective: acc, minimized (sweep metric)" in section
+
+
+def test_a_storage_that_stalls_costs_the_parent_at_most_the_bound(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from flyteplugins.wandb._fanout_channel import digests_folder
+
+    folder = Path(digests_folder(str(tmp_path), "r-a0"))
+    folder.mkdir(parents=True)
+    # A named pipe nobody writes to: reading it blocks, as a storage that never answers does.
+    os.mkfifo(folder / "a1.json")
+    start = time.monotonic()
+    collected = collect_digests(str(tmp_path), "r-a0", seconds=0.5)
+    assert time.monotonic() - start < 2.0
+    assert collected.digests == () and "could not be read" in collected.notes[0]
+    # Let the reader left behind finish: a writer opens the pipe and closes it (end of file).
+    os.close(os.open(folder / "a1.json", os.O_WRONLY | os.O_NONBLOCK))

@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -323,7 +323,11 @@ def announce_digests(scope: Any, report: bool) -> Iterator[None]:
     if not flyte.ctx():
         yield
         return
-    with flyte.custom_context(**{CONTEXT_KEY: str(active.identity.id)}):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(flyte.custom_context(**{CONTEXT_KEY: str(active.identity.id)}))
+        except Exception as exc:  # the comparison is a nicety: never a reason to fail the task
+            logger.warning("W&B fan-out: the children's runs will not be compared: %s", exc)
         yield
 
 
@@ -472,7 +476,15 @@ class ParentComparison:
     @classmethod
     def here(cls, identity: Any) -> ParentComparison | None:
         """For the task running here, whose run is ``identity`` (``None`` outside a task, or
-        without run storage)."""
+        without run storage). Never raises."""
+        try:
+            return cls._here(identity)
+        except Exception as exc:
+            logger.warning("W&B fan-out: the children's runs will not be compared: %s", exc)
+            return None
+
+    @classmethod
+    def _here(cls, identity: Any) -> ParentComparison | None:
         base = _run_base_dir()
         if not base:
             return None
