@@ -849,6 +849,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print where the time goes (this package)")
     parser.add_argument("--reference", default=DEFAULT_REFERENCE_PYTHON, help="python of the reference venv")
     parser.add_argument("--report-tab", action="store_true", help="time the W&B report tab (only that)")
+    parser.add_argument(
+        "--compare", action="store_true", help="time a fan-out's comparison (100 children; only that)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
@@ -856,6 +859,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.report_tab:
         return report_tab_main()
+    if args.compare:
+        return compare_main()
     if args.worker:
         _worker_main(args.worker, Path(args.out), Settings(**json.loads(args.settings)))
         return 0
@@ -1258,6 +1263,138 @@ def report_tab_main() -> int:
     """``benchmarks/run.py --report-tab``: print the report tab's table."""
     machine = machine_info()
     table = report_tab_benchmark()
+    print(f"{table}\n\nload average {machine['load']} at start")
+    return 0
+
+
+# --- a fan-out's comparison (docs/performance.md, "Comparing a fan-out") ----------------------------
+
+COMPARE_CHILDREN = 100
+COMPARE_STEPS = 2_000
+COMPARE_METRICS = 5
+COMPARE_ROUNDS = 7
+COMPARE_TARGET_S = 1.0
+COMPARE_TARGET_BYTES = 2_000_000
+
+
+def _child_history(index: int, steps: int, metrics: int) -> Any:
+    """A child's history as the log reader gives it: ``steps`` x ``metrics`` noisy decaying curves."""
+    import math
+
+    from flyteplugins.wandb._history import Column, RunHistory
+    from flyteplugins.wandb._offline import OfflineRun
+
+    rate = 0.0005 * (1 + index % 17)
+    columns = {
+        f"train/metric{k}": Column(
+            list(range(steps)),
+            [
+                math.exp(-rate * step) * (k + 1) + 0.02 * math.sin(step * (k + 3) + index)
+                for step in range(steps)
+            ],
+        )
+        for k in range(metrics)
+    }
+    columns["_step"] = Column(list(range(steps)), list(range(steps)))
+    run = OfflineRun(
+        path=Path("."),
+        run_id=f"fanout-run-{index:03d}-" + "0123456789abcdefghijklmnopqrstuvwxyz0123456789",
+        exit_code=0,
+        summary={key: column.values[-1] for key, column in columns.items()},
+        config={
+            "flyte": {"task": "bench.fit", "action": f"a{index}", "inputs": {"lr": rate, "seed": index % 3}}
+        },
+    )
+    return RunHistory(run, columns, rows=steps)
+
+
+def _s_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def compare_benchmark(
+    children: int = COMPARE_CHILDREN,
+    steps: int = COMPARE_STEPS,
+    metrics: int = COMPARE_METRICS,
+    rounds: int = COMPARE_ROUNDS,
+) -> str:
+    """Time the comparison of ``children`` runs of ``steps`` x ``metrics``, against one run's tab.
+
+    Each child's digest is made once (a child's own cost, at its end) and written as JSON, as the
+    channel between containers carries it. What the parent adds at its end: read the digests back,
+    plan the comparison, render the section (medians of ``rounds``). The single-run tab's build
+    of one child (plan and draw its charts, from the same in-memory history: no log reading on
+    either side) is the yardstick. Returns a markdown table.
+    """
+    from flyteplugins.wandb._compare import plan_comparison
+    from flyteplugins.wandb._digest import RunDigest, digest_history
+    from flyteplugins.wandb._report import render_page, render_report
+    from flyteplugins.wandb._report_compare import render_comparison
+
+    histories = [_child_history(i, steps, metrics) for i in range(children)]
+    digest_s: list[float] = []
+    digests = []
+    for history in histories:
+        start = time.perf_counter()
+        digests.append(digest_history(history))
+        digest_s.append(time.perf_counter() - start)
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        folder = Path(tmp)
+        for digest in digests:
+            (folder / f"{digest.run_id}.json").write_text(digest.to_json(), encoding="utf-8")
+        json_bytes = sum(p.stat().st_size for p in folder.iterdir())
+        render_comparison(plan_comparison(digests))  # warm-up: imports, pygal's first chart
+        render_report(histories[0])
+        read_s: list[float] = []
+        plan_s: list[float] = []
+        render_s: list[float] = []
+        single_s: list[float] = []
+        cpu_s: list[float] = []
+        page = ""
+        for _ in range(rounds):
+            cpu = time.process_time()
+            start = time.perf_counter()
+            loaded = [RunDigest.from_json(p.read_bytes()) for p in sorted(folder.iterdir())]
+            read_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            comparison = plan_comparison(loaded)
+            plan_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            page = render_comparison(comparison)
+            render_s.append(time.perf_counter() - start)
+            cpu_s.append(time.process_time() - cpu)
+            start = time.perf_counter()
+            render_report(histories[0])
+            single_s.append(time.perf_counter() - start)
+    whole = [r + p + d for r, p, d in zip(read_s, plan_s, render_s, strict=True)]
+    size = len(render_page(page).encode())
+    med = statistics.median
+    rows = [
+        "| measurement | value |",
+        "|---|---|",
+        f"| a child's digest of its run ({steps:,} steps x {metrics} metrics; median of {children})"
+        f" | {_s_ms(med(digest_s))} |",
+        f"| the {children} digests as JSON (what travels) | {json_bytes / 1024:.0f} KB "
+        f"({json_bytes / children / 1024:.1f} KB each) |",
+        f"| parent: read the {children} digests back (median of {rounds}) | {_s_ms(med(read_s))} |",
+        f"| parent: plan the comparison | {_s_ms(med(plan_s))} |",
+        f"| parent: render the section (table, {len(comparison.charts)} charts of"
+        f" {max((len(c.lines) for c in comparison.charts), default=0)} lines) | {_s_ms(med(render_s))} |",
+        f"| parent: all of it, added to its end (target <= {COMPARE_TARGET_S:.0f} s) | {_s_ms(med(whole))}"
+        f" (slowest {_s_ms(max(whole))}) {_yes(max(whole) <= COMPARE_TARGET_S)} |",
+        f"| parent: the same in CPU time (what it costs on an idle core) | {_s_ms(med(cpu_s))} |",
+        f"| yardstick: one child's single-run tab from its history (plan, draw {metrics} charts) |"
+        f" {_s_ms(med(single_s))} |",
+        f"| comparison page size (target < 2 MB) | {size / 1024:.0f} KB"
+        f" {_yes(size < COMPARE_TARGET_BYTES)} |",
+    ]
+    return "\n".join(rows)
+
+
+def compare_main() -> int:
+    """``benchmarks/run.py --compare``: print the comparison's table."""
+    machine = machine_info()
+    table = compare_benchmark()
     print(f"{table}\n\nload average {machine['load']} at start")
     return 0
 

@@ -205,7 +205,7 @@ def test_demo_shows_the_backlink_and_a_reference_artifact(demo) -> None:
 
 def test_demo_writes_the_report_pages_and_prints_their_paths(demo) -> None:
     result, cwd = demo
-    section = result.stdout.split("Charts of the runs: report pages", 1)[1]
+    section = result.stdout.split("Charts of the runs: report pages", 1)[1].split("A fan-out compared", 1)[0]
     listed = [line.strip() for line in section.splitlines() if line.strip().endswith(".html")]
     flyte_reports = [Path(p) for p in listed if p.endswith("report.html")]
     run_pages = [cwd / p for p in listed if not p.endswith("report.html")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -98,7 +99,7 @@ def wandb_group() -> None:
     flyte wandb link ...         the W&B link a task would get
     flyte wandb check            will W&B work for a task? (mode, credentials, server)
     flyte wandb demo             run a local workflow with W&B in offline mode
-    flyte wandb report RUN       a local run's charts as one HTML page
+    flyte wandb report RUN...    a local run's charts, or several runs compared, as one HTML page
     """
 
 
@@ -226,35 +227,56 @@ def demo_command(wandb_dir: str) -> None:
 
 
 @wandb_group.command(name="report")
-@click.argument("target", metavar="RUN_DIR|RUN_ID")
+@click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, writable=True),
     default=None,
-    help="Where to write the page (default: wandb-report-<run id>.html here).",
+    help="Where to write the page (default: wandb-report-<run id>.html, or for several runs "
+    "wandb-compare-<n>-runs-<hash>.html, here).",
 )
-def report_command(target: str, output: str | None) -> None:
-    """Write a local run's charts, config and summary as one HTML page (no Flyte, no W&B server).
+def report_command(targets: tuple[str, ...], output: str | None) -> None:
+    """Write local runs' charts as one HTML page (no Flyte, no W&B server).
 
-    RUN_DIR is a run's folder (wandb/offline-run-... or wandb/run-...); a RUN_ID is looked up in
-    the local wandb folders (the configured dir, WANDB_DIR, the working directory). The page is
-    the one the "Weights & Biases" tab of a task's Flyte report shows.
+    A TARGET is a run's folder (wandb/offline-run-... or wandb/run-...) or a run id looked up in
+    the local wandb folders (the configured dir, WANDB_DIR, the working directory). One TARGET:
+    the run's charts, config and summary, the page the "Weights & Biases" tab of a task's Flyte
+    report shows. Several: the runs compared, a table of the runs and one chart per shared metric.
     """
-    from pathlib import Path
-
     from ._report import REPORT_EXTRA_HINT, charts_available, locate_run_dirs, write_report
 
     if not charts_available():
         _fail(f"the report's charts need the drawing library pygal: {REPORT_EXTRA_HINT}")
-    run_dirs = locate_run_dirs(target)
-    if not run_dirs:
-        _fail(
-            f"no W&B run directory or run id {target!r} here: give a run folder such as "
-            "wandb/offline-run-20250101_120000-abc123, or the id of a run under WANDB_DIR or this folder"
-        )
+    found: list[tuple[str, list[Path]]] = []
+    for target in targets:
+        run_dirs = locate_run_dirs(target)
+        if not run_dirs:
+            _fail(
+                f"no W&B run directory or run id {target!r} here: give a run folder such as "
+                "wandb/offline-run-20250101_120000-abc123, or the id of a run under WANDB_DIR or this folder"
+            )
+        found.append((target, run_dirs))
+    if len(found) > 1:
+        _compare_command(found, Path(output) if output else None)
+        return
+    target, run_dirs = found[0]
     try:
         written = write_report(run_dirs, Path(output) if output else None)
     except (OSError, ValueError) as exc:
         _fail(f"could not write the report of {target!r}: {exc}")
     click.echo(f"Wrote the report of {target} to {written}")
+
+
+def _compare_command(found: list[tuple[str, list[Path]]], output: Path | None) -> None:
+    """``flyte wandb report`` with several targets: their comparison page."""
+    from ._report_compare import compare_run_dirs
+
+    try:
+        written, comparison = compare_run_dirs([(target, dirs) for target, dirs in found], output)
+    except OSError as exc:
+        _fail(f"could not write the comparison of {', '.join(repr(t) for t, _ in found)}: {exc}")
+    runs = sum(1 for row in comparison.rows if not row.missing)
+    unread = len(comparison.rows) - runs
+    more = f" ({unread} could not be read: see the page)" if unread else ""
+    click.echo(f"Wrote the comparison of {runs} runs{more} to {written}")

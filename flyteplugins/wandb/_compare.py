@@ -14,11 +14,15 @@ The rules, stated on the page as well:
   mean the same thing by it.
 - **Final value.** The run's summary value when it is a number (NaN and infinities included: a run
   that diverged shows it), else the last finite value it logged.
-- **Objective.** The one given (a sweep's ``metric``), else a goal the runs declared with
-  ``define_metric(name, goal=...)`` or ``summary="min"/"max"`` (when the digests carry one), else
-  the first shared metric (in chart order) with a final value, minimised when its name says it is
-  an error (:func:`direction_of`: ``loss``, ``error``, ``err``, ``mse``, ``mae``, ``rmse``,
-  ``perplexity``, ...) and maximised otherwise. The best row has the best finite final value.
+- **Objective.** The one given (a sweep's ``metric``), else the first shared metric the runs
+  declared a direction for with ``define_metric(name, summary="min")`` (or ``"max"``; ``goal=`` in
+  older wandb releases), else
+  the first shared metric (in chart order) with a final value, preferring one whose name says what
+  it measures (:func:`objective_candidates`: an error such as ``loss``, or a score such as
+  ``accuracy``) and never a counter (``epoch``, ``step``, ``lr``, ...) or an x axis; it is minimised
+  when its name says it is an error (:func:`direction_of`: ``loss``, ``error``, ``err``, ``mse``,
+  ``mae``, ``rmse``, ``perplexity``, ...) and maximised otherwise. The best row has the best finite
+  final value.
 - **Inputs.** The Flyte inputs whose values differ between runs come first (and are the table's
   columns); the inputs every run has with the same value are listed once.
 - **Lines.** Each chart draws at most ``max_lines`` runs, the same runs in every chart (best by the
@@ -64,6 +68,7 @@ __all__ = [
     "MissingRun",
     "Objective",
     "direction_of",
+    "objective_candidates",
     "plan_comparison",
 ]
 
@@ -71,8 +76,9 @@ __all__ = [
 DEFAULT_MAX_LINES = 20
 #: Overlaid charts drawn; further shared metrics are in the table only.
 DEFAULT_MAX_CHARTS = 24
-#: Points drawn on the whole page, shared out between the lines (each keeps 40 to 200).
-DEFAULT_POINT_BUDGET = 24_000
+#: Points drawn on the whole page, shared out between the lines (each keeps 40 to 200): drawing
+#: costs about 10 us per point, and a chart 370 pixels wide shows no more with more points.
+DEFAULT_POINT_BUDGET = 12_000
 _MIN_POINTS_PER_LINE = 40
 _MAX_POINTS_PER_LINE = 200
 #: Metric columns in the table; further shared metrics are named under it.
@@ -84,6 +90,16 @@ Goal = Literal["minimize", "maximize"]
 _MINIMISED = re.compile(
     r"(?:^|[^a-z0-9])(loss|losses|error|errors|err|mse|mae|rmse|msle|mape|nll|perplexity|ppl|wer|cer|"
     r"regret|cost|distance|dist|fid|latency)(?:$|[^a-z0-9])"
+)
+# Words that make a metric a score (preferred, with errors, as the objective when none is given).
+_SCORES = re.compile(
+    r"(?:^|[^a-z0-9])(acc|accuracy|top1|top5|f1|f1_score|auc|auroc|roc_auc|precision|recall|reward|return|"
+    r"score|map|bleu|rouge|iou|dice|r2|ndcg|mrr)(?:$|[^a-z0-9])"
+)
+# Counters and settings: logged, shared, but not what a run is judged by.
+_COUNTERS = re.compile(
+    r"(?:^|[^a-z0-9])(epoch|epochs|step|steps|global_step|iteration|iterations|iter|batch|batches|lr|"
+    r"learning_rate|time|runtime|timestamp|duration|samples|examples|tokens|seen)(?:$|[^a-z0-9])"
 )
 _NON_FINITE_TEXT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -326,6 +342,27 @@ def direction_of(metric: str) -> Goal:
     return "minimize" if _MINIMISED.search(metric.lower()) else "maximize"
 
 
+def objective_candidates(metrics: Sequence[str], x_axes: Sequence[str] = ()) -> list[str]:
+    """The metrics that can be the objective when none is given, most telling first.
+
+    Errors (see :func:`direction_of`) and scores (``accuracy``, ``f1``, ``auc``, ``reward``, ...)
+    first, then other metrics; counters and settings (``epoch``, ``step``, ``lr``, ``runtime``,
+    ...) and the runs' x axes (``x_axes``) are never candidates. Order is kept within each group.
+
+    Example:
+        >>> objective_candidates(["epoch", "lr", "throughput", "val/accuracy", "train/loss"])
+        ['val/accuracy', 'train/loss', 'throughput']
+    """
+    named: list[str] = []
+    others: list[str] = []
+    for metric in metrics:
+        lowered = metric.lower()
+        if metric in x_axes or _COUNTERS.search(lowered.rsplit("/", 1)[-1]):
+            continue
+        (named if _MINIMISED.search(lowered) or _SCORES.search(lowered) else others).append(metric)
+    return named + others
+
+
 def _number(value: Any) -> float | None:
     """A summary value as a number: finite numbers, and NaN/infinities (also as the digest's strings)."""
     if isinstance(value, bool):
@@ -389,15 +426,16 @@ def _inputs(digests: Sequence[RunDigest]) -> tuple[tuple[str, ...], tuple[tuple[
 
 
 def _declared_objective(digests: Sequence[RunDigest], metrics: Sequence[str]) -> Objective | None:
-    """A goal the runs declared for a shared metric (``RunDigest.goals``, when the digests carry it)."""
-    for digest in digests:
-        goals = getattr(digest, "goals", None)
-        if not isinstance(goals, Mapping):
-            continue
-        for metric in metrics:
-            goal = goals.get(metric)
-            if goal in ("minimize", "maximize"):
-                return Objective(metric, goal, "define_metric summary")
+    """The first shared metric (chart order) a run declared a direction for (``RunDigest.goals``).
+
+    When runs disagree on a metric's direction, the most runs win (a tie: minimised).
+    """
+    for metric in metrics:
+        votes = [digest.goals.get(metric) for digest in digests]
+        lower, higher = votes.count("minimize"), votes.count("maximize")
+        if lower or higher:
+            goal: Goal = "minimize" if lower >= higher else "maximize"
+            return Objective(metric, goal, "define_metric summary")
     return None
 
 
@@ -444,7 +482,8 @@ def plan_comparison(
     if objective is None:
         objective = _declared_objective(digests, metrics)
     if objective is None:
-        for key in metrics:
+        x_axes = sorted({s.x_label for digest in digests for s in digest.series if s.x_label != "_step"})
+        for key in objective_candidates(metrics, x_axes):
             if any(f.get(key) is not None and math.isfinite(f[key] or 0.0) for f in finals):
                 objective = Objective(key, direction_of(key), "first shared metric")
                 break

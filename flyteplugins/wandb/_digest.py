@@ -118,6 +118,8 @@ class RunDigest:
         summary: the run's final summary without wandb's ``_`` keys (plain JSON values).
         series: the numeric metrics, at most :data:`MAX_SERIES`, sorted by key.
         notes: what was left out or could not be read while making the digest.
+        goals: ``minimize`` or ``maximize`` by metric, for the metrics the run declared a direction
+            for (``define_metric(name, summary="min")``); what a comparison ranks runs by first.
 
     Example:
         >>> RunDigest("r1", summary={"acc": 0.9}).final("acc")
@@ -141,6 +143,7 @@ class RunDigest:
     summary: Mapping[str, Any] = field(default_factory=dict)
     series: tuple[SeriesDigest, ...] = ()
     notes: tuple[str, ...] = ()
+    goals: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -214,6 +217,7 @@ class RunDigest:
                 for s in self.series
             ],
             "notes": list(self.notes),
+            "goals": dict(self.goals),
         }
         return json.dumps(data, separators=(",", ":"), allow_nan=False, default=str)
 
@@ -271,6 +275,11 @@ class RunDigest:
                 summary=dict(data.get("summary") or {}),
                 series=series,
                 notes=tuple(str(n) for n in data.get("notes") or ()),
+                goals={
+                    str(k): str(v)
+                    for k, v in dict(data.get("goals") or {}).items()
+                    if v in ("minimize", "maximize")
+                },
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DigestFormatError(f"malformed run digest for run {data['run_id']!r}: {error!r}") from None
@@ -402,6 +411,7 @@ def digest_history(
         summary=_plain({k: v for k, v in run.summary.items() if not str(k).startswith("_")}),
         series=tuple(series),
         notes=tuple(notes),
+        goals=dict(run.metric_goals),
     )
 
 

@@ -146,6 +146,9 @@ class OfflineRun:
             be reached (its log holds the run record and an exit record, no history).
         step_metrics: the x axis declared for a metric with ``run.define_metric(name,
             step_metric=...)``, by metric name (or glob, such as ``train/*``).
+        metric_goals: ``minimize`` or ``maximize`` for a metric declared with a direction:
+            ``run.define_metric(name, summary="min")`` (or ``"max"``), or ``goal=`` in wandb
+            releases that had it.
         bytes_read, log_size: how far into the transaction log reading got, and the log's size:
             equal unless ``truncated``.
 
@@ -183,6 +186,7 @@ class OfflineRun:
     offline: bool = True
     artifacts: list[OfflineArtifact] = field(default_factory=list)
     step_metrics: dict[str, str] = field(default_factory=dict)
+    metric_goals: dict[str, str] = field(default_factory=dict)
     bytes_read: int = 0
     log_size: int = 0
 
@@ -491,6 +495,22 @@ def _shared_mode_feature(telemetry: Any) -> bool:
     return bool(record_field(record_field(telemetry, "feature"), "shared_mode", False))
 
 
+def _metric_goal(metric: Any) -> str | None:
+    """The direction a ``define_metric`` record gives its metric: its goal, else a lone min or max summary."""
+    goal = record_field(metric, "goal", 0)
+    if goal == 1:
+        return "minimize"
+    if goal == 2:
+        return "maximize"
+    summary = record_field(metric, "summary")
+    if summary is None:
+        return None
+    low, high = bool(record_field(summary, "min", False)), bool(record_field(summary, "max", False))
+    if low != high:
+        return "minimize" if low else "maximize"
+    return None
+
+
 def _apply_items(target: dict[str, Any], message: Any) -> None:
     """Apply a config or summary message's ``update`` and ``remove`` items to ``target``."""
     for item in record_field(message, "update", ()):
@@ -534,6 +554,7 @@ class _RunBuilder:
         self.host: str | None = None
         self.artifacts: list[OfflineArtifact] = []
         self.step_metrics: dict[str, str] = {}
+        self.metric_goals: dict[str, str] = {}
 
     def apply(self, record: Any) -> None:
         kind = record_kind(record)
@@ -594,6 +615,9 @@ class _RunBuilder:
             step_metric = record_field(body, "step_metric", "")
             if name and step_metric:
                 self.step_metrics[name] = step_metric
+            goal = _metric_goal(body)
+            if name and goal:
+                self.metric_goals[name] = goal
 
     def _run(self, run: Any) -> None:
         # Every run record is a full snapshot (wandb re-sends the run when its name, tags or
@@ -663,4 +687,5 @@ class _RunBuilder:
             offline=not self.directory.name.startswith("run-"),
             artifacts=self.artifacts,
             step_metrics=self.step_metrics,
+            metric_goals=self.metric_goals,
         )

@@ -46,6 +46,7 @@ __all__ = [
     "TaskSteps",
     "cell_text",
     "charts_available",
+    "configured_url",
     "format_number",
     "locate_run_dirs",
     "notes_list",
@@ -714,3 +715,17 @@ def strip_svg_scripts(svg: Any) -> Any:
         >>> plot.add_xml_filter(strip_svg_scripts)  # doctest: +SKIP
     """
     return _strip_to_drawing(svg)
+
+
+def configured_url(run: Any) -> str | None:
+    """A run's W&B page from the host configured here and the entity and project the run recorded.
+
+    ``run`` is anything with ``run_id``, ``entity`` and ``project`` (a read run, a run digest);
+    ``None`` when the host, entity or project is not known.
+
+    Example:
+        >>> from flyteplugins.wandb._digest import RunDigest
+        >>> configured_url(RunDigest("r1", entity="e", project="p"))  # doctest: +SKIP
+        'https://wandb.ai/e/p/runs/r1'
+    """
+    return _configured_url(run)

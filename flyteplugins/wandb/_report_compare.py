@@ -35,6 +35,7 @@ from ._report import (
     REPORT_EXTRA_HINT,
     cell_text,
     charts_available,
+    configured_url,
     format_number,
     notes_list,
     render_page,
@@ -42,7 +43,13 @@ from ._report import (
     strip_svg_scripts,
 )
 
-__all__ = ["PALETTE", "comparison_output_path", "render_comparison", "write_comparison"]
+__all__ = [
+    "PALETTE",
+    "compare_run_dirs",
+    "comparison_output_path",
+    "render_comparison",
+    "write_comparison",
+]
 
 #: One colour per drawn run (20 runs at most by default), readable on light and dark backgrounds.
 PALETTE = (
@@ -163,15 +170,39 @@ def _summary(comparison: Comparison) -> str:
         text += "No metric to rank the runs by."
     rule = (
         "Shared metrics are those at least two runs logged; a final value is the run's summary value, "
-        "else the last value it logged. Without a declared goal, metrics named like an error (loss, "
-        "error, err, mse, mae, rmse, perplexity, ...) are minimised and others maximised."
+        "else the last value it logged. Without a given objective, the first shared metric declared with "
+        'define_metric(name, summary="min" or "max") is used, else the first named like an error or a '
+        "score (counters such as epoch or lr never are); metrics named like an "
+        "error (loss, error, err, mse, mae, rmse, perplexity, ...) are minimised, others maximised."
     )
     return f'<p>{html.escape(text)}</p><p class="fw-muted">{html.escape(rule)}</p>'
 
 
-def _legend(comparison: Comparison) -> str:
+def _distinguishing(comparison: Comparison) -> dict[str, str]:
+    """Each drawn run's differing inputs as short text (``lr=0.1``), to tell the lines apart."""
+    names = comparison.differing_inputs[:3]
+    out: dict[str, str] = {}
+    for row in comparison.drawn_rows:
+        values = dict(row.inputs)
+        parts = [f"{name}={_short(values[name])}" for name in names if name in values]
+        if row.run_id is not None and parts:
+            out[row.run_id] = ", ".join(parts)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 24 else text[:23] + "\u2026"
+
+
+def _legend(comparison: Comparison, details: dict[str, str]) -> str:
     items = "".join(
         f'<li><span class="fw-swatch {_colour_class(row.colour)}"></span>{html.escape(row.label)}'
+        + (
+            f' <span class="fw-muted">{html.escape(details[row.run_id])}</span>'
+            if row.run_id in details
+            else ""
+        )
         + (' <span class="fw-star">&#9733;</span>' if row.best else "")
         + "</li>"
         for row in comparison.drawn_rows
@@ -179,11 +210,16 @@ def _legend(comparison: Comparison) -> str:
     return f'<ul class="fw-legend">{items}</ul>' if items else ""
 
 
-def _series_filter(chart: ComparisonChart) -> Any:
+def _series_filter(chart: ComparisonChart, details: dict[str, str]) -> Any:
     """pygal xml filter: each line gets its run's colour class and a title (hover: the run)."""
 
     def apply(svg: Any) -> Any:
         svg = strip_svg_scripts(svg)
+        for parent in list(svg.iter()):
+            for group in list(parent):
+                classes = str(group.get("class", ""))
+                if "series" in classes.split() and len(group) == 0:
+                    parent.remove(group)  # the overlay's empty copies of the series
         for group in list(svg.iter(f"{_SVG}g")) + list(svg.iter("g")):
             classes = str(group.get("class", ""))
             match = re.search(r"\bserie-(\d+)\b", classes)
@@ -197,14 +233,15 @@ def _series_filter(chart: ComparisonChart) -> Any:
             group.set("class", classes + extra)
             tag = f"{_SVG}title" if group.tag.startswith(_SVG) else "title"
             title = group.makeelement(tag, {})
-            title.text = line.label + (" (best)" if line.best else "")
+            detail = details.get(line.run_id)
+            title.text = line.label + (f" ({detail})" if detail else "") + (", best" if line.best else "")
             group.insert(0, title)
         return svg
 
     return apply
 
 
-def _chart_svg(chart: ComparisonChart) -> str:
+def _chart_svg(chart: ComparisonChart, details: dict[str, str]) -> str:
     import pygal
 
     plot = pygal.XY(
@@ -229,7 +266,7 @@ def _chart_svg(chart: ComparisonChart) -> str:
         print_values=False,
         no_data_text="no values",
     )
-    plot.add_xml_filter(_series_filter(chart))
+    plot.add_xml_filter(_series_filter(chart, details))
     for line in chart.lines:
         plot.add(line.label, list(zip(line.xs, line.ys, strict=True)))
     svg: str = plot.render(is_unicode=True)
@@ -246,11 +283,20 @@ def _chart_svg(chart: ComparisonChart) -> str:
     return svg
 
 
+def _drawn(chart: ComparisonChart, details: dict[str, str]) -> str:
+    """The chart's SVG, or a line saying why it could not be drawn: one chart never fails the page."""
+    try:
+        return _chart_svg(chart, details)
+    except Exception as exc:  # pygal on values it cannot scale (a range beyond any float, ...)
+        reason = f"{type(exc).__name__}: {exc}"
+        return f'<p class="fw-muted">This chart could not be drawn ({html.escape(reason)}).</p>'
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def _charts(comparison: Comparison, draw: bool) -> str:
+def _charts(comparison: Comparison, draw: bool, details: dict[str, str]) -> str:
     parts: list[str] = []
     for section, charts in comparison.sections():
         parts.append(f"<h4>{html.escape(section)}</h4>")
@@ -267,7 +313,7 @@ def _charts(comparison: Comparison, draw: bool) -> str:
                 f"<figcaption>{html.escape(chart.key)} "
                 f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
             )
-            svg = _chart_svg(chart) if draw else ""
+            svg = _drawn(chart, details) if draw else ""
             metric = html.escape(chart.key, quote=True)
             figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
         parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
@@ -309,8 +355,9 @@ def render_comparison(
         parts.append(f'<p class="fw-muted">Logged by one run only (not compared): {_listing(only)}</p>')
     if comparison.charts:
         parts.append("<h3>Metrics</h3>")
-        parts.append(_legend(comparison))
-        parts.append(_charts(comparison, draw))
+        details = _distinguishing(comparison)
+        parts.append(_legend(comparison, details))
+        parts.append(_charts(comparison, draw, details))
     elif comparison.rows:
         parts.append('<p class="fw-empty">No shared metric to chart.</p>')
     if comparison.charts_left_out:
@@ -321,14 +368,19 @@ def render_comparison(
 
 
 def comparison_output_path(digests: Sequence[RunDigest]) -> Path:
-    """Where ``flyte wandb report RUN RUN ...`` writes by default: ``wandb-compare-<first id>-<n>.html``.
+    """Where ``flyte wandb report RUN RUN ...`` writes by default: ``wandb-compare-<n>-runs-<hash>.html``.
+
+    The hash is of the run ids, in order: the same runs give the same file name (run ids of local
+    Flyte runs are 60 characters and more, too long to join into a name).
 
     Example:
         >>> comparison_output_path([RunDigest("abc"), RunDigest("def")]).name
-        'wandb-compare-abc-2-runs.html'
+        'wandb-compare-2-runs-487b1975d9.html'
     """
-    first = re.sub(r"[^A-Za-z0-9_.-]", "_", digests[0].run_id)[:40] if digests else "none"
-    return Path(f"wandb-compare-{first}-{len(digests)}-runs.html")
+    ids = "\0".join(digest.run_id for digest in digests).encode()
+    return Path(
+        f"wandb-compare-{len(digests)}-runs-{hashlib.sha1(ids, usedforsecurity=False).hexdigest()[:10]}.html"
+    )
 
 
 def write_comparison(
@@ -347,9 +399,51 @@ def write_comparison(
         >>> write_comparison([digest_run(a), digest_run(b)], Path("compare.html"))  # doctest: +SKIP
         PosixPath('compare.html')
     """
-    comparison = plan_comparison(digests, missing, objective)
+    return _write(plan_comparison(digests, missing, objective), digests, output)
+
+
+def _write(comparison: Comparison, digests: Sequence[RunDigest], output: Path | None) -> Path:
     target = output or comparison_output_path(digests)
     target.parent.mkdir(parents=True, exist_ok=True)
-    title = f"W&B: {len(digests)} runs compared"
+    title = f"W&B: {len(comparison.rows)} runs compared"
     target.write_text(render_page(render_comparison(comparison), title), encoding="utf-8")
     return target
+
+
+def compare_run_dirs(
+    targets: Sequence[tuple[str, Sequence[Path]]], output: Path | None = None
+) -> tuple[Path, Comparison]:
+    """Write the comparison page of local runs: ``(target, its run directories)`` each, as given.
+
+    A run with several local directories (a resumed run, or one per writer) is compared by its
+    newest one, and says so. A run whose log cannot be read is a row that says why, not an error.
+    Returns where the page was written and what it shows.
+
+    Example:
+        >>> compare_run_dirs([("abc", [Path("wandb/offline-run-x-abc")]),
+        ...                   ("def", [Path("wandb/offline-run-x-def")])])  # doctest: +SKIP
+        (PosixPath('wandb-compare-abc-2-runs.html'), Comparison(...))
+    """
+    from dataclasses import replace
+
+    from ._digest import digest_run
+
+    digests: list[RunDigest] = []
+    missing: list[MissingRun] = []
+    for target, run_dirs in targets:
+        run_dir = run_dirs[-1]
+        try:
+            digest = digest_run(run_dir)
+        except (OSError, ValueError) as exc:
+            missing.append(MissingRun(None, target, f"its log could not be read: {exc}"))
+            continue
+        url = configured_url(digest)
+        notes = digest.notes
+        if len(run_dirs) > 1:
+            notes = (
+                *notes,
+                f"{len(run_dirs)} local directories (resumed, or one per writer); compared: {run_dir.name}",
+            )
+        digests.append(replace(digest, url=url, notes=notes))
+    comparison = plan_comparison(digests, missing)
+    return _write(comparison, digests, output), comparison

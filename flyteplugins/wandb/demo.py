@@ -331,6 +331,112 @@ def _report_pages(rows: Sequence[TaskRow], flyte_run_dir: str | None, wandb_dir:
             print(f"  {_shown_path(page)}", file=out)
 
 
+# --- A fan-out compared: one parent, a run of its own per learning rate -------------------------
+#
+# The most common multi-run shape: a parent that fans out over learning rates, each child with a
+# W&B run of its own (run_mode="new"). Only public API: @wandb_init, get_wandb_run, and the
+# `flyte wandb report RUN RUN ...` command, which writes the runs' comparison page.
+
+FAN_OUT_LEARNING_RATES = (0.3, 0.1, 0.03, 0.01)
+
+
+@wandb_init(run_mode="new", job_type="fit")
+@task
+async def fit(learning_rate: float, epochs: int) -> str:
+    """A child of the fan-out: its own run, a loss and an accuracy curve for one learning rate."""
+    run = get_wandb_run()
+    if run is None:
+        return ""
+    for epoch in range(epochs):
+        loss = (
+            2.0 * math.exp(-learning_rate * (epoch + 1)) + 0.05 + 0.02 * math.sin(epoch * learning_rate * 7)
+        )
+        run.log({"train/loss": loss, "val/accuracy": 1.0 - loss / 2.1})
+    return str(run.id)
+
+
+@wandb_init
+@report_task
+async def lr_sweep(epochs: int = 60) -> list[str]:
+    """The parent of the fan-out: one child per learning rate, run side by side; returns their run ids.
+
+    Example:
+        ```python
+        flyte.init()
+        flyte.with_runcontext(mode="local", custom_context=wandb_config(project="p")).run(lr_sweep)
+        ```
+    """
+    import asyncio
+
+    run_ids = await asyncio.gather(*(fit(lr, epochs) for lr in FAN_OUT_LEARNING_RATES))
+    return [run_id for run_id in run_ids if run_id]
+
+
+def _flyte_command() -> list[str] | None:
+    """The `flyte` command installed next to this Python (where pip puts it), else on PATH."""
+    import shutil
+
+    here = Path(sys.executable).parent / "flyte"
+    found = str(here) if here.is_file() else shutil.which("flyte")
+    return [found] if found else None
+
+
+def _fan_out(context: Mapping[str, str], wandb_dir: Path, out: TextIO) -> None:
+    """Run the fan-out, then write and print its comparison page (`flyte wandb report ID ID ...`)."""
+    import shlex
+    import subprocess
+
+    _heading("A fan-out compared: lr_sweep and one run per learning rate", out)
+    # Its runs go to a folder of their own, next to the pipeline's.
+    runs_dir = wandb_dir / "fan-out"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    context = {**dict(context), **wandb_config(dir=str(runs_dir))}
+    try:
+        name = f"lr-sweep-{secrets.token_hex(3)}"
+        flyte_run = flyte.with_runcontext(mode="local", name=name, custom_context=context).run(lr_sweep)
+        outputs = flyte_run.outputs()
+    except Exception as exc:
+        print(f"The fan-out failed: {type(exc).__name__}: {exc}", file=out)
+        return
+    run_ids = [str(r) for r in (outputs[0] if isinstance(outputs, tuple) else outputs) or ()]
+    if not run_ids:
+        print("The children have no W&B runs (W&B is disabled).", file=out)
+        return
+    rates = ", ".join(map(str, FAN_OUT_LEARNING_RATES))
+    print(f"{len(run_ids)} children, one W&B run each (learning rates {rates}):", file=out)
+    for run_id in run_ids:
+        print(f"  {run_id}", file=out)
+    flyte_dir = getattr(flyte_run, "url", None)
+    for report in sorted(Path(flyte_dir).rglob("report.html")) if flyte_dir else ():
+        print(f"The parent's Flyte report (tab 'Weights & Biases'): {_shown_path(report)}", file=out)
+    page = wandb_dir / "reports" / "lr-sweep-compared.html"
+    args = ["wandb", "report", *run_ids, "-o", str(page)]
+    shown = f"WANDB_DIR={shlex.quote(_shown_path(runs_dir))} flyte " + " ".join(
+        shlex.quote(a if a != str(page) else _shown_path(page)) for a in args
+    )
+    print("Their comparison page, as this command writes it:", file=out)
+    print(f"  {shown}", file=out)
+    command = _flyte_command()
+    if command is None:
+        print("  (the flyte command is not installed here: run it where it is)", file=out)
+        return
+    done = subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_DIR": str(runs_dir)},
+    )
+    if done.returncode == 0 and page.is_file():
+        print(f"Comparison of the {len(run_ids)} runs: {_shown_path(page)}", file=out)
+    else:
+        print(f"  (it did not write the page: {(done.stderr or done.stdout).strip()[-300:]})", file=out)
+    if os.environ.get("WANDB_MODE") == "offline":
+        print(
+            f"Upload these runs once online: wandb sync {_shown_path(runs_dir)}/wandb/offline-run-*", file=out
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo workflow and print what it did; returns the process exit code.
 
@@ -395,6 +501,7 @@ def run_demo(wandb_dir: Path, out: TextIO) -> int:
         rows = _rows(tracker, wandb_dir)
         _report(rows, context, wandb_dir, out)
         _report_pages(rows, getattr(flyte_run, "url", None), wandb_dir, out)
+        _fan_out(context, wandb_dir, out)
     return 0
 
 

@@ -1,0 +1,65 @@
+"""The demo's fan-out (``make demo``): a parent, one run per learning rate, and their comparison page."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+from flyteplugins.wandb.demo import FAN_OUT_LEARNING_RATES
+
+pytest.importorskip("pygal")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One run of ``python -m flyteplugins.wandb.demo`` from a fresh directory, as ``make demo`` does."""
+    cwd = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "flyteplugins.wandb.demo"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("A fan-out compared", 1)[1], cwd
+
+
+def test_each_child_has_its_own_run_with_its_learning_rate(demo: tuple[str, Path]) -> None:
+    section, cwd = demo
+    run_ids = re.findall(r"^  (lr-sweep-\S+)$", section, re.M)
+    assert len(run_ids) == len(FAN_OUT_LEARNING_RATES)
+    for run_id, lr in zip(run_ids, FAN_OUT_LEARNING_RATES, strict=True):
+        (run_dir,) = find_offline_run_dirs(cwd / ".wandb-demo" / "fan-out" / "wandb", run_id)
+        run = read_offline_run(run_dir, wait=20)
+        assert run.config["flyte"]["inputs"]["learning_rate"] == lr
+        assert run.config["flyte"]["task"] == "flyte_wandb_demo.fit"
+        assert len(run.column("train/loss")) == 60 and run.exit_code == 0
+
+
+def test_the_comparison_page_is_written_where_the_demo_says(demo: tuple[str, Path]) -> None:
+    section, cwd = demo
+    (shown,) = re.findall(r"^Comparison of the 4 runs: (\S+)$", section, re.M)
+    page = (cwd / shown).read_text()
+    run_ids = re.findall(r"^  (lr-sweep-\S+)$", section, re.M)
+    assert re.findall(r'data-run-id="([^"]+)"', page) == run_ids
+    # The largest learning rate converges fastest in the demo: the best row, by train/loss.
+    assert f'<tr class="fw-best" data-run-id="{run_ids[0]}">' in page
+    assert "Objective: train/loss, minimized" in page and page.count("<svg") == 2
+    # The command it prints is the one that wrote the page, and names every run.
+    command = re.search(r"^  WANDB_DIR=\S+ flyte wandb report (.+) -o (\S+)$", section, re.M)
+    assert command is not None and command.group(1).split() == run_ids and command.group(2) == shown
+
+
+def test_the_parents_flyte_report_is_named(demo: tuple[str, Path]) -> None:
+    section, _ = demo
+    (report,) = re.findall(r"^The parent's Flyte report \(tab 'Weights & Biases'\): (\S+)$", section, re.M)
+    assert Path(report).name == "report.html" and Path(report).is_file()
