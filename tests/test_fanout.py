@@ -351,3 +351,17 @@ def test_a_storage_that_stalls_costs_the_parent_at_most_the_bound(tmp_path: Path
     assert collected.digests == () and "could not be read" in collected.notes[0]
     # Let the reader left behind finish: a writer opens the pipe and closes it (end of file).
     os.close(os.open(folder / "a1.json", os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_the_children_are_listed_in_the_order_they_started(tmp_path: Path) -> None:
+    from flyteplugins.wandb._digest import RunDigest
+    from flyteplugins.wandb._fanout_channel import StartMarker, digests_folder
+
+    folder = Path(digests_folder(str(tmp_path), "r-a0"))
+    folder.mkdir(parents=True)
+    for action, started in (("zz", 1.0), ("aa", 3.0), ("mm", 2.0)):
+        (folder / f"{action}.started").write_text(
+            StartMarker("t", action, f"r-{action}", 0, started).to_json()
+        )
+        (folder / f"{action}.json").write_text(RunDigest(f"r-{action}", action=action).to_json())
+    assert [d.action for d in collect_digests(str(tmp_path), "r-a0").digests] == ["zz", "mm", "aa"]

@@ -31,6 +31,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -140,22 +141,30 @@ def scrub_digest(digest: RunDigest) -> RunDigest:
 
 @dataclass(frozen=True)
 class StartMarker:
-    """What a child writes when its run has started: who it is.
+    """What a child writes when its run has started: who it is, and when (seconds since the epoch;
+    the parent lists its children in the order they started).
 
     Example:
         >>> StartMarker.from_json(StartMarker("env.train", "a1", "r-a1").to_json())
-        StartMarker(task='env.train', action='a1', run_id='r-a1', attempt=0)
+        StartMarker(task='env.train', action='a1', run_id='r-a1', attempt=0, started=0.0)
     """
 
     task: str | None
     action: str
     run_id: str
     attempt: int = 0
+    started: float = 0.0
 
     def to_json(self) -> str:
         """The marker as JSON text."""
         return json.dumps(
-            {"task": self.task, "action": self.action, "run_id": self.run_id, "attempt": self.attempt}
+            {
+                "task": self.task,
+                "action": self.action,
+                "run_id": self.run_id,
+                "attempt": self.attempt,
+                "started": self.started,
+            }
         )
 
     @classmethod
@@ -165,12 +174,16 @@ class StartMarker:
         if not isinstance(data, dict) or not isinstance(data.get("action"), str):
             raise ValueError("not a start marker")
         task = data.get("task")
-        return cls(
-            None if task is None else str(task),
-            data["action"],
-            str(data.get("run_id") or ""),
-            int(data.get("attempt") or 0),
-        )
+        try:
+            return cls(
+                None if task is None else str(task),
+                data["action"],
+                str(data.get("run_id") or ""),
+                int(data.get("attempt") or 0),
+                float(data.get("started") or 0.0),
+            )
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(f"not a start marker: {exc}") from None
 
 
 def _filesystem(path: str) -> Any:
@@ -294,7 +307,9 @@ def begin_child(scope: Any, task_name: str | None) -> ChildChannel | None:
             url = run_url(str(identity.host), identity.entity, identity.project, identity.id)
         files = getattr(active.run, "dir", None)
         run_dir = files.rsplit("/", 1)[0] if isinstance(files, str) and files else None
-        marker = StartMarker(task_name, ctx.action.name, identity.id, int(ctx.attempt_number or 0))
+        marker = StartMarker(
+            task_name, ctx.action.name, identity.id, int(ctx.attempt_number or 0), time.time()
+        )
         channel = ChildChannel(digests_folder(base, parent_run), marker, run_dir, url)
         channel.started()
         return channel
@@ -361,7 +376,6 @@ def _collect(folder: str) -> Collected:
     digest_paths = [p for p in names if p.endswith(_DIGEST)]
     contents: Mapping[str, Any] = fs.cat(markers + digest_paths, on_error="return") if names else {}
     digests: dict[str, RunDigest] = {}
-    notes: list[str] = []
     broken: dict[str, str] = {}
     for path in digest_paths:
         stem = path.rsplit("/", 1)[-1][: -len(_DIGEST)]
@@ -372,28 +386,27 @@ def _collect(folder: str) -> Collected:
             digests[stem] = RunDigest.from_json(data)
         except DigestFormatError as exc:
             broken[stem] = f"its digest could not be read ({exc})"
-    missing: list[tuple[StartMarker, str]] = []
+    started: dict[str, StartMarker] = {}
     for path in markers:
         stem = path.rsplit("/", 1)[-1][: -len(_STARTED)]
-        if stem in digests:
-            continue
         data = contents.get(path)
         try:
             if not isinstance(data, (bytes, str)):
                 raise ValueError(repr(data))
-            marker = StartMarker.from_json(data)
+            started[stem] = StartMarker.from_json(data)
         except ValueError:
-            marker = StartMarker(None, stem, "")
-        missing.append((marker, broken.pop(stem, _NO_DIGEST)))
-    for stem, reason in broken.items():
-        missing.append((StartMarker(None, stem, ""), reason))
-    ordered = sorted(digests.items(), key=lambda item: _action_order(item[0]))
-    return Collected(tuple(d for _, d in ordered), tuple(missing), tuple(notes))
+            started[stem] = StartMarker(None, stem, "")
 
+    def order(stem: str) -> tuple[float, str]:
+        marker = started.get(stem)
+        return (marker.started if marker is not None else float("inf"), stem)
 
-def _action_order(action: str) -> tuple[int, str]:
-    digits = re.sub(r"\D", "", action)
-    return (int(digits) if digits and len(digits) < 18 else 0, action)
+    missing: list[tuple[StartMarker, str]] = []
+    for stem in sorted((set(started) | set(broken)) - set(digests), key=order):
+        marker = started.get(stem) or StartMarker(None, stem, "")
+        missing.append((marker, broken.get(stem, _NO_DIGEST)))
+    ordered = sorted(digests, key=order)
+    return Collected(tuple(digests[stem] for stem in ordered), tuple(missing), ())
 
 
 def collect_digests(run_base_dir: str, parent_run_id: str, seconds: float = COLLECT_SECONDS) -> Collected:
