@@ -61,6 +61,7 @@ async def fan_out(lrs: list[float]) -> list[dict[str, str]]:
     return [me(), *kids]
 
 
+@pytest.mark.smoke
 def test_children_with_runs_of_their_own_are_grouped_under_the_parents_run(wandb_root: Path) -> None:
     parent, *kids = run_local(fan_out, [0.1, 0.01]).outputs
     *trials, own, att = kids
@@ -197,6 +198,7 @@ def _report_of(root: Path, task: str) -> str:
     raise AssertionError(f"no report of {task} under {root}")
 
 
+@pytest.mark.smoke
 def test_the_parents_tab_compares_the_runs_its_children_started(wandb_root: Path) -> None:
     parent_id, root = _local(compare_parent, [0.1, 0.01, -1.0])
     folders = list(root.rglob(f"{DIGESTS_DIR}/*"))
