@@ -428,6 +428,7 @@ def collect_digests(run_base_dir: str, parent_run_id: str, seconds: float = COLL
 _sweep_lock = threading.Lock()
 # (Flyte run name, action name) -> the sweep metric of a @wandb_sweep task running here.
 _sweep_metrics: dict[tuple[str, str], Mapping[str, Any]] = {}
+_MAX_SWEEP_METRICS = 256
 
 
 def _action_key() -> tuple[str, str] | None:
@@ -449,7 +450,12 @@ def note_sweep_metric(metric: Any) -> None:
     if key is None or not isinstance(metric, Mapping) or not metric.get("name"):
         return
     with _sweep_lock:
+        _sweep_metrics.pop(key, None)
         _sweep_metrics[key] = dict(metric)
+        # Read only by a tab of the same task; a task without one leaves its entry behind: keep
+        # the newest few (a reusable container runs many tasks in one process).
+        while len(_sweep_metrics) > _MAX_SWEEP_METRICS:
+            del _sweep_metrics[next(iter(_sweep_metrics))]
 
 
 def sweep_objective(key: tuple[str, str] | None) -> Any:
