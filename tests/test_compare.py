@@ -333,3 +333,21 @@ def test_directions_declared_with_define_metric_are_read_from_the_log(wandb_root
     digest = digest_run(run_dir)
     assert digest.goals == {"val/loss": "minimize", "acc": "maximize"}
     assert RunDigest.from_json(digest.to_json()).goals == digest.goals
+
+
+def test_what_every_run_shares_is_said_once() -> None:
+    from dataclasses import replace
+
+    digests = [
+        replace(child("a", {"loss": [1.0]}), project="p", group="sweep-1", parent_run_id="parent"),
+        replace(child("b", {"loss": [0.5]}), project="p", group="sweep-1", parent_run_id="parent"),
+    ]
+    assert plan_comparison(digests).common == (
+        ("project", "p"),
+        ("group", "sweep-1"),
+        ("parent run", "parent"),
+        ("task", "fanout.train"),
+    )
+    digests[1] = replace(digests[1], group=None)
+    assert ("group", "sweep-1") not in plan_comparison(digests).common
+    assert plan_comparison(digests[:1]).common == ()

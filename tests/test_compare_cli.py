@@ -89,6 +89,7 @@ def test_several_run_ids_compare_what_each_child_logged(wandb_root: Path, tmp_pa
     # The fastest decay has the highest final accuracy: the best row, drawn first.
     assert re.search(rf'<tr class="fw-best" data-run-id="{run_ids[0]}">', page)
     assert "Same in every run: steps = 40" in page
+    assert re.search(r"Every run has the same project cmp, .*task compare_cli\.fit\.", page)
     assert page.count("<svg") == 2 and "Objective: val/acc, maximized (define_metric summary)" in page
 
 
@@ -140,3 +141,30 @@ def test_truncated_and_corrupt_logs_say_what_was_skipped(wandb_root: Path, tmp_p
     assert re.search(r"Run [^:<]*: the log could be read only up to byte \d+ of \d+", page)
     cut_row = _rows(page)[run_ids[1]]
     assert "running" in cut_row  # no exit record survived the cut
+
+
+def test_a_resumed_run_is_compared_by_its_newest_folder_and_says_so(wandb_root: Path, tmp_path: Path) -> None:
+    import wandb
+
+    first = wandb.init(project="cmp", id="resumed-run")
+    first.log({"loss": 1.0})
+    first.finish()
+    again = wandb.init(project="cmp", id="resumed-run", resume="allow")
+    again.log({"loss": 0.25})
+    again.finish()
+    other = wandb.init(project="cmp", id="other-run")
+    other.log({"loss": 0.5})
+    other.finish()
+    folders = find_offline_run_dirs(wandb_root, "resumed-run")
+    assert len(folders) == 2
+    for folder in [*folders, *find_offline_run_dirs(wandb_root, "other-run")]:
+        assert read_offline_run(folder, wait=20).finished
+    out = tmp_path / "resumed.html"
+    result = _invoke("resumed-run", "other-run", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    newest = sorted(folders, key=lambda p: p.name.removeprefix("offline-"))[-1]
+    assert (
+        f"Run resumed-run: 2 local directories (resumed, or one per writer); compared: {newest.name}." in page
+    )
+    assert '<tr class="fw-best" data-run-id="resumed-run">' in page  # its newest folder's loss, 0.25

@@ -241,3 +241,14 @@ def test_odd_digests_never_fail_the_page() -> None:
     assert "This chart could not be drawn (OverflowError" in page
     assert page.count("<tr") == 7 and "The runs chart m against different x axes (_step, epoch)." in page
     assert comparison.best_run_id == "b"  # the largest finite m; NaN is not ranked
+
+
+def test_the_runs_colours_outrank_the_single_run_pages_styles_in_one_tab() -> None:
+    # In a parent's tab the comparison can come before the parent's own run section, whose
+    # stylesheet (".fw-report .pygal-chart .series .line{stroke:...}") would then recolour every
+    # line: each comparison rule is scoped by both of its section's classes, so it wins.
+    page = render_comparison(plan_comparison([digest("a", {"m": [1.0]}), digest("b", {"m": [2.0]})]))
+    style = re.findall(r"<style>(.*?)</style>", page, flags=re.DOTALL)[1]
+    selectors = [s.strip() for rule in re.findall(r"([^{}]+)\{[^{}]*\}", style) for s in rule.split(",")]
+    assert selectors and all(s.startswith(".fw-report.fw-compare ") for s in selectors)
+    assert ".fw-report.fw-compare .pygal-chart .series.fw-c0 .line{stroke:#1f77b4}" in style

@@ -51,11 +51,12 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ._chart_model import UNGROUPED, envelope, section_of
 from ._digest import RunDigest
+from ._report import safe_url
 
 __all__ = [
     "DEFAULT_MAX_CHARTS",
@@ -283,6 +284,8 @@ class Comparison:
         charts_left_out: shared, logged metrics not charted (the cap on charts).
         max_lines: runs drawn per chart.
         notes: what was skipped and why (plain text).
+        common: what every run has the same (``project``, ``group``, ``job type``, ``parent run``,
+            ``task``), as ``(name, value)`` pairs: a fan-out's children share their parent's run.
 
     Example:
         >>> plan_comparison([]).notes
@@ -301,6 +304,7 @@ class Comparison:
     charts_left_out: tuple[str, ...] = ()
     max_lines: int = DEFAULT_MAX_LINES
     notes: tuple[str, ...] = ()
+    common: tuple[tuple[str, str], ...] = ()
 
     @property
     def drawn_rows(self) -> tuple[ComparisonRow, ...]:
@@ -464,50 +468,13 @@ def plan_comparison(
     notes: list[str] = []
     if not digests and not missing:
         return Comparison(notes=("There are no runs to compare.",))
-
-    # Which metrics each run has; shared = in at least two runs (all of them with one run).
-    has: dict[str, list[int]] = {}
-    for index, digest in enumerate(digests):
-        for key in _metrics_of(digest):
-            has.setdefault(key, []).append(index)
-    threshold = 2 if len(digests) > 1 else 1
-    metrics = tuple(sorted((k for k, runs in has.items() if len(runs) >= threshold), key=_chart_order))
-    unshared = tuple(sorted((k, digests[runs[0]].label) for k, runs in has.items() if len(runs) < threshold))
-    if len(digests) > 1 and has and not metrics:
+    metrics, unshared = _shared_metrics(digests)
+    if len(digests) > 1 and unshared and not metrics:
         notes.append("The runs share no metric: each metric below the table was logged by one run only.")
-
     finals = [{key: _final(digest, key) for key in metrics} for digest in digests]
-
-    # The objective: given, declared, else the first shared metric with a final value.
     if objective is None:
-        objective = _declared_objective(digests, metrics)
-    if objective is None:
-        x_axes = sorted({s.x_label for digest in digests for s in digest.series if s.x_label != "_step"})
-        for key in objective_candidates(metrics, x_axes):
-            if any(f.get(key) is not None and math.isfinite(f[key] or 0.0) for f in finals):
-                objective = Objective(key, direction_of(key), "first shared metric")
-                break
-    best_index: int | None = None
-    ranked: list[int] = list(range(len(digests)))
-    if objective is not None:
-        scored: list[tuple[float, int]] = []
-        for index, digest in enumerate(digests):
-            value = (
-                finals[index].get(objective.metric)
-                if objective.metric in metrics
-                else _final(digest, objective.metric)
-            )
-            if value is not None and math.isfinite(value):
-                scored.append((value if objective.goal == "minimize" else -value, index))
-            elif value is not None:
-                notes.append(f"Run {digest.label}: its final {objective.metric} is {value} (not ranked).")
-        scored.sort()
-        if scored:
-            best_index = scored[0][1]
-        else:
-            notes.append(f"No run has a finite final value of {objective.metric}: no best run is marked.")
-        ranked_set = [index for _, index in scored]
-        ranked = ranked_set + [i for i in range(len(digests)) if i not in set(ranked_set)]
+        objective = _declared_objective(digests, metrics) or _default_objective(digests, metrics, finals)
+    ranked, best_index = _rank(digests, objective, metrics, finals, notes)
 
     # The runs drawn: the best by the objective first, the same in every chart (colours stay).
     with_series = [i for i in ranked if any(s.points for s in digests[i].series)]
@@ -538,82 +505,17 @@ def plan_comparison(
         notes.append(f"{len(left_out)} shared metrics are not charted (at most {max_charts} charts).")
     line_count = sum(1 for key in shown for i in drawn if digests[i].series_of(key) is not None)
     per_line = max(_MIN_POINTS_PER_LINE, min(_MAX_POINTS_PER_LINE, point_budget // max(1, line_count)))
-    charts: list[ComparisonChart] = []
-    for key in shown:
-        lines: list[Line] = []
-        x_labels: dict[str, int] = {}
-        for index in drawn:
-            series = digests[index].series_of(key)
-            if series is None:
-                continue
-            xs, ys = series.xs, series.ys
-            if len(xs) > per_line:
-                kept_xs, kept_ys = envelope(xs, ys, max(1, per_line // 2 - 1))
-                xs, ys = tuple(kept_xs), tuple(kept_ys)
-            x_labels[series.x_label] = x_labels.get(series.x_label, 0) + 1
-            lines.append(
-                Line(
-                    run_id=digests[index].run_id,
-                    label=digests[index].label,
-                    colour=colour_of[index],
-                    xs=tuple(xs),
-                    ys=tuple(ys),
-                    logged=max(series.logged, series.points),
-                    best=index == best_index,
-                )
-            )
-        having = sum(1 for digest in digests if digest.series_of(key) is not None)
-        x_label = max(x_labels.items(), key=lambda item: item[1])[0] if x_labels else "_step"
-        if len(x_labels) > 1:
-            notes.append(f"The runs chart {key} against different x axes ({', '.join(sorted(x_labels))}).")
-        charts.append(
-            ComparisonChart(
-                key=key,
-                section=section_of(key),
-                x_label=x_label,
-                lines=tuple(lines),
-                not_drawn=having - len(lines),
-                without=len(drawn) - len(lines),
-            )
-        )
+    charts = [_chart(key, digests, drawn, colour_of, best_index, per_line, notes) for key in shown]
 
-    # What was skipped, run by run.
-    from ._report import safe_url
-
-    inputs_differing, inputs_same = _inputs(digests)
-    rows: list[ComparisonRow] = []
-    for index, digest in enumerate(digests):
-        run_notes = list(digest.notes)
-        if not _metrics_of(digest):
-            run_notes.append("no numeric metrics")
-        skipped = sum(series.skipped for series in digest.series)
-        if skipped:
-            run_notes.append(f"{skipped:,} logged values not drawn (not numbers, NaN or infinite)")
-        non_finite = [
-            k for k in table_metrics if (v := finals[index].get(k)) is not None and not math.isfinite(v)
-        ]
-        if non_finite:
-            run_notes.append("final value not finite: " + ", ".join(non_finite))
-        for note in run_notes:
-            notes.append(f"Run {digest.label}: {note}.")
-        inputs = [(name, digest.inputs.get(name, _ABSENT)) for name in inputs_differing]
-        inputs += [(name, value) for name, value in inputs_same]
-        rows.append(
-            ComparisonRow(
-                run_id=digest.run_id,
-                label=digest.label,
-                url=safe_url(digest.url),
-                task=digest.task,
-                action=digest.action,
-                inputs=tuple((name, value) for name, value in inputs if value is not _ABSENT),
-                state=digest.state,
-                finals={key: finals[index].get(key) for key in table_metrics},
-                best=index == best_index,
-                drawn=index in colour_of,
-                colour=colour_of.get(index),
-                notes=tuple(run_notes),
-            )
-        )
+    differing, same = _inputs(digests)
+    rows = [
+        _row(index, digest, differing, same, finals[index], table_metrics, objective, notes)
+        for index, digest in enumerate(digests)
+    ]
+    rows = [
+        replace(row, best=index == best_index, drawn=index in colour_of, colour=colour_of.get(index))
+        for index, row in enumerate(rows)
+    ]
     for child in missing:
         label = child.action or child.task or "(unknown child)"
         rows.append(
@@ -634,12 +536,169 @@ def plan_comparison(
         metrics=metrics,
         table_metrics=table_metrics,
         unshared=unshared,
-        differing_inputs=inputs_differing,
-        same_inputs=inputs_same,
+        differing_inputs=differing,
+        same_inputs=same,
         objective=objective,
         best_run_id=digests[best_index].run_id if best_index is not None else None,
         charts=tuple(charts),
         charts_left_out=tuple(left_out),
         max_lines=max_lines,
         notes=tuple(notes),
+        common=_common(digests),
+    )
+
+
+def _common(digests: Sequence[RunDigest]) -> tuple[tuple[str, str], ...]:
+    """The identity every run shares (with more than one run): project, group, job type, parent run, task."""
+    if len(digests) < 2:
+        return ()
+    fields = (
+        ("project", "project"),
+        ("group", "group"),
+        ("job type", "job_type"),
+        ("parent run", "parent_run_id"),
+        ("task", "task"),
+    )
+    common: list[tuple[str, str]] = []
+    for name, attribute in fields:
+        values = {getattr(digest, attribute) for digest in digests}
+        if len(values) == 1 and (value := values.pop()):
+            common.append((name, str(value)))
+    return tuple(common)
+
+
+def _shared_metrics(digests: Sequence[RunDigest]) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """The metrics at least two runs have (all, with one run), in chart order; the others with their run."""
+    has: dict[str, list[int]] = {}
+    for index, digest in enumerate(digests):
+        for key in _metrics_of(digest):
+            has.setdefault(key, []).append(index)
+    threshold = 2 if len(digests) > 1 else 1
+    metrics = tuple(sorted((k for k, runs in has.items() if len(runs) >= threshold), key=_chart_order))
+    unshared = tuple(sorted((k, digests[runs[0]].label) for k, runs in has.items() if len(runs) < threshold))
+    return metrics, unshared
+
+
+def _default_objective(
+    digests: Sequence[RunDigest], metrics: Sequence[str], finals: Sequence[Mapping[str, float | None]]
+) -> Objective | None:
+    """The first candidate shared metric (see :func:`objective_candidates`) that has a finite final value."""
+    x_axes = sorted({s.x_label for digest in digests for s in digest.series if s.x_label != "_step"})
+    for key in objective_candidates(metrics, x_axes):
+        if any((value := f.get(key)) is not None and math.isfinite(value) for f in finals):
+            return Objective(key, direction_of(key), "first shared metric")
+    return None
+
+
+def _rank(
+    digests: Sequence[RunDigest],
+    objective: Objective | None,
+    metrics: Sequence[str],
+    finals: Sequence[Mapping[str, float | None]],
+    notes: list[str],
+) -> tuple[list[int], int | None]:
+    """The runs' indexes, best first (runs without a finite value last, in the given order), and the best."""
+    if objective is None:
+        return list(range(len(digests))), None
+    scored: list[tuple[float, int]] = []
+    for index, digest in enumerate(digests):
+        metric = objective.metric
+        value = finals[index].get(metric) if metric in metrics else _final(digest, metric)
+        if value is not None and math.isfinite(value):
+            scored.append((value if objective.goal == "minimize" else -value, index))
+        elif value is not None:
+            notes.append(f"Run {digest.label}: its final {metric} is {value} (not ranked).")
+    scored.sort()
+    if not scored:
+        notes.append(f"No run has a finite final value of {objective.metric}: no best run is marked.")
+        return list(range(len(digests))), None
+    ranked = [index for _, index in scored]
+    kept = set(ranked)
+    return ranked + [i for i in range(len(digests)) if i not in kept], ranked[0]
+
+
+def _chart(
+    key: str,
+    digests: Sequence[RunDigest],
+    drawn: Sequence[int],
+    colour_of: Mapping[int, int],
+    best_index: int | None,
+    per_line: int,
+    notes: list[str],
+) -> ComparisonChart:
+    """One shared metric's chart: a line per drawn run that logged it, at most ``per_line`` points each."""
+    lines: list[Line] = []
+    x_labels: dict[str, int] = {}
+    for index in drawn:
+        series = digests[index].series_of(key)
+        if series is None:
+            continue
+        xs, ys = series.xs, series.ys
+        if len(xs) > per_line:
+            kept_xs, kept_ys = envelope(xs, ys, max(1, per_line // 2 - 1))
+            xs, ys = tuple(kept_xs), tuple(kept_ys)
+        x_labels[series.x_label] = x_labels.get(series.x_label, 0) + 1
+        lines.append(
+            Line(
+                run_id=digests[index].run_id,
+                label=digests[index].label,
+                colour=colour_of[index],
+                xs=tuple(xs),
+                ys=tuple(ys),
+                logged=max(series.logged, series.points),
+                best=index == best_index,
+            )
+        )
+    having = sum(1 for digest in digests if digest.series_of(key) is not None)
+    # The x axis most of the drawn runs use.
+    x_label = max(x_labels.items(), key=lambda item: item[1])[0] if x_labels else "_step"
+    if len(x_labels) > 1:
+        notes.append(f"The runs chart {key} against different x axes ({', '.join(sorted(x_labels))}).")
+    return ComparisonChart(
+        key=key,
+        section=section_of(key),
+        x_label=x_label,
+        lines=tuple(lines),
+        not_drawn=having - len(lines),
+        without=len(drawn) - len(lines),
+    )
+
+
+def _row(
+    index: int,
+    digest: RunDigest,
+    differing: Sequence[str],
+    same: Sequence[tuple[str, Any]],
+    finals: Mapping[str, float | None],
+    table_metrics: Sequence[str],
+    objective: Objective | None,
+    notes: list[str],
+) -> ComparisonRow:
+    """A run's row, and what was skipped of it (added to ``notes`` as well)."""
+    run_notes = list(digest.notes)
+    if not _metrics_of(digest):
+        run_notes.append("no numeric metrics")
+    skipped = sum(series.skipped for series in digest.series)
+    if skipped:
+        run_notes.append(f"{skipped:,} logged values not drawn (not numbers, NaN or infinite)")
+    ranked_by = objective.metric if objective is not None else None
+    non_finite = [
+        key
+        for key in table_metrics
+        if key != ranked_by and (value := finals.get(key)) is not None and not math.isfinite(value)
+    ]
+    if non_finite:
+        run_notes.append("final value not finite: " + ", ".join(non_finite))
+    notes.extend(f"Run {digest.label}: {note}." for note in run_notes)
+    inputs = [(name, digest.inputs.get(name, _ABSENT)) for name in differing] + list(same)
+    return ComparisonRow(
+        run_id=digest.run_id,
+        label=digest.label,
+        url=safe_url(digest.url),
+        task=digest.task,
+        action=digest.action,
+        inputs=tuple((name, value) for name, value in inputs if value is not _ABSENT),
+        state=digest.state,
+        finals={key: finals.get(key) for key in table_metrics},
+        notes=tuple(run_notes),
     )

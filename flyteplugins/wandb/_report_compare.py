@@ -62,22 +62,33 @@ _LISTED = 40
 _SVG = "{http://www.w3.org/2000/svg}"
 
 
+# Every selector starts with both classes of the section: more specific than the single-run page's
+# rules (".fw-report ..."), whichever section comes later in a report tab.
+_SCOPE = ".fw-report.fw-compare"
+
+
 def _style() -> str:
+    at = _SCOPE
     colours = "".join(
-        f".fw-compare .pygal-chart .fw-c{i} .line{{stroke:{c}}}.fw-compare .fw-sw{i}{{background:{c}}}"
+        f"{at} .pygal-chart .series.fw-c{i} .line{{stroke:{c}}}{at} .fw-sw{i}{{background:{c}}}"
         for i, c in enumerate(PALETTE)
     )
+    table = f"{at} table.fw-compare-table"
     return (
         "<style>"
-        ".fw-compare .pygal-chart .series .line{stroke-width:1.4;opacity:.9}"
-        ".fw-compare .pygal-chart .series.fw-best .line{stroke-width:2.8;opacity:1}"
-        ".fw-compare .fw-swatch{display:inline-block;width:14px;height:4px;border-radius:2px;"
+        f"{at} .pygal-chart .series .line{{stroke-width:1.4;opacity:.9}}"
+        f"{at} .pygal-chart .series.fw-best .line{{stroke-width:2.8;opacity:1}}"
+        f"{at} .fw-swatch{{display:inline-block;width:14px;height:4px;border-radius:2px;"
         "vertical-align:middle;margin-right:6px;background:var(--fw-muted)}"
-        ".fw-compare ul.fw-legend{list-style:none;padding:0;margin:6px 0 10px;display:flex;flex-wrap:wrap;"
+        f"{at} ul.fw-legend{{list-style:none;padding:0;margin:6px 0 10px;display:flex;flex-wrap:wrap;"
         "gap:4px 16px;font-size:13px}"
-        ".fw-compare tr.fw-best td{background:var(--fw-warn-bg)}"
-        ".fw-compare td.fw-num{text-align:right;font-variant-numeric:tabular-nums}"
-        ".fw-compare .fw-star{color:var(--fw-warn-border);font-weight:700}"
+        f"{at} tr.fw-best td{{background:var(--fw-warn-bg)}}"
+        f"{at} .fw-scroll{{overflow-x:auto;max-width:100%}}"
+        f"{table} th,{table} td{{word-break:normal;overflow-wrap:normal;max-width:360px}}"
+        f"{table} th{{white-space:nowrap}}"
+        f"{table} code{{word-break:break-all}}"
+        f"{at} td.fw-num{{white-space:nowrap;text-align:right;font-variant-numeric:tabular-nums}}"
+        f"{at} .fw-star{{color:var(--fw-warn-border);font-weight:700;white-space:nowrap}}"
         f"{colours}</style>"
     )
 
@@ -145,7 +156,8 @@ def _table(comparison: Comparison) -> str:
         run_attr = f' data-run-id="{html.escape(row.run_id, quote=True)}"' if row.run_id else ""
         css = ' class="fw-best"' if row.best else (' class="fw-missing"' if row.missing else "")
         body.append(f"<tr{css}{run_attr}>{row_cells}</tr>")
-    return f'<table class="fw-compare-table"><tr>{cells}</tr>{"".join(body)}</table>'
+    table = f'<table class="fw-compare-table"><tr>{cells}</tr>{"".join(body)}</table>'
+    return f'<div class="fw-scroll">{table}</div>'
 
 
 def _listing(items: Sequence[str]) -> str:
@@ -347,6 +359,9 @@ def render_comparison(
     if comparison.rows:
         parts.append(f"<h3>Runs ({len(comparison.rows)})</h3>")
         parts.append(_table(comparison))
+    if comparison.common:
+        shared = ", ".join(f"{name} {value}" for name, value in comparison.common)
+        parts.append(f'<p class="fw-muted">Every run has the same {html.escape(shared)}.</p>')
     if comparison.same_inputs:
         same = [f"{name} = {cell_text(value)}" for name, value in comparison.same_inputs]
         parts.append(f'<p class="fw-muted">Same in every run: {_listing(same)}</p>')
