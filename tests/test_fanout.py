@@ -367,3 +367,22 @@ def test_the_children_are_listed_in_the_order_they_started(tmp_path: Path) -> No
         )
         (folder / f"{action}.json").write_text(RunDigest(f"r-{action}", action=action).to_json())
     assert [d.action for d in collect_digests(str(tmp_path), "r-a0").digests] == ["zz", "mm", "aa"]
+
+
+@wandb_init(project="fan")
+@report_env.task(report=True)
+async def map_parent(lrs: list[float]) -> str:
+    async for _ in flyte.map.aio(learner, lrs, [3] * len(lrs)):
+        pass
+    return str(task_run().id)
+
+
+def test_a_flyte_map_fan_out_is_grouped_and_compared(wandb_root: Path) -> None:
+    parent_id, root = _local(map_parent, [0.5, 0.25, 0.125])
+    collected = collect_digests(str(next(root.rglob(DIGESTS_DIR)).parent), str(parent_id))
+    assert sorted(d.inputs["lr"] for d in collected.digests) == [0.125, 0.25, 0.5]
+    assert {(d.group, d.parent_run_id) for d in collected.digests} == {(parent_id, parent_id)}
+    page = _report_of(root, "fanrep.map_parent")
+    section = page[page.index("Runs of this task&#x27;s children") :]
+    for digest in collected.digests:
+        assert f'data-run-id="{digest.run_id}"' in section
