@@ -386,3 +386,18 @@ def test_a_flyte_map_fan_out_is_grouped_and_compared(wandb_root: Path) -> None:
     section = page[page.index("Runs of this task&#x27;s children") :]
     for digest in collected.digests:
         assert f'data-run-id="{digest.run_id}"' in section
+
+
+def test_a_fan_out_under_a_mocked_wandb_init_still_runs(caplog: pytest.LogCaptureFixture) -> None:
+    # A user's test suite replaces wandb.init: every run is the mock; the fan-out must still work
+    # and say nothing alarming (no run folder to digest, nothing written).
+    import logging
+    from unittest import mock
+
+    with mock.patch("wandb.init") as init, caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        init.return_value.id = "mocked"
+        _, root = _local(compare_parent, [0.1, 0.2])
+    assert init.call_count == 3
+    assert {call.kwargs.get("group") for call in init.call_args_list} == {None, "mocked"}
+    assert not list(root.rglob(f"{DIGESTS_DIR}/*/*.json"))
+    assert "fan-out" not in caplog.text
