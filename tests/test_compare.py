@@ -351,3 +351,16 @@ def test_what_every_run_shares_is_said_once() -> None:
     digests[1] = replace(digests[1], group=None)
     assert ("group", "sweep-1") not in plan_comparison(digests).common
     assert plan_comparison(digests[:1]).common == ()
+
+
+def test_a_sweeps_metric_setting_is_an_objective() -> None:
+    from flyteplugins.wandb._settings import SweepMetric
+
+    assert Objective.from_sweep_metric(SweepMetric(name="val/acc", goal="maximize")) == Objective(
+        "val/acc", "maximize", "sweep metric"
+    )
+    assert Objective.from_sweep_metric({"name": "loss"}) == Objective("loss", "minimize", "sweep metric")
+    assert Objective.from_sweep_metric({"goal": "maximize"}) is None
+    digests = [child("a", {"loss": [0.2], "acc": [0.9]}), child("b", {"loss": [0.1], "acc": [0.8]})]
+    objective = Objective.from_sweep_metric({"name": "acc", "goal": "maximize"})
+    assert plan_comparison(digests, objective=objective).best_run_id == "a"

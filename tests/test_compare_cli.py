@@ -96,7 +96,7 @@ def test_several_run_ids_compare_what_each_child_logged(wandb_root: Path, tmp_pa
 def test_a_unique_run_id_target_that_is_a_folder_works_too(wandb_root: Path, tmp_path: Path) -> None:
     run_ids = _fan_out(wandb_root)
     dirs = [find_offline_run_dirs(wandb_root, run_id)[0] for run_id in run_ids[:2]]
-    result = _invoke(str(dirs[0]), run_ids[1])
+    result = _invoke(str(dirs[0]), run_ids[1], run_ids[0])  # the first run twice: one row
     assert result.exit_code == 0, result.output
     (written,) = Path().glob("wandb-compare-2-runs-*.html")  # in the working directory
     assert result.output.strip().endswith(str(written))

@@ -107,16 +107,20 @@ def test_hostile_names_values_and_metric_keys_are_escaped() -> None:
             name=HOSTILE,
             task=HOSTILE,
             action='"><img src=x onerror=alert(1)>',
-            inputs={HOSTILE: HOSTILE, "lr": 0.1},
+            inputs={HOSTILE: HOSTILE, "lr": 0.1, "<b>same</b>": "<i>x</i>"},
             url="javascript:alert(1)",
         ),
         digest(
-            "r2", {f"{HOSTILE}/loss": [1.0, 0.4], "ok": [2.0]}, name="fine", inputs={HOSTILE: 1, "lr": 0.2}
+            "r2",
+            {f"{HOSTILE}/loss": [1.0, 0.4], "ok": [2.0]},
+            name="fine",
+            inputs={HOSTILE: 1, "lr": 0.2, "<b>same</b>": "<i>x</i>"},
         ),
     ]
     missing = [MissingRun(HOSTILE, HOSTILE, HOSTILE)]
     page = render_comparison(plan_comparison(digests, missing))
-    assert "<script" not in page and "<img" not in page
+    assert "<script" not in page and "<img" not in page and "<b>" not in page and "<i>" not in page
+    assert "Same in every run: &lt;b&gt;same&lt;/b&gt; = &lt;i&gt;x&lt;/i&gt;" in page
     assert "javascript:" not in page and "href=" not in page
     escaped = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
     assert f"<td>{escaped}</td>" in page  # the task, and the input value
@@ -252,3 +256,66 @@ def test_the_runs_colours_outrank_the_single_run_pages_styles_in_one_tab() -> No
     selectors = [s.strip() for rule in re.findall(r"([^{}]+)\{[^{}]*\}", style) for s in rule.split(",")]
     assert selectors and all(s.startswith(".fw-report.fw-compare ") for s in selectors)
     assert ".fw-report.fw-compare .pygal-chart .series.fw-c0 .line{stroke:#1f77b4}" in style
+
+
+def test_in_a_real_browser_each_run_has_its_colour_next_to_a_single_run_section(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from test_report_cli import _png_pixels
+
+    from flyteplugins.wandb._report import render_page, render_report
+
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless browser installed (Debian package: chromium); the page is not rendered")
+    ramp = [[1.0 - step / (40 + 40 * i) for step in range(40)] for i in range(2)]
+    comparison = plan_comparison([digest("a", {"loss": ramp[0]}), digest("b", {"loss": ramp[1]})])
+    # A parent's tab: the comparison, then a single-run section whose styles come later.
+    from flyteplugins.wandb._history import RunHistory
+    from flyteplugins.wandb._offline import OfflineRun
+
+    parent = RunHistory(OfflineRun(path=tmp_path, run_id="parent", exit_code=0), {}, rows=0)
+    single = render_report(parent, charts=False)
+    assert "stroke:var(--fw-line)" in single  # its stylesheet colours every chart line
+    page = tmp_path / "tab.html"
+    page.write_text(render_page(render_comparison(comparison) + single))
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--screenshot={shot}",
+            "--window-size=900,900",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    _, _, pixels = _png_pixels(shot.read_bytes())
+
+    def near(colour: str) -> int:
+        rgb = bytes.fromhex(colour[1:])
+        return sum(1 for p in pixels if abs(p[0] - rgb[0]) + abs(p[1] - rgb[1]) + abs(p[2] - rgb[2]) < 40)
+
+    # Each run's line in its own colour (more than its legend swatch), none in the single-run blue.
+    assert near("#1f77b4") > 150 and near("#ff7f0e") > 150
+    assert near("#0b66d6") < 20  # the single-run page's line colour (light theme)
+
+
+def test_inputs_named_like_credentials_are_hidden() -> None:
+    digests = [
+        digest("a", {"loss": [1.0]}, inputs={"api_key": "sk-123456", "lr": 0.1, "db_password": "hunter2"}),
+        digest("b", {"loss": [0.5]}, inputs={"api_key": "sk-654321", "lr": 0.2, "db_password": "hunter2"}),
+    ]
+    page = render_comparison(plan_comparison(digests))
+    assert "sk-123456" not in page and "sk-654321" not in page and "hunter2" not in page
+    assert "<td>&lt;hidden&gt;</td>" in page and "db_password = &lt;hidden&gt;" in page
+    assert "lr=0.1" in page and "api_key=" not in page  # the legend tells runs apart by lr only

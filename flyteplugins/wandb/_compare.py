@@ -146,6 +146,27 @@ class Objective:
         """
         return f"{self.metric}, {self.goal}d ({self.source})"
 
+    @classmethod
+    def from_sweep_metric(cls, metric: Any) -> Objective | None:
+        """The objective a sweep's ``metric`` setting gives: a ``{"name", "goal"}`` mapping (as in a
+        sweep config) or an object with ``name`` and ``goal``; ``None`` when it names no metric.
+
+        A sweep's goal defaults to ``minimize``, as in W&B.
+
+        Example:
+            >>> Objective.from_sweep_metric({"name": "val/acc", "goal": "maximize"})
+            Objective(metric='val/acc', goal='maximize', source='sweep metric')
+            >>> Objective.from_sweep_metric(None) is None
+            True
+        """
+        if isinstance(metric, Mapping):
+            name, goal = metric.get("name"), metric.get("goal")
+        else:
+            name, goal = getattr(metric, "name", None), getattr(metric, "goal", None)
+        if not isinstance(name, str) or not name:
+            return None
+        return cls(name, "maximize" if goal == "maximize" else "minimize", "sweep metric")
+
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b`` for this objective.
 

@@ -49,6 +49,7 @@ __all__ = [
     "configured_url",
     "format_number",
     "locate_run_dirs",
+    "looks_secret",
     "notes_list",
     "render_page",
     "render_report",
@@ -729,3 +730,13 @@ def configured_url(run: Any) -> str | None:
         'https://wandb.ai/e/p/runs/r1'
     """
     return _configured_url(run)
+
+
+def looks_secret(key: str) -> bool:
+    """Whether a config key or input name looks like a credential: its value is not shown on a page.
+
+    Example:
+        >>> looks_secret("db.api_key"), looks_secret("learning_rate")
+        (True, False)
+    """
+    return _looks_secret(key)

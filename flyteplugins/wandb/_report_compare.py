@@ -37,6 +37,7 @@ from ._report import (
     charts_available,
     configured_url,
     format_number,
+    looks_secret,
     notes_list,
     render_page,
     report_section,
@@ -58,6 +59,7 @@ PALETTE = (
     "#ff9d4d", "#269a99", "#ff99c3", "#a0522d",
 )  # fmt: skip
 _NOTES_SHOWN = 30
+_HIDDEN = "&lt;hidden&gt;"
 _LISTED = 40
 _SVG = "{http://www.w3.org/2000/svg}"
 
@@ -118,6 +120,12 @@ def _run_cell(row: ComparisonRow) -> str:
     return f"{swatch}{label}{star}{ident}"
 
 
+def _input_cell(name: str, values: dict[str, Any]) -> str:
+    if name not in values:
+        return '<span class="fw-muted">&#8212;</span>'
+    return _HIDDEN if looks_secret(name) else cell_text(values[name])
+
+
 def _state_cell(row: ComparisonRow) -> str:
     if row.missing:
         return f"no run: {html.escape(row.reason or 'unknown')}"
@@ -145,10 +153,7 @@ def _table(comparison: Comparison) -> str:
             _run_cell(row),
             html.escape(row.task or "") if row.task else '<span class="fw-muted">&#8212;</span>',
             html.escape(row.action or "") if row.action else '<span class="fw-muted">&#8212;</span>',
-            *(
-                cell_text(values[name]) if name in values else '<span class="fw-muted">&#8212;</span>'
-                for name in inputs
-            ),
+            *(_input_cell(name, values) for name in inputs),
             _state_cell(row),
         ]
         row_cells = "".join(f"<td>{td}</td>" for td in tds)
@@ -196,7 +201,9 @@ def _distinguishing(comparison: Comparison) -> dict[str, str]:
     out: dict[str, str] = {}
     for row in comparison.drawn_rows:
         values = dict(row.inputs)
-        parts = [f"{name}={_short(values[name])}" for name in names if name in values]
+        parts = [
+            f"{name}={_short(values[name])}" for name in names if name in values and not looks_secret(name)
+        ]
         if row.run_id is not None and parts:
             out[row.run_id] = ", ".join(parts)
     return out
@@ -363,7 +370,10 @@ def render_comparison(
         shared = ", ".join(f"{name} {value}" for name, value in comparison.common)
         parts.append(f'<p class="fw-muted">Every run has the same {html.escape(shared)}.</p>')
     if comparison.same_inputs:
-        same = [f"{name} = {cell_text(value)}" for name, value in comparison.same_inputs]
+        same = [
+            f"{html.escape(name)} = {_HIDDEN if looks_secret(name) else cell_text(value)}"
+            for name, value in comparison.same_inputs
+        ]
         parts.append(f'<p class="fw-muted">Same in every run: {_listing(same)}</p>')
     if comparison.unshared:
         only = [f"{html.escape(key)} ({html.escape(label)})" for key, label in comparison.unshared]
@@ -445,8 +455,12 @@ def compare_run_dirs(
 
     digests: list[RunDigest] = []
     missing: list[MissingRun] = []
+    seen: set[Path] = set()
     for target, run_dirs in targets:
         run_dir = run_dirs[-1]
+        if run_dir.resolve() in seen:  # the same run named twice (a folder and its id): one row
+            continue
+        seen.add(run_dir.resolve())
         try:
             digest = digest_run(run_dir)
         except (OSError, ValueError) as exc:
