@@ -5,21 +5,24 @@ Each scenario runs the same workflow of ``tests/cluster/workflows.py`` in a real
 ``a0`` process, in its own pod directory, with only its pod's environment), wandb offline. The
 outcomes are reduced to what must agree (which run each task writes into, relative to the others;
 the link Flyte shows against the run written; lineage entries; warnings; exit codes) and compared.
-What legitimately differs (where the files are on disk, one folder per writer on a cluster) is
+What legitimately differs (where the files are on disk: one folder per writer on a cluster) is
 asserted as it is, and listed in ``docs/local-and-remote.md``.
 
-Scenarios whose correct outcome needs a fix of the package are written as that correct outcome
-and marked ``xfail(strict=True)``.
+Every scenario's cluster leg is started when the module's first test runs (:func:`rehearsals`:
+three at a time, in threads; the pods are processes) and runs once, however many tests read it;
+the local legs run in the tests meanwhile. Scenarios whose correct outcome needs a fix of the
+package are written as that correct outcome and marked ``xfail(strict=True)``.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +37,116 @@ from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_
 NEEDS_FIX = pytest.mark.xfail(strict=True, reason="needs the fix on branch cluster-fixes")
 SHARED_WARNING = "W&B shared mode is online only"
 READ_WAIT_S = 10.0
+GRID = wandb_sweep_config(
+    method="grid", metric={"name": "loss", "goal": "minimize"}, parameters={"lr": {"values": [0.1]}}
+)
+FAKE_KEY = "rehearsalfake" + "0" * 27
+TIMEOUT_S = 3.0  # the timeout setting of workflows.against_a_stalled_server
+Rehearsals = dict[str, "Future[Any]"]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Cluster:
-    """A rehearsal cluster; its pods see only their tasks' declared environment."""
-    return Cluster(tmp_path / "cluster")
+# --- the cluster legs: each scenario once, all started together ---------------------------------
+
+
+def preempted_pod(root: Path) -> tuple[Attempt, float]:
+    """SIGTERM to a0 once its task logged 50 steps: the attempt, and how long the pod took to end."""
+    pod = Cluster(root).start(workflows.preemptible, 50)
+    pod.wait_for("READY", timeout=120)
+    started = time.monotonic()
+    pod.process.send_signal(signal.SIGTERM)
+    attempt = pod.wait(timeout=60)
+    return attempt, time.monotonic() - started
+
+
+def against_stalled_server(root: Path) -> Any:
+    """Online W&B pointed at a real socket on 127.0.0.1 that accepts connections and never answers.
+
+    The pods' image carries its address and a fake key: W&B's service is all that is stood in for.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        env = {"WANDB_MODE": "online", "WANDB_BASE_URL": url, "WANDB_API_KEY": FAKE_KEY}
+        return Cluster(root, env=env).run(workflows.against_a_stalled_server, 5)
+
+
+def reused(root: Path, actions: int, concurrency: int, steps: int) -> tuple[Path, list[Attempt], str]:
+    """``actions`` actions of ``workflows.reused`` in one reusable container."""
+    cluster = Cluster(root)
+    replica = cluster.replica(concurrency=concurrency)
+    for i in range(actions):
+        replica.add(workflows.reused, i, steps)
+    return replica.directory, replica.run(timeout=240), cluster.run_name
+
+
+def terminated_replica(root: Path) -> tuple[int, Path, str]:
+    """SIGTERM to a reusable container while three actions' runs are live."""
+    replica = Cluster(root).replica(concurrency=4)
+    for _ in range(3):
+        replica.add(workflows.long_writer, 60.0)
+    replica.start()
+    replica.wait_for("WRITER READY", count=3, timeout=120)
+    replica.terminate()
+    return replica.wait(timeout=60), replica.directory, replica.log()
+
+
+def leak(root: Path) -> dict[str, str]:
+    """What an undecorated action sees next to a decorated one in one reusable container."""
+    replica = Cluster(root).replica(concurrency=2)
+    replica.add(workflows.long_writer, 4.0)
+    replica.add(workflows.undecorated_looker, 1.5)
+    (looker,) = [a for a in replica.run() if a.task.endswith("undecorated_looker")]
+    return dict(read_outputs(workflows.undecorated_looker, looker.output_prefix))
+
+
+def distributed(root: Path) -> tuple[Any, dict[str, Any]]:
+    """A parent calling an Elastic child (two ranks); what each rank saw, by rank."""
+    seen = root / "seen"
+    seen.mkdir()
+    rehearsed = Cluster(root / "cluster").run(workflows.distributed_parent, str(seen))
+    return rehearsed, {p.stem: json.loads(p.read_text()) for p in seen.iterdir()}
+
+
+SCENARIOS: dict[str, Callable[[Path], Any]] = {  # the longest first
+    "parent": lambda root: Cluster(root).run(workflows.parent, 2),
+    "stalled": against_stalled_server,
+    "reuse-50": lambda root: reused(root, 50, 1, 2),
+    "distributed": distributed,
+    "retry": lambda root: Cluster(root).run(workflows.flaky, str(root / "marker")),
+    "sweep": lambda root: Cluster(root, env={"REHEARSAL_FAKE_SWEEP_SERVICE": "1"}).run(
+        workflows.tune, custom_context=GRID
+    ),
+    "reuse-20": lambda root: reused(root, 20, 4, 5),
+    "leak": leak,
+    "sync": lambda root: Cluster(root).run(workflows.sync_parent, 1),
+    "sigterm": preempted_pod,
+    "replica-sigterm": terminated_replica,
+    "thread": lambda root: Cluster(root).run(workflows.thread_without_context),
+    "trace": lambda root: Cluster(root).run(workflows.traced_parent, 3),
+}
+if workflows.elastic is None:
+    del SCENARIOS["distributed"]
+NEEDS_ELASTIC = pytest.mark.skipif(
+    workflows.elastic is None, reason="flyteplugins-pytorch (the Elastic plugin) is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def rehearsals(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rehearsals]:
+    """The cluster leg of every scenario, started together (three at a time), each run once."""
+    with ThreadPoolExecutor(3, thread_name_prefix="rehearsal") as pool:
+        yield {name: pool.submit(run, tmp_path_factory.mktemp(name)) for name, run in SCENARIOS.items()}
+
+
+_LOCAL: dict[str, Any] = {}
+
+
+def local_once(key: str, run: Callable[[], Any]) -> Any:
+    """A local leg, run once per module (in the sandbox of the first test that needs it)."""
+    if key not in _LOCAL:
+        _LOCAL[key] = run()
+    return _LOCAL[key]
 
 
 @pytest.fixture(autouse=True)
@@ -122,28 +229,28 @@ TASK_OF = {
 
 
 @pytest.fixture
-def both_legs(cluster: Cluster, wandb_root: Path) -> tuple[LocalRun, Any, Path]:
-    with ThreadPoolExecutor(1) as pool:  # the cluster leg's pods run while the local leg runs
-        rehearsed = pool.submit(cluster.run, workflows.parent, 2)
-        local = run_local(workflows.parent, 2)
-        return local, rehearsed.result(), wandb_root
+def both_legs(rehearsals: Rehearsals, wandb_root: Path) -> tuple[LocalRun, Any, Path, list[str]]:
+    def local() -> tuple[LocalRun, Path, list[str]]:
+        return run_local(workflows.parent, 2), wandb_root, list(workflows.WARNINGS)
+
+    run, root, warnings = local_once("parent", local)
+    return run, rehearsals["parent"].result(), root, warnings
 
 
 def test_parent_and_children_write_into_the_same_runs_both_ways(both_legs: Any) -> None:
-    local, rehearsed, _ = both_legs
+    local, rehearsed, _, _ = both_legs
     assert rehearsed.ok, rehearsed.root.log()
     assert roles(local.outputs) == roles(rehearsed.outputs) == EXPECTED_ROLES
-    # Every task really ran in a process of its own on the cluster, and in one process locally.
+    # Every task really ran in a process of its own on the cluster, and all in one process locally.
     assert len({seen["pid"] for seen in rehearsed.outputs.values()}) == len(TASK_OF)
     assert len({seen["pid"] for seen in local.outputs.values()}) == 1
-    # The custom context (the parent's project) arrived in every child's pod through inputs.pb.
-    assert {seen["project"] for name, seen in rehearsed.outputs.items() if name != "plain"} == {
-        workflows.PROJECT
-    }
+    # The parent's settings reached every child's pod, as custom context inside inputs.pb.
+    projects = {seen["project"] for name, seen in rehearsed.outputs.items() if name != "plain"}
+    assert projects == {workflows.PROJECT}
 
 
 def test_the_link_flyte_shows_is_the_run_written_both_ways(both_legs: Any) -> None:
-    local, rehearsed, _ = both_legs
+    local, rehearsed, _, _ = both_legs
     for role, task in TASK_OF.items():
         (attempt,) = rehearsed.by_task(task)
         assert link_matches_run(attempt.links, rehearsed.outputs[role]) is not False, (role, attempt.links)
@@ -151,13 +258,15 @@ def test_the_link_flyte_shows_is_the_run_written_both_ways(both_legs: Any) -> No
             role,
             local.links[task],
         )
-    # On the cluster the link was rendered by the parent with {{.actionName}} and filled by the backend.
+    # On the cluster the parent rendered the link with {{.actionName}}; the backend filled it in.
     (new,) = rehearsed.by_task("new_child")
     assert new.link().endswith(f"/runs/{rehearsed.outputs['new']['run']}")
+    # ... and that name is the run the child wrote: {run name}-{the child's own action name}.
+    assert rehearsed.outputs["new"]["run"] == f"{Cluster.run_name}-{new.action}"
 
 
 def test_lineage_entries_agree_both_ways(both_legs: Any) -> None:
-    local, rehearsed, wandb_root = both_legs
+    local, rehearsed, wandb_root, _ = both_legs
     local_lineage = by_role(lineage(runs_under(wandb_root)), local.outputs)
     cluster_runs = [run for attempt in rehearsed.final() for run in pod_runs(attempt)]
     cluster_lineage = by_role(lineage(cluster_runs), rehearsed.outputs)
@@ -177,18 +286,20 @@ def test_lineage_entries_agree_both_ways(both_legs: Any) -> None:
 
 
 def test_what_stays_on_disk_one_folder_per_writer_on_a_cluster(both_legs: Any) -> None:
-    local, rehearsed, wandb_root = both_legs
+    local, rehearsed, wandb_root, _ = both_legs
     parent_run = local.outputs["parent"]["run"]
     # Locally every writer of the parent's run writes through the one run object: one folder.
-    local_folders = Counter(run.run_id for run in runs_under(wandb_root))
-    assert local_folders == Counter({parent_run: 1, local.outputs["new"]["run"]: 1})
-    (local_parent,) = [run for run in runs_under(wandb_root) if run.run_id == parent_run]
+    local_runs = runs_under(wandb_root)
+    assert Counter(run.run_id for run in local_runs) == Counter(
+        {parent_run: 1, local.outputs["new"]["run"]: 1}
+    )
+    (local_parent,) = [run for run in local_runs if run.run_id == parent_run]
     assert len(local_parent.history) == 4  # parent, auto, shared, sync: one row each
     # On a cluster each writer's part stays in its own pod's folder (W&B shared mode is online only).
-    rows_by_task = {}
-    for attempt in rehearsed.final():
-        runs = pod_runs(attempt)
-        rows_by_task[attempt.task.split(".")[-1]] = [(run.run_id, len(run.history)) for run in runs]
+    rows_by_task = {
+        attempt.task.split(".")[-1]: [(run.run_id, len(run.history)) for run in pod_runs(attempt)]
+        for attempt in rehearsed.final()
+    }
     cluster_parent = rehearsed.outputs["parent"]["run"]
     assert rows_by_task == {
         "parent": [(cluster_parent, 1)],
@@ -202,25 +313,35 @@ def test_what_stays_on_disk_one_folder_per_writer_on_a_cluster(both_legs: Any) -
 
 
 def test_offline_shared_runs_are_announced_in_every_pod_that_shares_them(both_legs: Any) -> None:
-    _local, rehearsed, _ = both_legs
-    assert not workflows.WARNINGS, "a local run has one run object per run: nothing to warn about"
-    warned = {
-        task
-        for task, lines in cluster_warnings(rehearsed.final()).items()
-        if any(SHARED_WARNING in line for line in lines)
-    }
+    _, rehearsed, _, local_warnings = both_legs
+    assert not [w for w in local_warnings if SHARED_WARNING in w], "locally one run object: nothing to say"
+    warnings = cluster_warnings(rehearsed.final())
+    warned = {task for task, lines in warnings.items() if any(SHARED_WARNING in line for line in lines)}
     assert {"parent", "auto_child", "shared_child", "sync_child"} <= warned
 
 
 @NEEDS_FIX
 def test_the_shared_mode_warning_is_given_only_where_another_task_writes_into_the_run(both_legs: Any) -> None:
-    _, rehearsed, _ = both_legs
+    _, rehearsed, _, _ = both_legs
     warnings = cluster_warnings(rehearsed.final())
     assert not [line for line in warnings.get("new_child", []) if SHARED_WARNING in line]
 
 
-def test_a_sync_parent_and_its_sync_child_both_ways(cluster: Cluster) -> None:
-    rehearsed = cluster.run(workflows.sync_parent, 1)
+def test_no_other_local_remote_warning_on_either_side(both_legs: Any) -> None:
+    # The tasks declare their W&B settings (TaskEnvironment env_vars): nothing comes from the shell.
+    _, rehearsed, _, local_warnings = both_legs
+    assert local_warnings == []
+    others = [
+        line
+        for lines in cluster_warnings(rehearsed.final()).values()
+        for line in lines
+        if SHARED_WARNING not in line
+    ]
+    assert others == []
+
+
+def test_a_sync_parent_and_its_sync_child_both_ways(rehearsals: Rehearsals) -> None:
+    rehearsed = rehearsals["sync"].result()
     local = run_local(workflows.sync_parent, 1)
     assert rehearsed.ok, rehearsed.root.log()
     assert roles(local.outputs) == roles(rehearsed.outputs) == {"sync": "parent"}
@@ -231,23 +352,17 @@ def test_a_sync_parent_and_its_sync_child_both_ways(cluster: Cluster) -> None:
 # --- 2. flyte.trace, a sweep ----------------------------------------------------------------------
 
 
-def test_a_traced_function_writes_into_its_task_run_both_ways(cluster: Cluster) -> None:
-    rehearsed = cluster.run(workflows.traced_parent, 3)
+def test_a_traced_function_writes_into_its_task_run_both_ways(rehearsals: Rehearsals) -> None:
+    rehearsed = rehearsals["trace"].result()
     local = run_local(workflows.traced_parent, 3)
     assert rehearsed.ok, rehearsed.root.log()
     assert roles(local.outputs) == roles(rehearsed.outputs) == {"traced": "parent"}
     assert [a.task for a in rehearsed.final()] == ["cluster.traced_parent"]  # a trace is no pod
 
 
-GRID = wandb_sweep_config(
-    method="grid", metric={"name": "loss", "goal": "minimize"}, parameters={"lr": {"values": [0.1]}}
-)
-
-
-def test_a_sweep_reaches_its_children_both_ways(tmp_path: Path) -> None:
+def test_a_sweep_reaches_its_children_both_ways(rehearsals: Rehearsals) -> None:
     # W&B's sweep service is out of reach: wandb.sweep is stood in for, in the pods and here.
-    cluster = Cluster(tmp_path / "cluster", env={"REHEARSAL_FAKE_SWEEP_SERVICE": "1"})
-    rehearsed = cluster.run(workflows.tune, custom_context=GRID)
+    rehearsed = rehearsals["sweep"].result()
     workflows.fake_sweep_service()
     local = run_local(workflows.tune, custom_context=GRID)
     assert rehearsed.ok, rehearsed.root.log()
@@ -256,24 +371,24 @@ def test_a_sweep_reaches_its_children_both_ways(tmp_path: Path) -> None:
     (child,) = rehearsed.by_task("sweep_child")
     local_sweep_links = [uri for name, uri in local.links["sweep_child"] if "Sweep" in name]
     assert [uri for name, uri in child.links if "Sweep" in name] == local_sweep_links
-    assert all(uri.endswith("/sweeps/sweep-rehearsed") for uri in local_sweep_links)
+    assert local_sweep_links and all(uri.endswith("/sweeps/sweep-rehearsed") for uri in local_sweep_links)
 
 
 # --- 3. a retry after a failure -------------------------------------------------------------------
 
 
 def test_a_retry_writes_into_the_same_run_both_ways(
-    cluster: Cluster, tmp_path: Path, wandb_root: Path
+    rehearsals: Rehearsals, tmp_path: Path, wandb_root: Path
 ) -> None:
-    rehearsed = cluster.run(workflows.flaky, str(tmp_path / "cluster-marker"))
+    rehearsed = rehearsals["retry"].result()
     local = run_local(workflows.flaky, str(tmp_path / "local-marker"))
     assert rehearsed.ok, rehearsed.root.log()
     first, second = rehearsed.attempts_of("a0")
     assert (first.phase, second.phase) == ("FAILED", "SUCCEEDED")
     assert "first attempt fails" in (first.error or "")
-    # A new pod: new directory, attempt number incremented, the last attempt's checkpoint handed on.
+    # A new pod: a new directory, the attempt number incremented, the last checkpoint handed on.
     assert first.pod_dir != second.pod_dir and second.prev_checkpoint == first.checkpoint
-    assert rehearsed.outputs["attempt"] == "1" and local.outputs["attempt"] == "0"
+    assert rehearsed.outputs["attempt"] == "1"
     # Both attempts write into the one run, whose id does not depend on the attempt.
     run_id = rehearsed.outputs["run"]
     (failed_run,) = pod_runs(first)
@@ -281,15 +396,13 @@ def test_a_retry_writes_into_the_same_run_both_ways(
     assert failed_run.run_id == retried_run.run_id == run_id
     assert (failed_run.config["flyte"]["attempt"], retried_run.config["flyte"]["attempt"]) == (0, 1)
     assert second.link() == f"https://wandb.ai/{workflows.ENTITY}/{workflows.PROJECT}/runs/{run_id}"
-    # Locally the retry runs in the same process: the same run id, one folder per attempt.
-    local_runs = runs_under(wandb_root)
-    assert {run.run_id for run in local_runs} == {local.outputs["run"]}
+    # Locally the retry runs in the same process, with the same run id.
+    assert {run.run_id for run in runs_under(wandb_root)} == {local.outputs["run"]}
 
 
 @NEEDS_FIX
-def test_a_failed_attempt_says_where_its_offline_folder_stays(cluster: Cluster, tmp_path: Path) -> None:
-    rehearsed = cluster.run(workflows.flaky, str(tmp_path / "marker"))
-    first, _ = rehearsed.attempts_of("a0")
+def test_a_failed_attempt_says_where_its_offline_folder_stays(rehearsals: Rehearsals) -> None:
+    first, _ = rehearsals["retry"].result().attempts_of("a0")
     (failed_run,) = pod_runs(first)
     told = [
         line
@@ -302,13 +415,8 @@ def test_a_failed_attempt_says_where_its_offline_folder_stays(cluster: Cluster, 
 # --- 4. SIGTERM -----------------------------------------------------------------------------------
 
 
-def test_sigterm_to_a0_finishes_the_run_as_preempted_with_every_step(cluster: Cluster) -> None:
-    pod = cluster.start(workflows.preemptible, 50)
-    pod.wait_for("READY")
-    started = time.monotonic()
-    pod.process.send_signal(signal.SIGTERM)
-    attempt = pod.wait(timeout=30)
-    gone_after = time.monotonic() - started
+def test_sigterm_to_a0_finishes_the_run_as_preempted_with_every_step(rehearsals: Rehearsals) -> None:
+    attempt, gone_after = rehearsals["sigterm"].result()
     # Ended by the signal itself, as the local process is (tests/test_preemption.py); Kubernetes
     # reports such a container's exit code as 128 + 15 = 143.
     assert attempt.exit_code == -signal.SIGTERM, attempt.log()
@@ -320,25 +428,8 @@ def test_sigterm_to_a0_finishes_the_run_as_preempted_with_every_step(cluster: Cl
 # --- 5. a stalled W&B server ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def stalled_server() -> Iterator[str]:
-    """A real socket on 127.0.0.1 that accepts connections and never answers."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(64)
-        yield f"http://127.0.0.1:{server.getsockname()[1]}"
-
-
-def stalled_cluster(root: Path, url: str) -> Cluster:
-    # The image carries the server and a fake key (W&B's service is the only thing stood in for).
-    fake_key = "rehearsalfake" + "0" * 27
-    return Cluster(root, env={"WANDB_MODE": "online", "WANDB_BASE_URL": url, "WANDB_API_KEY": fake_key})
-
-
-def test_a_stalled_server_keeps_the_result_and_every_step(tmp_path: Path, stalled_server: str) -> None:
-    rehearsed = stalled_cluster(tmp_path / "stalled", stalled_server).run(
-        workflows.against_a_stalled_server, 5
-    )
+def test_a_stalled_server_keeps_the_result_and_every_step(rehearsals: Rehearsals) -> None:
+    rehearsed = rehearsals["stalled"].result()
     assert rehearsed.ok, rehearsed.root.log()
     assert rehearsed.outputs == 5
     # The run went offline after the timeout: every step is in the offline folder, to sync later.
@@ -347,14 +438,11 @@ def test_a_stalled_server_keeps_the_result_and_every_step(tmp_path: Path, stalle
 
 
 @NEEDS_FIX
-def test_a_stalled_server_does_not_keep_the_pod_alive_past_the_timeout(
-    tmp_path: Path, stalled_server: str
-) -> None:
-    rehearsed = stalled_cluster(tmp_path / "stalled", stalled_server).run(
-        workflows.against_a_stalled_server, 5
-    )
-    # timeout=3 s for start and finish together; the rest is the pod's own start and end.
-    assert rehearsed.ok and rehearsed.root.elapsed < 3 + 8, rehearsed.root.elapsed
+def test_a_stalled_server_does_not_keep_the_pod_alive_past_the_timeout(rehearsals: Rehearsals) -> None:
+    rehearsed = rehearsals["stalled"].result()
+    # timeout bounds the W&B start and finish together; the rest is the pod's own start and end
+    # (about 3 s here when the machine is idle, more when every scenario runs at once).
+    assert rehearsed.ok and rehearsed.root.elapsed < TIMEOUT_S + 12, rehearsed.root.elapsed
 
 
 # --- 6. a reusable container ----------------------------------------------------------------------
@@ -364,72 +452,58 @@ def only_own_rows(replica_dir: Path, attempts: list[Attempt]) -> None:
     by_id = {run.run_id: run for run in runs_under(replica_dir)}
     for attempt in attempts:
         assert attempt.ok, attempt.error
-        (i,) = {int(seen) for seen in [attempt.action.rsplit("-", 1)[1]]}
+        i = int(attempt.action.rsplit("-", 1)[1])
         run = by_id[f"{attempt.action}-a0"]
         assert {row["who"] for row in run.history if "who" in row} == {i}, attempt.action
 
 
-def test_a_reusable_container_runs_20_actions_4_at_a_time_each_into_its_own_run(cluster: Cluster) -> None:
-    replica = cluster.replica(concurrency=4)
-    for i in range(20):
-        replica.add(workflows.reused, i, 5)
-    attempts = replica.run()
+def test_a_reusable_container_runs_20_actions_4_at_a_time_each_into_its_own_run(
+    rehearsals: Rehearsals,
+) -> None:
+    directory, attempts, _ = rehearsals["reuse-20"].result()
     assert len(attempts) == 20
-    only_own_rows(replica.directory, attempts)
+    only_own_rows(directory, attempts)
     assert {attempt.link() for attempt in attempts} == {
         f"https://wandb.ai/{workflows.ENTITY}/{workflows.PROJECT}/runs/{a.action}-a0" for a in attempts
     }
 
 
-def test_a_reusable_container_runs_50_actions_in_sequence_each_into_its_own_run(cluster: Cluster) -> None:
-    replica = cluster.replica(concurrency=1)
-    for i in range(50):
-        replica.add(workflows.reused, i, 2)
-    attempts = replica.run(timeout=180)
-    assert [a.action for a in attempts] == [f"{cluster.run_name}-{i}" for i in range(50)]
-    only_own_rows(replica.directory, attempts)
+def test_a_reusable_container_runs_50_actions_in_sequence_each_into_its_own_run(
+    rehearsals: Rehearsals,
+) -> None:
+    directory, attempts, run_name = rehearsals["reuse-50"].result()
+    assert [a.action for a in attempts] == [f"{run_name}-{i}" for i in range(50)]
+    only_own_rows(directory, attempts)
 
 
-def test_sigterm_to_a_reusable_container_keeps_every_live_run(cluster: Cluster) -> None:
-    replica = cluster.replica(concurrency=4)
-    for _ in range(3):
-        replica.add(workflows.long_writer, 60.0)
-    replica.start()
-    replica.wait_for("WRITER READY", count=3)
-    replica.terminate()
-    assert replica.wait(timeout=30) == -signal.SIGTERM, replica.log()
-    runs = runs_under(replica.directory)
+def test_sigterm_to_a_reusable_container_keeps_every_live_run(rehearsals: Rehearsals) -> None:
+    code, directory, log = rehearsals["replica-sigterm"].result()
+    assert code == -signal.SIGTERM, log
+    runs = runs_under(directory)
     assert len(runs) == 3 and all(run.preempting for run in runs)
 
 
-def leak_outcome(cluster: Cluster) -> dict[str, str]:
-    replica = cluster.replica(concurrency=2)
-    replica.add(workflows.long_writer, 4.0)
-    replica.add(workflows.undecorated_looker, 1.5)
-    attempts = replica.run()
-    (looker,) = [a for a in attempts if a.task.endswith("undecorated_looker")]
-    return read_outputs(workflows.undecorated_looker, looker.output_prefix)
+def test_get_wandb_run_in_an_undecorated_action_is_none_in_a_reusable_container(
+    rehearsals: Rehearsals,
+) -> None:
+    assert rehearsals["leak"].result()["run"] == "none"
 
 
 @NEEDS_FIX
-def test_a_thread_in_an_undecorated_action_does_not_get_another_actions_run(cluster: Cluster) -> None:
-    assert leak_outcome(cluster)["thread"] == "none"
+def test_a_thread_in_an_undecorated_action_does_not_get_another_actions_run(rehearsals: Rehearsals) -> None:
+    assert rehearsals["leak"].result()["thread"] == "none"
 
 
 @NEEDS_FIX
-def test_wandb_run_in_an_undecorated_action_is_not_another_actions_run(cluster: Cluster) -> None:
-    assert leak_outcome(cluster)["wandb_run"] == "none"
-
-
-def test_get_wandb_run_in_an_undecorated_action_is_none_in_a_reusable_container(cluster: Cluster) -> None:
-    assert leak_outcome(cluster)["run"] == "none"
+def test_wandb_run_in_an_undecorated_action_is_not_another_actions_run(rehearsals: Rehearsals) -> None:
+    assert rehearsals["leak"].result()["wandb_run"] == "none"
 
 
 # --- 7. a thread without the task's context -------------------------------------------------------
 
 
-def test_a_thread_without_context_gets_the_pods_only_run_on_a_cluster(cluster: Cluster) -> None:
-    rehearsed = cluster.run(workflows.thread_without_context)
+def test_a_thread_without_context_gets_the_pods_only_run_on_a_cluster(rehearsals: Rehearsals) -> None:
+    rehearsed = rehearsals["thread"].result()
     assert rehearsed.ok, rehearsed.root.log()
     assert rehearsed.outputs["thread"] == rehearsed.outputs["run"]
 
@@ -438,3 +512,51 @@ def test_a_thread_without_context_gets_the_pods_only_run_on_a_cluster(cluster: C
 def test_a_thread_without_context_gets_the_only_run_locally_too() -> None:
     local = run_local(workflows.thread_without_context)
     assert local.outputs["thread"] == local.outputs["run"]
+
+
+# --- 8. a clustered (distributed) worker ----------------------------------------------------------
+
+
+@pytest.fixture
+def distributed_legs(
+    rehearsals: Rehearsals, tmp_path: Path
+) -> tuple[Any, dict[str, Any], LocalRun, dict[str, Any]]:
+    def local() -> tuple[LocalRun, dict[str, Any]]:
+        seen = tmp_path / "seen"
+        seen.mkdir()
+        run = run_local(workflows.distributed_parent, str(seen))
+        return run, {p.stem: json.loads(p.read_text()) for p in seen.iterdir()}
+
+    run, local_ranks = local_once("distributed", local)
+    rehearsed, cluster_ranks = rehearsals["distributed"].result()
+    return rehearsed, cluster_ranks, run, local_ranks
+
+
+@NEEDS_ELASTIC
+def test_a_distributed_child_runs_its_ranks_as_processes_of_its_own_pod(distributed_legs: Any) -> None:
+    rehearsed, cluster_ranks, local, local_ranks = distributed_legs
+    assert rehearsed.ok, rehearsed.root.log()
+    (child,) = rehearsed.by_task("distributed_child")
+    assert child.exit_code == 0
+    # On a cluster the pod's launcher starts both ranks; global rank 0 alone writes (auto/global),
+    # into a run of its own (a distributed task does not attach to its parent's run).
+    assert sorted(cluster_ranks) == ["0", "1"] and cluster_ranks["1"]["run"] == "none"
+    assert (
+        cluster_ranks["0"]["run"] == rehearsed.outputs["rank0"]["run"] != rehearsed.outputs["parent"]["run"]
+    )
+    assert len({rank["pid"] for rank in cluster_ranks.values()} | {rehearsed.outputs["parent"]["pid"]}) == 3
+    # A local run of one node runs the task in the launching process without a launcher: one
+    # writer, into a run of its own as well.
+    (only,) = local_ranks.values()
+    assert only["run"] == local.outputs["rank0"]["run"] != local.outputs["parent"]["run"]
+
+
+@NEEDS_ELASTIC
+@pytest.mark.xfail(strict=True, reason="found by this matrix, both ways: not fixed on any branch yet")
+def test_a_distributed_childs_link_names_the_run_its_rank_0_writes(distributed_legs: Any) -> None:
+    rehearsed, cluster_ranks, local, local_ranks = distributed_legs
+    (child,) = rehearsed.by_task("distributed_child")
+    assert cluster_ranks["0"]["project"] == workflows.PROJECT  # the parent's, as for other children
+    assert link_matches_run(child.links, cluster_ranks["0"])
+    (only,) = local_ranks.values()
+    assert link_matches_run(local.links["distributed_child"], only)

@@ -14,8 +14,6 @@ control plane; ``init_in_cluster`` is replaced by a local ``flyte.init`` for the
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +27,18 @@ from cluster.harness import ClusterConfig, run_action, spec_from_template
 class RehearsalController(RemoteController):
     """flyte's remote controller, whose backend is this machine: each sub-task call is its own pod."""
 
-    def __init__(self) -> None:  # no control plane: none of the core controller's thread or informers
-        self._default_parent_concurrency = 1000
-        self._parent_action_semaphore = defaultdict(lambda: asyncio.Semaphore(1000))
-        self._submit_loop = None
-        self._submit_thread = None
-        self._submit_init_lock = threading.Lock()
-        self._pending_conditions = {}
+    def __init__(self) -> None:
+        async def no_control_plane() -> Any:
+            raise RuntimeError("a rehearsal has no control plane")
+
+        client = no_control_plane()
+        client.close()  # never awaited: nothing here talks to a control plane
+        super().__init__(client_coro=client)
         self._config = ClusterConfig.from_env()
         self._stopped = asyncio.Event()
+
+    def _start(self) -> None:
+        """No controller thread, informers or connection: the rehearsal is the backend."""
 
     async def submit_and_wait_for_action(self, action: Any) -> Any:
         if action.type == "trace":  # a trace is recorded by the backend, never run: nothing to do
@@ -62,6 +63,10 @@ class RehearsalController(RemoteController):
                 code="RehearsedFailure", message=attempt.error or "", kind=kind
             )
         return action
+
+    async def submit_action(self, action: Any) -> Any:
+        # What older flyte's RemoteController._submit calls (2.2): the same round trip.
+        return await self.submit_and_wait_for_action(action)
 
     async def get_action(self, action_id: Any, parent_action_name: str) -> Any:
         return None  # nothing recorded before: every trace runs (a first attempt of its parent)
