@@ -427,7 +427,7 @@ def collect_digests(run_base_dir: str, parent_run_id: str, seconds: float = COLL
 
 _sweep_lock = threading.Lock()
 # (Flyte run name, action name) -> the sweep metric of a @wandb_sweep task running here.
-_sweep_metrics: dict[tuple[str, str], Mapping[str, Any]] = {}
+_sweep_metrics: dict[tuple[str, str], Any] = {}
 _MAX_SWEEP_METRICS = 256
 
 
@@ -447,11 +447,11 @@ def note_sweep_metric(metric: Any) -> None:
         >>> note_sweep_metric({"name": "val/loss", "goal": "minimize"})  # outside a task: ignored
     """
     key = _action_key()
-    if key is None or not isinstance(metric, Mapping) or not metric.get("name"):
+    if key is None or metric is None:
         return
     with _sweep_lock:
         _sweep_metrics.pop(key, None)
-        _sweep_metrics[key] = dict(metric)
+        _sweep_metrics[key] = metric
         # Read only by a tab of the same task; a task without one leaves its entry behind: keep
         # the newest few (a reusable container runs many tasks in one process).
         while len(_sweep_metrics) > _MAX_SWEEP_METRICS:
@@ -474,8 +474,7 @@ def sweep_objective(key: tuple[str, str] | None) -> Any:
         return None
     from ._compare import Objective
 
-    maximize = str(metric.get("goal", "minimize")).lower().startswith("max")
-    return Objective(str(metric["name"]), "maximize" if maximize else "minimize", "sweep metric")
+    return Objective.from_sweep_metric(metric)
 
 
 @dataclass(frozen=True)
