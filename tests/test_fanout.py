@@ -401,3 +401,44 @@ def test_a_fan_out_under_a_mocked_wandb_init_still_runs(caplog: pytest.LogCaptur
     assert {call.kwargs.get("group") for call in init.call_args_list} == {None, "mocked"}
     assert not list(root.rglob(f"{DIGESTS_DIR}/*/*.json"))
     assert "fan-out" not in caplog.text
+
+
+@wandb_init(run_mode="new")
+@report_env.task
+async def odd_child(kind: str) -> str:
+    run = task_run()
+    if kind == "diverged":
+        for value in (1.0, 0.5, float("nan"), float("inf")):
+            run.log({"loss": value})
+    elif kind == "words":
+        run.log({"note": "no numbers here"})
+    elif kind == "other":
+        run.log({"reward": 3.0})
+    return kind
+
+
+@wandb_init(project="fan")
+@report_env.task(report=True)
+async def odd_parent() -> str:
+    await asyncio.gather(*(odd_child(k) for k in ("diverged", "words", "other")))
+    return str(task_run().id)
+
+
+def test_children_with_non_finite_no_or_disjoint_metrics_are_compared_as_far_as_they_go(
+    wandb_root: Path,
+) -> None:
+    parent_id, root = _local(odd_parent)
+    collected = collect_digests(str(next(root.rglob(DIGESTS_DIR)).parent), str(parent_id))
+    by_kind = {d.inputs["kind"]: d for d in collected.digests}
+    assert set(by_kind) == {"diverged", "words", "other"}
+    loss = by_kind["diverged"].series_of("loss")
+    assert loss is not None and loss.ys == (1.0, 0.5) and loss.skipped == 2
+    assert by_kind["words"].series == ()
+    page = _report_of(root, "fanrep.odd_parent")
+    section = page[page.index("Runs of this task&#x27;s children") :]
+    # Every child is a row, whatever it logged.
+    for digest in collected.digests:
+        assert f'data-run-id="{digest.run_id}"' in section
+    # ... and the page says what it skipped: a run without numbers, values not drawn.
+    assert f"Run {by_kind['words'].run_id}: no numeric metrics" in section
+    assert f"Run {by_kind['diverged'].run_id}: 2 logged values not drawn" in section
