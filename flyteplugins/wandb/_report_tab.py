@@ -29,10 +29,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._compat import next_local_step
 from ._report import TAB_NAME, ReportContext, TaskSteps
+
+if TYPE_CHECKING:
+    from ._fanout_channel import ParentComparison
 
 __all__ = ["ReportTab", "begin_tab", "shared_steps"]
 
@@ -91,7 +94,7 @@ class ReportTab:
     run_dir: str | None
     follower: Any = None
     # Where the children of a fan-out left their runs' digests (a parent with report=True).
-    comparison: Any = None
+    comparison: ParentComparison | None = None
     _steps_taken: tuple[TaskSteps, ...] | None = None
     _requested: bool = False
 
