@@ -83,3 +83,18 @@ def test_parents_sharing_a_reusable_container_each_compare_only_their_own_childr
         assert all(d.parent_run_id == d.group == parent_id for d in collected.digests)
         lrs[parent_id] = sorted(d.inputs["lr"] for d in collected.digests)
     assert sorted(lrs.values()) == [[0.1, 0.2], [0.3]]
+
+
+def test_a_retried_child_is_compared_by_its_last_attempt(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster", env=dict(POD_ENV))
+    result = cluster.run(fanout_workflows.tune_flaky, [0.5], 5)
+    assert result.ok, result.root.log()
+    parent_id = result.outputs
+    (child,) = {a.action for a in result.attempts if a.parent == result.root.action}
+    assert [a.ok for a in result.attempts_of(child)] == [False, True]
+    collected = collect_digests(str(tmp_path / "cluster" / "outputs"), parent_id)
+    (digest,) = collected.digests
+    assert not collected.missing
+    # The second attempt (a new pod) wrote over the first's digest: finished, its own values.
+    assert (digest.state, digest.action) == ("finished", child)
+    assert digest.final("train/loss") == pytest.approx(0.5 + 1)

@@ -38,3 +38,26 @@ async def tune(lrs: list[float], steps: int) -> str:
     failed = sum(isinstance(r, BaseException) for r in results)
     print(f"FANOUT children={len(results)} failed={failed}", flush=True)
     return str(run.id)
+
+
+@wandb_init(run_mode="new")
+@env.task(retries=1)
+async def flaky_learner(lr: float, steps: int) -> str:
+    """Fails its first attempt after logging, succeeds in its second (a new pod)."""
+    run = get_wandb_run()
+    assert run is not None
+    attempt = int(os.environ.get("FLYTE_ATTEMPT_NUMBER", "0"))
+    for step in range(steps):
+        run.log({"train/loss": lr * (steps - step) + attempt})
+    if attempt == 0:
+        raise RuntimeError("first attempt fails")
+    return str(run.id)
+
+
+@wandb_init(project="fan", entity="team")
+@env.task(report=True)
+async def tune_flaky(lrs: list[float], steps: int) -> str:
+    await asyncio.gather(*(flaky_learner(lr, steps) for lr in lrs))
+    run = get_wandb_run()
+    assert run is not None
+    return str(run.id)
