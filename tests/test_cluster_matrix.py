@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster import distributed as distributed_workflows
 from cluster import workflows
 from cluster.harness import Attempt, Cluster, read_outputs
 from conftest import LocalRun, run_local
@@ -104,7 +105,7 @@ def distributed(root: Path) -> tuple[Any, dict[str, Any]]:
     """A parent calling an Elastic child (two ranks); what each rank saw, by rank."""
     seen = root / "seen"
     seen.mkdir()
-    rehearsed = Cluster(root / "cluster").run(workflows.distributed_parent, str(seen))
+    rehearsed = Cluster(root / "cluster").run(distributed_workflows.distributed_parent, str(seen))
     return rehearsed, {p.stem: json.loads(p.read_text()) for p in seen.iterdir()}
 
 
@@ -125,10 +126,10 @@ SCENARIOS: dict[str, Callable[[Path], Any]] = {  # the longest first
     "thread": lambda root: Cluster(root).run(workflows.thread_without_context),
     "trace": lambda root: Cluster(root).run(workflows.traced_parent, 3),
 }
-if workflows.elastic is None:
+if distributed_workflows.elastic is None:
     del SCENARIOS["distributed"]
 NEEDS_ELASTIC = pytest.mark.skipif(
-    workflows.elastic is None, reason="flyteplugins-pytorch (the Elastic plugin) is not installed"
+    distributed_workflows.elastic is None, reason="flyteplugins-pytorch (the Elastic plugin) is not installed"
 )
 
 
@@ -524,7 +525,7 @@ def distributed_legs(
     def local() -> tuple[LocalRun, dict[str, Any]]:
         seen = tmp_path / "seen"
         seen.mkdir()
-        run = run_local(workflows.distributed_parent, str(seen))
+        run = run_local(distributed_workflows.distributed_parent, str(seen))
         return run, {p.stem: json.loads(p.read_text()) for p in seen.iterdir()}
 
     run, local_ranks = local_once("distributed", local)
