@@ -23,12 +23,15 @@ state of its parent. This harness does the same without a backend:
   (``flyte.ReusePolicy``) does: many actions through ``load_and_run_task``, up to ``concurrency``
   at a time, the user's modules unloaded whenever the replica is idle.
 
-Every attempt of every action is recorded (:class:`Attempt`), in start order, in
-``<root>/actions.jsonl``; :class:`RunResult` reads them back.
+Every attempt of every action is recorded (:class:`Attempt`), in the order they end, in
+``<root>/actions.jsonl``; :class:`RunResult` reads them back. Each pod's directory is
+``<root>/pods/<action>-<attempt>`` (its ``wandb/`` folders, its output in ``pod.log``).
 
 The task code, the plugin, flyte's serialization and flyte's ``a0`` entrypoint are the real ones;
 only the backend (scheduling pods, filling templates, retrying) is played by this module. Tasks
-must live in an importable module (here ``tests/cluster/workflows.py``), as they must on a cluster.
+must live in an importable package (``Cluster(code=...)``, by default this one, whose
+``workflows.py`` holds the matrix's tasks), as they must on a cluster: it is copied into every pod,
+as a code bundle is unpacked there. Works with flyte 2.2 to 2.12.
 
 Example::
 
@@ -39,10 +42,15 @@ Example::
     child = result.children_of(root.action)[0]   # its first sub-action
     print(child.links, child.pod_dir, child.exit_code, result.outputs)
 
-    pod = cluster.start(workflows.sleeper)       # the root pod, not waited for
-    pod.wait_for("READY")
+    pod = cluster.start(workflows.preemptible, 50)  # the first action's pod, not waited for
+    pod.wait_for("READY")                        # something the task prints
     pod.process.send_signal(signal.SIGTERM)
-    attempt = pod.wait()                         # exit code 143
+    attempt = pod.wait()                         # exit_code -15: ended by the signal (k8s: 143)
+
+    replica = cluster.replica(concurrency=4)     # a reusable container
+    for i in range(20):
+        replica.add(workflows.reused, i, 5)
+    attempts = replica.run()                     # one Attempt per action
 """
 
 from __future__ import annotations
