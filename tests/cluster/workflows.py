@@ -276,3 +276,27 @@ async def cloud_new_child() -> dict[str, str]:
 async def cloud_parent() -> dict[str, dict[str, str]]:
     auto, new = await asyncio.gather(cloud_auto_child(), cloud_new_child())
     return {"parent": observe(), "auto": auto, "new": new}
+
+
+# --- the report tab ------------------------------------------------------------------------------
+
+
+@wandb_init
+@env.task(report=True)
+async def report_child(steps: int) -> int:
+    run = get_wandb_run()
+    assert run is not None
+    for step in range(steps):
+        run.log({"child/value": step})
+    return steps
+
+
+@wandb_init(entity=ENTITY, project=PROJECT)
+@env.task(report=True)
+async def report_parent() -> dict[str, str]:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"parent/value": 1.0})
+    await report_child(3)
+    run.log({"parent/value": 2.0})
+    return observe()
