@@ -14,6 +14,7 @@ control plane; ``init_in_cluster`` is replaced by a local ``flyte.init`` for the
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class RehearsalController(RemoteController):
         spec = spec_from_template(
             action.task.task_template, action.name, action.inputs_uri, action.parent_action_name
         )
-        config = ClusterConfig(self._config.root, action.run_name, self._config.image_env, self._config.reuse)
+        config = replace(self._config, run_name=action.run_name)
         attempt = await asyncio.to_thread(run_action, config, spec)
         if attempt.ok:
             action.phase = phase_pb2.ACTION_PHASE_SUCCEEDED

@@ -23,12 +23,15 @@ state of its parent. This harness does the same without a backend:
   (``flyte.ReusePolicy``) does: many actions through ``load_and_run_task``, up to ``concurrency``
   at a time, the user's modules unloaded whenever the replica is idle.
 
-Every attempt of every action is recorded (:class:`Attempt`), in start order, in
-``<root>/actions.jsonl``; :class:`RunResult` reads them back.
+Every attempt of every action is recorded (:class:`Attempt`), in the order they end, in
+``<root>/actions.jsonl``; :class:`RunResult` reads them back. Each pod's directory is
+``<root>/pods/<action>-<attempt>`` (its ``wandb/`` folders, its output in ``pod.log``).
 
 The task code, the plugin, flyte's serialization and flyte's ``a0`` entrypoint are the real ones;
 only the backend (scheduling pods, filling templates, retrying) is played by this module. Tasks
-must live in an importable module (here ``tests/cluster/workflows.py``), as they must on a cluster.
+must live in an importable package (``Cluster(code=...)``, by default this one, whose
+``workflows.py`` holds the matrix's tasks), as they must on a cluster: it is copied into every pod,
+as a code bundle is unpacked there. Works with flyte 2.2 to 2.12.
 
 Example::
 
@@ -39,10 +42,15 @@ Example::
     child = result.children_of(root.action)[0]   # its first sub-action
     print(child.links, child.pod_dir, child.exit_code, result.outputs)
 
-    pod = cluster.start(workflows.sleeper)       # the root pod, not waited for
-    pod.wait_for("READY")
+    pod = cluster.start(workflows.preemptible, 50)  # the first action's pod, not waited for
+    pod.wait_for("READY")                        # something the task prints
     pod.process.send_signal(signal.SIGTERM)
-    attempt = pod.wait()                         # exit code 143
+    attempt = pod.wait()                         # exit_code -15: ended by the signal (k8s: 143)
+
+    replica = cluster.replica(concurrency=4)     # a reusable container
+    for i in range(20):
+        replica.add(workflows.reused, i, 5)
+    attempts = replica.run()                     # one Attempt per action
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +80,8 @@ __all__ = [
     "run_action",
 ]
 
-TESTS_DIR = Path(__file__).resolve().parent.parent  # the code root: task modules are named from here
+HARNESS_DIR = Path(__file__).resolve().parent
+TESTS_DIR = HARNESS_DIR.parent  # the default code root: task modules are named from here
 POD_ENTRY = Path(__file__).with_name("pod.py")
 REPLICA_ENTRY = Path(__file__).with_name("replica.py")
 # Where a pod started by a controller records its attempts: harness plumbing, not a pod variable
@@ -159,7 +168,7 @@ class ClusterConfig:
     run_name: str
     image_env: dict[str, str]
     reuse: bool = False
-    code: str = str(Path(__file__).resolve().parent)  # the package copied into every pod
+    code: str = str(Path(__file__).resolve().parent)  # the task code's package, copied into every pod
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -257,11 +266,12 @@ def _attempt_paths(config: ClusterConfig, spec: ActionSpec, number: int) -> tupl
 
 
 def install_code(config: ClusterConfig, pod_dir: Path) -> None:
-    """Put the user's code into a pod's working directory, as a code bundle is unpacked there."""
-    code = Path(config.code)
-    target = pod_dir / code.name
-    if not target.exists():
-        shutil.copytree(code, target, ignore=shutil.ignore_patterns("__pycache__"))
+    """Put the user's code (and this harness) into a pod's working directory, as a code bundle is
+    unpacked there."""
+    for code in {Path(config.code), HARNESS_DIR}:
+        target = pod_dir / code.name
+        if not target.exists():
+            shutil.copytree(code, target, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def _template_values(
@@ -321,7 +331,7 @@ def start_attempt(config: ClusterConfig, spec: ActionSpec, number: int) -> Pod:
     )
     log = open(pod_dir / "pod.log", "wb")  # noqa: SIM115 - the pod owns it until it ends
     process = subprocess.Popen(
-        [sys.executable, str(pod_dir / Path(config.code).name / POD_ENTRY.name), *args[1:]],
+        [sys.executable, str(pod_dir / HARNESS_DIR.name / POD_ENTRY.name), *args[1:]],
         cwd=pod_dir,
         env=pod_env(config, spec, number),
         stdout=log,
@@ -405,7 +415,7 @@ def read_outputs(task: Any, output_prefix: str) -> Any:
     return asyncio.run(load())
 
 
-def serialize(task: Any, custom_context: Mapping[str, str] | None = None) -> Any:
+def serialize(task: Any, custom_context: Mapping[str, str] | None = None, root_dir: Path = TESTS_DIR) -> Any:
     """Serialize ``task`` as ``flyte run`` does for a run's first action (the links rendered with
     ``{{.runName}}``/``{{.actionName}}`` templates and the run's custom context)."""
     import flyte
@@ -413,7 +423,7 @@ def serialize(task: Any, custom_context: Mapping[str, str] | None = None) -> Any
     from flyte._internal.runtime.task_serde import translate_task_to_wire
     from flyte.models import ActionID, RawDataPath, SerializationContext, TaskContext
 
-    s_ctx = SerializationContext(version=VERSION, project=PROJECT, domain=DOMAIN, org=ORG, root_dir=TESTS_DIR)
+    s_ctx = SerializationContext(version=VERSION, project=PROJECT, domain=DOMAIN, org=ORG, root_dir=root_dir)
     action = ActionID(
         name="{{.actionName}}", run_name="{{.runName}}", project=PROJECT, domain=DOMAIN, org=ORG
     )
@@ -460,6 +470,9 @@ class Cluster:
     env: dict[str, str] = field(default_factory=dict)
     run_name: str = "rehearsal-run"
     timeout: float = 120.0
+    # The package holding the tasks: copied into every pod (as a code bundle is unpacked there);
+    # task modules are named from its parent directory, e.g. ``cluster.workflows``.
+    code: Path = HARNESS_DIR
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -468,7 +481,9 @@ class Cluster:
     @property
     def config(self) -> ClusterConfig:
         """What a pod needs to know of this rehearsal (passed to it in its environment)."""
-        return ClusterConfig(str(self.root), self.run_name, dict(self.env))
+        return ClusterConfig(
+            str(self.root), self.run_name, dict(self.env), code=str(Path(self.code).resolve())
+        )
 
     def _root_spec(
         self,
@@ -478,7 +493,7 @@ class Cluster:
         custom_context: Mapping[str, str] | None,
         name: str = "a0",
     ) -> ActionSpec:
-        spec = serialize(task, custom_context)
+        spec = serialize(task, custom_context, Path(self.code).resolve().parent)
         inputs = self.root / "inputs" / name / "inputs.pb"
         write_inputs(task, inputs, args, kwargs, custom_context)
         return spec_from_template(spec.task_template, name, str(inputs), None)
@@ -545,7 +560,7 @@ class Replica:
         spec = self.cluster._root_spec(task, args, kwargs, custom_context, name=f"a0-{index}")
         output_prefix = self.cluster.root / "outputs" / run_name / "a0" / "1"
         output_prefix.mkdir(parents=True, exist_ok=True)
-        config = ClusterConfig(str(self.cluster.root), run_name, self.cluster.env, reuse=True)
+        config = replace(self.cluster.config, run_name=run_name, reuse=True)
         fake = ActionSpec(**{**asdict(spec), "name": "a0"})
         values = _template_values(
             config, fake, output_prefix, self.cluster.root / "checkpoints" / run_name, "", self.directory
@@ -557,6 +572,7 @@ class Replica:
                 "args": [fill_templates(arg, values) for arg in spec.template_args][1:],
                 "links": [(name, fill_templates(uri, values)) for name, uri in spec.links],
                 "output_prefix": str(output_prefix),
+                "env_vars": spec.env_vars,
             }
         )
         return run_name
@@ -565,10 +581,10 @@ class Replica:
         """Start the replica's process on the queued actions."""
         plan = self.directory / "actions.json"
         plan.write_text(json.dumps({"concurrency": self.concurrency, "actions": self.actions}))
-        first = ActionSpec("a0", "", [], {}, [], "", 0)
-        env = pod_env(
-            ClusterConfig(str(self.cluster.root), self.cluster.run_name, self.cluster.env, True), first, 0
-        )
+        # A reusable container is one environment's: its variables are those of its tasks.
+        environment = self.actions[0]["env_vars"] if self.actions else {}
+        first = ActionSpec("a0", "", [], environment, [], "", 0)
+        env = pod_env(replace(self.cluster.config, reuse=True), first, 0)
         log = open(self.directory / "pod.log", "wb")  # noqa: SIM115
         install_code(self.cluster.config, self.directory)
         self.process = subprocess.Popen(

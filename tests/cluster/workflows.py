@@ -253,38 +253,50 @@ async def against_a_stalled_server(steps: int) -> int:
     return steps
 
 
-# --- a clustered (distributed) worker ------------------------------------------------------------
+# --- links on W&B's public cloud (the link/run comparison of the version matrix) -----------------
+
+PUBLIC_CLOUD = "https://api.wandb.ai"
+cloud = flyte.TaskEnvironment(name="cluster_cloud", env_vars={**OFFLINE, "WANDB_BASE_URL": PUBLIC_CLOUD})
 
 
-def _elastic_env() -> Any:
-    try:
-        from flyteplugins.pytorch import Elastic
-    except ImportError:  # the Elastic plugin is a test dependency; without it there is no such task
-        return None
-    return flyte.TaskEnvironment(
-        name="cluster_elastic",
-        env_vars={**OFFLINE, "OMP_NUM_THREADS": "1"},
-        plugin_config=Elastic(nnodes=1, nproc_per_node=2),
-    )
+@wandb_init
+@cloud.task
+async def cloud_auto_child() -> dict[str, str]:
+    return observe()
 
 
-elastic = _elastic_env()
+@wandb_init(run_mode="new")
+@cloud.task
+async def cloud_new_child() -> dict[str, str]:
+    return observe()
 
-if elastic is not None:
 
-    @wandb_init(rank_scope="global")
-    @elastic.task
-    def distributed_child(seen_dir: str) -> str:
-        """Each rank writes what it saw to ``seen_dir/<rank>.json`` (a worker is a process of its own)."""
-        import json
+@wandb_init(entity=ENTITY, project=PROJECT)
+@cloud.task
+async def cloud_parent() -> dict[str, dict[str, str]]:
+    auto, new = await asyncio.gather(cloud_auto_child(), cloud_new_child())
+    return {"parent": observe(), "auto": auto, "new": new}
 
-        rank = os.environ.get("RANK", "?")
-        seen = observe(rank=rank)
-        with open(os.path.join(seen_dir, f"{rank}.json"), "w") as out:
-            json.dump(seen, out)
-        return seen["run"]
 
-    @wandb_init(entity=ENTITY, project=PROJECT)
-    @env.task
-    async def distributed_parent(seen_dir: str) -> dict[str, dict[str, str]]:
-        return {"parent": observe(), "rank0": {"run": await distributed_child.aio(seen_dir)}}
+# --- the report tab ------------------------------------------------------------------------------
+
+
+@wandb_init
+@env.task(report=True)
+async def report_child(steps: int) -> int:
+    run = get_wandb_run()
+    assert run is not None
+    for step in range(steps):
+        run.log({"child/value": step})
+    return steps
+
+
+@wandb_init(entity=ENTITY, project=PROJECT)
+@env.task(report=True)
+async def report_parent() -> dict[str, str]:
+    run = get_wandb_run()
+    assert run is not None
+    run.log({"parent/value": 1.0})
+    await report_child(3)
+    run.log({"parent/value": 2.0})
+    return observe()
