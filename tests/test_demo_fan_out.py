@@ -63,3 +63,21 @@ def test_the_parents_flyte_report_is_named(demo: tuple[str, Path]) -> None:
     section, _ = demo
     (report,) = re.findall(r"^The parent's Flyte report \(tab 'Weights & Biases'\): (\S+)$", section, re.M)
     assert Path(report).name == "report.html" and Path(report).is_file()
+
+
+def test_the_parents_flyte_report_compares_its_children_grouped_under_its_run(demo: tuple[str, Path]) -> None:
+    section, cwd = demo
+    run_ids = re.findall(r"^  (lr-sweep-\S+)$", section, re.M)
+    (shown,) = re.findall(r"^The parent's Flyte report \(tab 'Weights & Biases'\): (\S+)$", section, re.M)
+    report = (cwd / shown if not Path(shown).is_absolute() else Path(shown)).read_text()
+    compared = report[report.index("Runs of this task&#x27;s children") :]
+    # One row per child, in the order they started (concurrent: any order).
+    assert sorted(re.findall(r'data-run-id="([^"]+)"', compared)) == sorted(run_ids)
+    groups = set()
+    for run_id in run_ids:
+        (run_dir,) = find_offline_run_dirs(cwd / ".wandb-demo" / "fan-out" / "wandb", run_id)
+        run = read_offline_run(run_dir, wait=20)
+        # The demo's child names its own job_type ("fit"); the group is the parent's run.
+        assert run.job_type == "fit" and run.group == run.config["flyte"]["parent_run"]
+        groups.add(run.group)
+    assert len(groups) == 1

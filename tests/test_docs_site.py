@@ -324,19 +324,22 @@ def test_the_home_page_code_fits_unwrapped_and_shows_the_report_tab(page: Page, 
 @pytest.mark.timeout(120)
 def test_the_site_reads_from_disk_without_a_server(page: Page, site: Path) -> None:
     # Opened as files (file://), as an air-gapped reader with only the built folder would.
+    diagrams = (REPO / "docs" / "reports.md").read_text().count("```mermaid")
+    assert diagrams >= 1
     page.requests.clear()
     page.goto((site / "reports.html").as_uri())
     drawn = page.evaluate(
-        """new Promise(done => {
+        f"""new Promise(done => {{
+            const expected = {diagrams};
             const start = Date.now();
-            const poll = () => {
+            const poll = () => {{
                 const n = document.querySelectorAll("div.mermaid").length;
-                if (n > 0 || Date.now() - start > 20000) done(n); else setTimeout(poll, 100);
-            };
+                if (n >= expected || Date.now() - start > 20000) done(n); else setTimeout(poll, 100);
+            }};
             poll();
-        })"""
+        }})"""
     )
-    assert drawn == 1
+    assert drawn == diagrams
     quickstart = page.evaluate("document.querySelector(\"nav a[href='quickstart.html']\").href")
     assert quickstart == (site / "quickstart.html").as_uri()
     page.goto(quickstart)

@@ -7,6 +7,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ._compat import explicit_settings, settings_fields_set
@@ -90,6 +91,26 @@ def _begin_tab(scope: RunScope, report: tuple[str, bool] | None) -> Any:
     return begin_tab(scope, *report)
 
 
+def _begin_child(scope: RunScope, lineage: TaskLineage) -> Any:
+    if scope.plan.parent_run is None or scope.active is None:
+        return None
+    from ._fanout_channel import begin_child
+
+    return begin_child(scope, lineage.task_name or None)
+
+
+def _announce(scope: RunScope, report: tuple[str, bool] | None) -> AbstractContextManager[None]:
+    if report is None or not report[1] or scope.active is None:
+        return nullcontext()
+    from ._report_tab import tab_wanted
+
+    if not tab_wanted(scope):
+        return nullcontext()  # no W&B tab, so no comparison: children write no digest
+    from ._fanout_channel import announce_digests
+
+    return announce_digests(scope, report[1])
+
+
 def _wrap(
     fn: Callable[..., Any],
     make_scope: Callable[[], RunScope],
@@ -117,9 +138,10 @@ def _wrap(
             if call is not None:
                 call.started(scope)
             tab = _begin_tab(scope, report)
+            child = await asyncio.to_thread(_begin_child, scope, lineage) if scope.plan.parent_run else None
             failed = True
             try:
-                with guard(scope):
+                with guard(scope), _announce(scope, report):
                     result = await fn(*args, **kwargs)
                 failed = False
                 if call is not None and call.wants_outputs:
@@ -129,6 +151,8 @@ def _wrap(
                 if tab is not None:
                     tab.ended(failed)
                 await _after_async(scope, failed, download(scope))
+                if child is not None:
+                    await asyncio.to_thread(child.finished)
                 if tab is not None:
                     await tab.write_async(failed)
             return result
@@ -144,9 +168,10 @@ def _wrap(
         if call is not None:
             call.started(scope)
         tab = _begin_tab(scope, report)
+        child = _begin_child(scope, lineage)
         failed = True
         try:
-            with guard(scope):
+            with guard(scope), _announce(scope, report):
                 result = fn(*args, **kwargs)
             failed = False
             if call is not None:
@@ -156,6 +181,8 @@ def _wrap(
             if tab is not None:
                 tab.ended(failed)
             _after_sync(scope, failed, download(scope))
+            if child is not None:
+                child.finished()
             if tab is not None:
                 tab.write(failed)
         return result
@@ -179,7 +206,11 @@ def _wrap_task_function(
 
     lineage = lineage or TaskLineage.for_function(fn)
     wrapper = _wrap(
-        fn, lambda: scope_for_task(task_layer, topology, declared_env), wants_download, lineage, report
+        fn,
+        lambda: scope_for_task(task_layer, topology, declared_env, lineage.task_name or None),
+        wants_download,
+        lineage,
+        report,
     )
     return within_decorated(wrapper, task_layer)
 

@@ -751,6 +751,9 @@ class TaskLineage:
             label=label,
             set_notes=not user_notes,
         )
+        if getattr(plan, "parent_run", None) and label is None:
+            # A fan-out child's own run names the run of the parent that started it (see _fanout).
+            lineage.entry["parent_run"] = plan.parent_run
         if plan.action == "init":
             config = dict(init_kwargs.get("config") or {})
             if lineage.key in config and label is None:

@@ -29,10 +29,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._compat import next_local_step
 from ._report import TAB_NAME, ReportContext, TaskSteps
+
+if TYPE_CHECKING:
+    from ._fanout_channel import ParentComparison
 
 __all__ = ["ReportTab", "begin_tab", "has_tab", "shared_steps", "tab_wanted"]
 
@@ -103,6 +106,8 @@ class ReportTab:
     first_step: int | None
     run_dir: str | None
     follower: Any = None
+    # Where the children of a fan-out left their runs' digests (a parent with report=True).
+    comparison: ParentComparison | None = None
     _steps_taken: tuple[TaskSteps, ...] | None = None
     _requested: bool = False
 
@@ -191,13 +196,24 @@ class ReportTab:
 
     def _render_safely(self, failed: bool, task_steps: tuple[TaskSteps, ...]) -> str | None:
         try:
-            return self._render(failed, task_steps)
+            return self._with_comparison(self._render(failed, task_steps))
         except Exception as exc:
             logger.warning("The W&B report tab could not be rendered: %s", exc)
             return None
         finally:
             if self.follower is not None:
                 self.follower.stop()
+
+    def _with_comparison(self, page: str) -> str:
+        """The page with the comparison of the children's runs appended, when there are some."""
+        if self.comparison is None:
+            return page
+        try:
+            section = self.comparison.section()
+        except Exception as exc:
+            logger.warning("The comparison of the children's W&B runs is left out: %s", exc)
+            return page
+        return page if section is None else page + "\n" + section
 
     def _render(self, failed: bool, task_steps: tuple[TaskSteps, ...]) -> str:
         from ._report import read_when_finished, render_report
@@ -270,6 +286,11 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
             from ._report_follow import Follower
 
             follower = Follower.start(run_dir)
+        comparison = None
+        if enabled and active.owner:
+            from ._fanout_channel import ParentComparison
+
+            comparison = ParentComparison.here(identity)
         return ReportTab(
             task=task,
             action=action,
@@ -283,6 +304,7 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
             first_step=None if active.owner else _step(active.run),
             run_dir=run_dir,
             follower=follower,
+            comparison=comparison,
         )
     except Exception as exc:
         logger.warning("The W&B report tab is left out: %s", exc)

@@ -31,6 +31,7 @@ from ._active import (
 from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError
+from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
 from ._plan import own_run_id, task_run_target
@@ -68,6 +69,8 @@ class TaskRunPlan:
     shared: dict[str, Any] | None = None
     owner: bool = False
     finishes: bool = False
+    # The run of the fan-out parent that started this task, for a run of its own (see _fanout).
+    parent_run: str | None = None
 
 
 def _init_kwargs(resolved: Resolved, run_id: str, entity: str | None, project: str | None) -> dict[str, Any]:
@@ -583,11 +586,13 @@ def scope_for_task(
     task_layer: Layer | None,
     topology: ElasticTopology | None = None,
     declared_env: frozenset[str] = frozenset(),
+    task_name: str | None = None,
 ) -> RunScope:
     """Plan the W&B run of the Flyte task running now.
 
     ``declared_env`` names the variables the task's container gets from its declaration: in a local
     run, settings taken from other variables of this process are pointed out (a cluster lacks them).
+    ``task_name`` (the Flyte task's name) is the ``job_type`` of a fan-out child's own run.
     """
     import flyte
 
@@ -609,6 +614,7 @@ def scope_for_task(
         live_ids=_active.live_ids(),
         topology=topology,
     )
+    plan = with_fanout_identity(plan, resolved, task_name)
     return RunScope(plan, resolved, ctx.action.name, remote, _active.current_output_path())
 
 

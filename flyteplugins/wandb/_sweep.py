@@ -204,6 +204,10 @@ def _published(plan: SweepPlan) -> Iterator[None]:
         yield
         return
     token = set_sweep_id(identity.id)
+    from ._fanout_channel import note_sweep_metric
+
+    # The sweep's metric ranks the runs in the comparison of a fan-out this task starts.
+    note_sweep_metric(plan.config.get("metric"))
     try:
         if plan.action == "create":
             with flyte.custom_context(**encode_sweep_identity(identity)):
