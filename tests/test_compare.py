@@ -110,6 +110,17 @@ def test_best_row_minimises_a_loss_and_maximises_an_accuracy() -> None:
     assert comparison.best_run_id == "a"
 
 
+def test_on_a_tie_a_finished_run_is_best_rather_than_a_failed_one() -> None:
+    digests = [
+        child("failed", {"acc": [0.5, 0.95]}, exit_code=1),
+        child("running", {"acc": [0.6, 0.95]}, exit_code=None),
+        child("finished", {"acc": [0.7, 0.95]}),
+    ]
+    comparison = plan_comparison(digests)
+    assert comparison.objective == Objective("acc", "maximize", "first shared metric")
+    assert comparison.best_run_id == "finished"
+
+
 def test_a_given_objective_wins_over_the_first_shared_metric() -> None:
     digests = [child("a", {"acc": [0.9], "loss": [0.1]}), child("b", {"acc": [0.8], "loss": [0.05]})]
     assert plan_comparison(digests).objective == Objective("acc", "maximize", "first shared metric")

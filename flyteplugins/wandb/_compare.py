@@ -621,19 +621,21 @@ def _rank(
     """The runs' indexes, best first (runs without a finite value last, in the given order), and the best."""
     if objective is None:
         return list(range(len(digests))), None
-    scored: list[tuple[float, int]] = []
+    scored: list[tuple[float, bool, int]] = []
     for index, digest in enumerate(digests):
         metric = objective.metric
         value = finals[index].get(metric) if metric in metrics else _final(digest, metric)
         if value is not None and math.isfinite(value):
-            scored.append((value if objective.goal == "minimize" else -value, index))
+            # On a tie, a run that finished ranks before one that failed or is still running.
+            score = value if objective.goal == "minimize" else -value
+            scored.append((score, digest.state != "finished", index))
         elif value is not None:
             notes.append(f"Run {digest.label}: its final {metric} is {value} (not ranked).")
     scored.sort()
     if not scored:
         notes.append(f"No run has a finite final value of {objective.metric}: no best run is marked.")
         return list(range(len(digests))), None
-    ranked = [index for _, index in scored]
+    ranked = [index for _, _, index in scored]
     kept = set(ranked)
     return ranked + [i for i in range(len(digests)) if i not in kept], ranked[0]
 
