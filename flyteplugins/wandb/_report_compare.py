@@ -6,10 +6,11 @@ tab (a fan-out's parent shows its children's runs); :func:`write_comparison` wri
 the same section, which ``flyte wandb report RUN RUN ...`` does.
 
 The page has the single-run page's look and rules (``_report.py``): inline SVG drawn by pygal
-(the ``report`` extra) with its script removed, no JavaScript and nothing from the network, every
-value taken from a run escaped, links only to http(s) addresses. Each run keeps one colour in every
-chart and in the legend; hovering a line shows its run. Without pygal the table is still shown and
-the page says how to get the charts.
+(the ``report`` extra) with the same drawing code (``_chart_svg.py``: whole-number ticks on
+integer axes, values on hover, no script), no JavaScript and nothing from the network, every value
+taken from a run escaped, links only to http(s) addresses. Each run keeps one colour in every
+chart and in the legend; hovering a line shows its run, hovering elsewhere over a chart each run's
+values there. Without pygal the table is still shown and the page says how to get the charts.
 
 Example:
     >>> from flyteplugins.wandb._compare import plan_comparison
