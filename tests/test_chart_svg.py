@@ -8,6 +8,7 @@ import itertools
 import math
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,48 @@ def test_long_run_names_are_cut_in_hover_titles() -> None:
     (svg,) = chart_svgs(render_comparison(plan_comparison(runs)))
     lines = hover_columns(svg)[0][2].split("\n")
     assert "child-" + "x" * 17 + "\u2026: 1" in lines
+
+
+_WHAT_IS_UNDER_THE_POINTER = """(() => {
+  const svg = document.querySelector('figure svg');
+  svg.scrollIntoView();
+  const path = svg.querySelector('.series.serie-1 path.line');
+  const point = path.getPointAtLength(path.getTotalLength() / 2);
+  const m = path.getScreenCTM();
+  const onLine = document.elementFromPoint(point.x * m.a + point.y * m.c + m.e,
+                                           point.x * m.b + point.y * m.d + m.f);
+  const rects = [...svg.querySelectorAll('.fw-hits rect')];
+  const column = rects[Math.floor(rects.length / 2)];
+  const box = column.getBoundingClientRect();
+  let hit = null;
+  for (let y = box.top + 1; y < box.bottom && !hit; y += 2) {
+    const element = document.elementFromPoint(box.left + box.width / 2, y);
+    if (element && element.closest('.fw-hits')) hit = element;
+  }
+  const series = onLine && onLine.closest('.series');
+  return {
+    line: series ? series.querySelector(':scope > title').textContent : null,
+    column: hit ? hit.querySelector('title').textContent : null,
+    expected: column.querySelector('title').textContent,
+  };
+})()"""
+
+
+def test_in_a_real_browser_a_line_names_its_run_and_the_plot_around_it_the_values(tmp_path: Path) -> None:
+    from browser import open_page
+
+    from flyteplugins.wandb._report import render_page
+
+    runs = [
+        run("a", [float(s) for s in range(60)], [1 / (s + 1) for s in range(60)], name="first"),
+        run("b", [float(s) for s in range(60)], [2 / (s + 1) for s in range(60)], name="second"),
+    ]
+    page_file = tmp_path / "compare.html"
+    page_file.write_text(render_page(render_comparison(plan_comparison(runs))))
+    with open_page(width=900, height=900) as page:
+        page.goto(page_file.as_uri())
+        seen = page.evaluate(_WHAT_IS_UNDER_THE_POINTER)
+    assert seen["line"] in {"first", "second"}  # the line is on top of the columns: its run
+    assert seen["column"] == seen["expected"]  # elsewhere, the column's values
+    head, *values = seen["column"].split("\n")
+    assert head.startswith("_step ") and {v.split(":")[0] for v in values} == {"first", "second"}
