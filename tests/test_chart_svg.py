@@ -184,3 +184,16 @@ def test_in_a_real_browser_a_line_names_its_run_and_the_plot_around_it_the_value
     assert seen["column"] == seen["expected"]  # elsewhere, the column's values
     head, *values = seen["column"].split("\n")
     assert head.startswith("_step ") and {v.split(":")[0] for v in values} == {"first", "second"}
+
+
+def test_runs_of_one_point_each_get_a_column_each_over_their_dots() -> None:
+    lines = (Line("a", "a", 0, (0.0,), (1.0,)), Line("b", "b", 1, (5.0,), (2.0,)))
+    svg = overlay_chart_svg(
+        ComparisonChart("m", "Charts", "_step", lines), lambda line: line.label, lambda _: ""
+    )
+    columns = hover_columns(svg)
+    assert [title for _, _, title in columns] == ["_step 0\na: 1", "_step 5\nb: 2"]
+    dots = [float(x) for x in re.findall(r'<circle cx="([^"]+)"', svg)]
+    assert len(dots) == 2
+    for (left, right, _), dot in zip(columns, dots, strict=True):
+        assert left <= dot <= right

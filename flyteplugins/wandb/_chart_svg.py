@@ -384,7 +384,9 @@ def _decorate_series(
             if index is None:
                 continue
             line = chart.lines[index]
-            group.set("class", f"{group.get('class', '')} {series_class(line)}")
+            extra = series_class(line)
+            if extra:
+                group.set("class", f"{group.get('class', '')} {extra}")
             tag = f"{_SVG}title" if group.tag.startswith(_SVG) else "title"
             title = group.makeelement(tag, {})
             title.text = series_title(line)  # the XML writer escapes it
@@ -394,11 +396,34 @@ def _decorate_series(
     return apply
 
 
+def _drawn_ends(svg: Any, lines: Sequence[Line]) -> dict[float, float]:
+    """Where pygal drew the lines' ends: x value -> its position in the plot.
+
+    A line's path starts at its first x and ends at its last; a line of one point is a dot (in the
+    plot's overlay, which has the plot's coordinates).
+    """
+    known: dict[float, float] = {}
+    for group in svg.iter():
+        index = _series_index(group, len(lines)) if _is(group, "g") else None
+        if index is None or not lines[index].xs:
+            continue
+        xs = lines[index].xs
+        for element in group.iter():
+            classes = _classes(element)
+            if _is(element, "path") and "line" in classes:
+                ends = _path_ends(element)
+                if ends is not None:
+                    known[xs[0]], known[xs[-1]] = ends
+            elif _is(element, "circle") and "dot" in classes and len(xs) == 1:
+                known[xs[0]] = float(element.get("cx", 0))
+    return known
+
+
 def _add_overlay_hover(chart: ComparisonChart, format_x: Callable[[float], str]) -> Callable[[Any], Any]:
     """pygal xml filter: invisible columns under the lines, each naming every drawn run's values there.
 
-    The columns are placed from where pygal drew the lines' ends (a line's path starts at its
-    first x and ends at its last), and go under the lines: hovering a line still names its run.
+    The columns are placed from where pygal drew the lines' ends (:func:`_drawn_ends`), and go
+    under the lines: hovering a line still names its run.
     """
 
     def add(svg: Any) -> Any:
@@ -408,20 +433,10 @@ def _add_overlay_hover(chart: ComparisonChart, format_x: Callable[[float], str])
         background = next((r for r in plot if "background" in _classes(r)), None)
         if background is None:
             return svg
-        known: dict[float, float] = {}  # x value -> its position in the plot
-        first_series = None
-        for group in list(plot):
-            index = _series_index(group, len(chart.lines))
-            if index is None:
-                continue
-            first_series = group if first_series is None else first_series
-            line = chart.lines[index]
-            path = next((p for p in group.iter() if _is(p, "path") and "line" in _classes(p)), None)
-            ends = _path_ends(path) if path is not None else None
-            if line.xs and ends is not None:
-                known[line.xs[0]], known[line.xs[-1]] = ends
+        known = _drawn_ends(svg, chart.lines)
+        first_series = next((g for g in plot if _series_index(g, len(chart.lines)) is not None), None)
         xs = sorted({x for line in chart.lines for x in line.xs})
-        if not xs or first_series is None:
+        if not xs:
             return svg
         width, height = float(background.get("width", 0)), background.get("height", "0")
         low, high = min(known, default=xs[0]), max(known, default=xs[0])
@@ -437,7 +452,11 @@ def _add_overlay_hover(chart: ComparisonChart, format_x: Callable[[float], str])
             left = 0.0 if first == 0 else (positions[first - 1] + positions[first]) / 2
             right = width if last == len(xs) - 1 else (positions[last] + positions[last + 1]) / 2
             columns.append((left, right, title))
-        plot.insert(list(plot).index(first_series), _hits(plot, columns, height))
+        hits = _hits(plot, columns, height)
+        if first_series is not None:
+            plot.insert(list(plot).index(first_series), hits)
+        else:  # only dots (lines of one point), drawn in the overlay above the plot
+            plot.append(hits)
         return svg
 
     return add
