@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from ._compare import ComparisonChart, Line
 
 __all__ = [
-    "HOVER_COLUMNS",
     "format_integer",
     "format_number",
     "line_chart_svg",
@@ -51,7 +50,7 @@ __all__ = [
 # gets one column per point; a longer one this many columns, each naming its x range and the
 # lowest and highest value drawn there. About 110 bytes a column: 40 columns add about 4.5 KB to a
 # chart of 300 points (which draws about 12 KB of path).
-HOVER_COLUMNS = 40
+_HOVER_COLUMNS = 40
 # An overlaid chart's column names each drawn run's value: at most this many values per chart
 # (20 runs: 30 columns, about 20 KB), so that a page of many runs stays small.
 _OVERLAY_HOVER_VALUES = 600
@@ -276,13 +275,13 @@ def _xs_text(format_x: Callable[[float], str], first: float, last: float) -> str
 def _hover_titles(chart: Chart, format_x: Callable[[float], str]) -> list[tuple[int, int, str]]:
     """Pure: the hover columns of a chart, as (first point, last point, title) over its drawn points."""
     label = chart.x_label
-    if len(chart.xs) <= HOVER_COLUMNS:
+    if len(chart.xs) <= _HOVER_COLUMNS:
         return [
             (i, i, f"{label} {format_x(x)}: {format_number(y)}")
             for i, (x, y) in enumerate(zip(chart.xs, chart.ys, strict=True))
         ]
     out: list[tuple[int, int, str]] = []
-    for first, last in _spans(len(chart.xs), HOVER_COLUMNS):
+    for first, last in _spans(len(chart.xs), _HOVER_COLUMNS):
         xs = f"{format_x(chart.xs[first])} to {format_x(chart.xs[last])}"
         out.append((first, last, f"{label} {xs}: {_values(chart.ys[first : last + 1])}"))
     return out
@@ -298,7 +297,7 @@ def _overlay_titles(
     ``_OVERLAY_HOVER_VALUES`` values per chart, at least ``_OVERLAY_MIN_COLUMNS`` columns).
     """
     lines = [line for line in chart.lines if line.xs]
-    columns = max(_OVERLAY_MIN_COLUMNS, min(HOVER_COLUMNS, _OVERLAY_HOVER_VALUES // max(1, len(lines))))
+    columns = max(_OVERLAY_MIN_COLUMNS, min(_HOVER_COLUMNS, _OVERLAY_HOVER_VALUES // max(1, len(lines))))
     out: list[tuple[int, int, str]] = []
     for first, last in _spans(len(xs), columns):
         low, high = xs[first], xs[last]
