@@ -214,6 +214,8 @@ def test_a_hundred_children_of_2000_steps_and_5_metrics_stay_under_2_mb(tmp_path
     assert size < 2_000_000, size
     assert page.count("<svg") == 5 and page.count("<tr") == 101
     assert all(len(_series_groups(svg)) == 20 for svg in _figures(page).values())
+    # Values on hover too: 30 columns a chart for 20 drawn runs (600 values), within the 2 MB.
+    assert all(svg.count("</title></rect>") == 30 for svg in _figures(page).values())
     assert "80 more runs are not drawn" in page
     # Generous under load (2 shared cores); the benchmark measures it properly.
     assert elapsed < 10, elapsed

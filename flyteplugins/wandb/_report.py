@@ -6,10 +6,11 @@ which ``flyte wandb report`` writes. The data are read from the run's own transa
 (:func:`~flyteplugins.wandb._history.read_history`) and the charts are planned by the pure
 :func:`~flyteplugins.wandb._chart_model.plan_charts`.
 
-The charts are drawn by pygal (the ``report`` extra), as SVG, with pygal's script and styles
-removed: the page needs no JavaScript and nothing from the network (Flyte UIs are often
-air-gapped), and one stylesheet in the page colours every chart for light and dark themes. Without
-pygal the page is still written, without charts, and says how to get them.
+The charts are drawn by pygal (the ``report`` extra) in ``_chart_svg.py``, the same drawing as
+the comparison page's, as SVG with pygal's script and styles removed: the page needs no
+JavaScript and nothing from the network (Flyte UIs are often air-gapped), and one stylesheet in
+the page colours every chart for light and dark themes. Without pygal the page is still written,
+without charts, and says how to get them.
 
 Everything taken from the run (names, keys, values, config, notes, artifacts) is escaped; links
 are made only of http(s) addresses; values under names that look like credentials are hidden.
@@ -24,7 +25,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 import math
@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._chart_model import Chart, ChartModel, ChartPlanner, integer_ticks
+from ._chart_model import Chart, ChartModel, ChartPlanner
+from ._chart_svg import format_number, line_chart_svg, strip_svg_scripts
 from ._history import RunHistory, read_history
 from ._offline import OfflineArtifact
 from ._run_lineage import RunLineage, read_lineage
@@ -70,12 +71,6 @@ _CELL_LIMIT = 300
 _TABLE_ROWS = 200
 _POLL_SECONDS = 0.05
 _HIDDEN = "&lt;hidden&gt;"
-# Values on hover: invisible columns over each chart's plot, each with an SVG <title> (a browser
-# tooltip; no JavaScript). A chart of at most this many drawn points gets one column per point;
-# a longer one this many columns, each naming its x range and the lowest and highest value
-# drawn there. About 110 bytes a column: 40 columns add about 4.5 KB to a chart of 300 points
-# (which draws about 12 KB of path).
-_HOVER_COLUMNS = 40
 # http(s) addresses inside free text (the run's notes): shown as links.
 _URL_IN_TEXT = re.compile(r"https?://[^\s<>\"']+")
 # References listed for one artifact (a Dir output references one blob per file).
@@ -215,7 +210,7 @@ class RenderCache:
             key = (chart.key, chart.x_label, tuple(chart.xs), tuple(chart.ys))
             svg = kept.get(key)
             if svg is None:
-                svg = _chart_svg(chart)
+                svg = line_chart_svg(chart)
                 self.drawn += 1
                 self.drawn_total += 1
             page[key] = svg
@@ -582,172 +577,12 @@ def _step_notes(task_steps: Sequence[TaskSteps], task: str | None) -> str:
     return f"<h3>Which task logged what</h3><ul>{items}</ul>"
 
 
-def _format_number(value: float) -> str:
-    if value == 0:
-        return "0"
-    magnitude = abs(value)
-    if magnitude >= 1e6 or magnitude < 1e-3:
-        return f"{value:.3g}"
-    return f"{value:.4g}"
-
-
-def _format_integer(value: float) -> str:
-    """A whole-number axis value (a step, an epoch): 950, 15k, 12.5k, 2M."""
-    number = round(value)
-    magnitude = abs(number)
-    if magnitude < 10_000:
-        return str(number)
-    if magnitude < 1_000_000:
-        return f"{number / 1000:.4g}k"
-    return f"{number / 1_000_000:.4g}M"
-
-
-def _strip_to_drawing(svg: Any) -> Any:
-    """pygal xml filter: drop its script (no JavaScript in the page) and its per-chart styles."""
-    for defs in list(svg.iter("{http://www.w3.org/2000/svg}defs")) + list(svg.iter("defs")):
-        for child in list(defs):
-            defs.remove(child)
-    for overlay in list(svg):
-        for group in list(overlay):
-            classes = str(group.get("class", ""))
-            if "tooltip-overlay" in classes or "text-overlay" in classes:
-                overlay.remove(group)
-    return svg
-
-
-def _classes(element: Any) -> list[str]:
-    return str(element.get("class", "")).split()
-
-
-def _drawn_xs(svg: Any) -> list[float]:
-    """The x position (in the plot's coordinates) of each point of the chart's line, in order."""
-    for element in svg.iter():
-        tag = element.tag
-        if isinstance(tag, str) and tag.endswith("path") and {"line", "reactive"} <= set(_classes(element)):
-            numbers = element.get("d", "").replace("M", " ").replace("L", " ").split()
-            try:
-                return [float(number) for number in numbers[::2]]
-            except ValueError:
-                return []
-    for element in svg.iter():  # one point: pygal draws it as a dot (in the plot's overlay)
-        if isinstance(element.tag, str) and element.tag.endswith("circle") and "dot" in _classes(element):
-            return [float(element.get("cx", 0))]
-    return []
-
-
-def _hover_titles(chart: Chart, format_x: Callable[[float], str]) -> list[tuple[int, int, str]]:
-    """Pure: the hover columns of a chart, as (first point, last point, title) over its drawn points."""
-    count = len(chart.xs)
-    label = chart.x_label
-    if count <= _HOVER_COLUMNS:
-        return [
-            (i, i, f"{label} {format_x(x)}: {_format_number(y)}")
-            for i, (x, y) in enumerate(zip(chart.xs, chart.ys, strict=True))
-        ]
-    out: list[tuple[int, int, str]] = []
-    for column in range(_HOVER_COLUMNS):
-        first, last = column * count // _HOVER_COLUMNS, (column + 1) * count // _HOVER_COLUMNS - 1
-        ys = chart.ys[first : last + 1]
-        low, high = min(ys), max(ys)
-        values = _format_number(low) if low == high else f"{_format_number(low)} to {_format_number(high)}"
-        xs = f"{format_x(chart.xs[first])} to {format_x(chart.xs[last])}"
-        out.append((first, last, f"{label} {xs}: {values}"))
-    return out
-
-
-def _add_hover(chart: Chart, format_x: Callable[[float], str]) -> Callable[[Any], Any]:
-    """pygal xml filter: invisible columns over the plot, each with its values as an SVG <title>."""
-
-    def add(svg: Any) -> Any:
-        plot = next((g for g in svg.iter() if isinstance(g.tag, str) and _classes(g) == ["plot"]), None)
-        if plot is None:
-            return svg
-        background = next((r for r in plot if "background" in _classes(r)), None)
-        xs = _drawn_xs(svg)
-        if background is None or len(xs) != len(chart.xs) or not xs:
-            return svg
-        width, height = float(background.get("width", 0)), background.get("height", "0")
-        namespace = plot.tag[: plot.tag.index("}") + 1] if plot.tag.startswith("{") else ""
-        group = plot.makeelement(namespace + "g", {"class": "fw-hits", "fill": "transparent"})
-        for first, last, title in _hover_titles(chart, format_x):
-            left = 0.0 if first == 0 else (xs[first - 1] + xs[first]) / 2
-            right = width if last == len(xs) - 1 else (xs[last] + xs[last + 1]) / 2
-            rect = plot.makeelement(
-                namespace + "rect",
-                {"x": f"{left:.1f}", "width": f"{max(right - left, 0.5):.1f}", "height": height},
-            )
-            text = plot.makeelement(namespace + "title", {})
-            text.text = title  # the XML writer escapes it
-            rect.append(text)
-            group.append(rect)
-        plot.append(group)
-        return svg
-
-    return add
-
-
-def _chart_svg(chart: Chart) -> str:
-    import pygal
-
-    ticks = integer_ticks(chart.xs)
-    format_x = _format_integer if ticks is not None else _format_number
-    plot = pygal.XY(
-        js=[],
-        css=[],
-        show_dots=False,
-        show_legend=False,
-        width=420,
-        height=230,
-        margin=8,
-        x_title=chart.x_label,
-        disable_xml_declaration=True,
-        explicit_size=False,
-        show_x_guides=True,
-        x_labels_major_count=5,
-        y_labels_major_count=5,
-        show_minor_x_labels=False,
-        show_minor_y_labels=False,
-        value_formatter=_format_number,
-        x_value_formatter=format_x,
-        truncate_label=-1,
-        print_values=False,
-        no_data_text="no values",
-    )
-    if ticks is not None:
-        # Steps and epochs: whole-number ticks (pygal's own scale puts them at 0.6, 1.4, ...).
-        plot.config.x_labels = ticks
-        plot.config.x_labels_major_count = len(ticks)
-    if len(chart.xs) == 1:
-        # pygal draws no line through one point: show it as a dot.
-        plot.config.show_dots = True
-    plot.add_xml_filter(_strip_to_drawing)
-    plot.add_xml_filter(_add_hover(chart, format_x))
-    plot.add(chart.key, list(zip(chart.xs, chart.ys, strict=True)))
-    svg: str = plot.render(is_unicode=True)
-    # pygal gives each chart a random id, which nothing in the page refers to (its styles are
-    # removed): without it the same run gives the same page (pages can be compared, a chart drawn
-    # ahead is used again) and two runs on one page share no id.
-    uuid = getattr(plot, "uuid", None)
-    if isinstance(uuid, str) and uuid:
-        svg = svg.replace(f' id="chart-{uuid}"', "", 1)
-        if uuid in svg:
-            name = f"{chart.key}\0{chart.x_label}".encode()
-            svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
-    # The chart's accessible name (a tooltip in browsers) is its metric, not "Pygal".
-    svg = svg.replace("<title>Pygal</title>", f"<title>{html.escape(chart.key)}</title>", 1)
-    # Drop pygal's generator comments: they carry a date and make pages differ from run to run.
-    start = svg.find("<!--")
-    while start != -1:
-        end = svg.find("-->", start)
-        if end == -1:
-            break
-        svg = svg[:start] + svg[end + 3 :]
-        start = svg.find("<!--")
-    return svg
+# The single-run chart under its former name here.
+_chart_svg = line_chart_svg
 
 
 def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None = None) -> str:
-    svg_of = svg_of or _chart_svg
+    svg_of = svg_of or line_chart_svg
     parts: list[str] = []
     for section, charts in model.sections():
         figures: list[str] = []
@@ -922,25 +757,6 @@ def notes_list(notes: Iterable[str]) -> str:
         '<ul class="fw-notes"><li>a &lt;b&gt;</li></ul>'
     """
     return _notes(notes)
-
-
-def format_number(value: float) -> str:
-    """A number as the charts' axes and the tables show it (4 significant digits).
-
-    Example:
-        >>> format_number(0.123456), format_number(1e-5)
-        ('0.1235', '1e-05')
-    """
-    return _format_number(value)
-
-
-def strip_svg_scripts(svg: Any) -> Any:
-    """pygal xml filter: remove pygal's script and per-chart styles (the page has no JavaScript).
-
-    Example:
-        >>> plot.add_xml_filter(strip_svg_scripts)  # doctest: +SKIP
-    """
-    return _strip_to_drawing(svg)
 
 
 def configured_url(run: Any) -> str | None:

@@ -6,10 +6,11 @@ tab (a fan-out's parent shows its children's runs); :func:`write_comparison` wri
 the same section, which ``flyte wandb report RUN RUN ...`` does.
 
 The page has the single-run page's look and rules (``_report.py``): inline SVG drawn by pygal
-(the ``report`` extra) with its script removed, no JavaScript and nothing from the network, every
-value taken from a run escaped, links only to http(s) addresses. Each run keeps one colour in every
-chart and in the legend; hovering a line shows its run. Without pygal the table is still shown and
-the page says how to get the charts.
+(the ``report`` extra) with the same drawing code (``_chart_svg.py``: whole-number ticks on
+integer axes, values on hover, no script), no JavaScript and nothing from the network, every value
+taken from a run escaped, links only to http(s) addresses. Each run keeps one colour in every
+chart and in the legend; hovering a line shows its run, hovering elsewhere over a chart each run's
+values there. Without pygal the table is still shown and the page says how to get the charts.
 
 Example:
     >>> from flyteplugins.wandb._compare import plan_comparison
@@ -24,24 +25,30 @@ from __future__ import annotations
 import hashlib
 import html
 import math
-import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._compare import Comparison, ComparisonChart, ComparisonRow, MissingRun, Objective, plan_comparison
+from ._chart_svg import format_number, overlay_chart_svg
+from ._compare import (
+    Comparison,
+    ComparisonChart,
+    ComparisonRow,
+    Line,
+    MissingRun,
+    Objective,
+    plan_comparison,
+)
 from ._digest import RunDigest
 from ._report import (
     REPORT_EXTRA_HINT,
     cell_text,
     charts_available,
     configured_url,
-    format_number,
     looks_secret,
     notes_list,
     render_page,
     report_section,
-    strip_svg_scripts,
 )
 
 __all__ = [
@@ -61,7 +68,6 @@ PALETTE = (
 _NOTES_SHOWN = 30
 _HIDDEN = "&lt;hidden&gt;"
 _LISTED = 40
-_SVG = "{http://www.w3.org/2000/svg}"
 
 
 # Every selector starts with both classes of the section: more specific than the single-run page's
@@ -229,83 +235,25 @@ def _legend(comparison: Comparison, details: dict[str, str]) -> str:
     return f'<ul class="fw-legend">{items}</ul>' if items else ""
 
 
-def _series_filter(chart: ComparisonChart, details: dict[str, str]) -> Any:
-    """pygal xml filter: each line gets its run's colour class and a title (hover: the run)."""
+def _series_title(details: dict[str, str]) -> Callable[[Line], str]:
+    """Each line's title (hovering it): its run, the inputs that tell it apart, whether it is best."""
 
-    def apply(svg: Any) -> Any:
-        svg = strip_svg_scripts(svg)
-        for parent in list(svg.iter()):
-            for group in list(parent):
-                classes = str(group.get("class", ""))
-                if "series" in classes.split() and len(group) == 0:
-                    parent.remove(group)  # the overlay's empty copies of the series
-        for group in list(svg.iter(f"{_SVG}g")) + list(svg.iter("g")):
-            classes = str(group.get("class", ""))
-            match = re.search(r"\bserie-(\d+)\b", classes)
-            if not match or "series" not in classes.split():
-                continue
-            index = int(match.group(1))
-            if index >= len(chart.lines):
-                continue
-            line = chart.lines[index]
-            extra = f" fw-c{line.colour % len(PALETTE)}" + (" fw-best" if line.best else "")
-            group.set("class", classes + extra)
-            tag = f"{_SVG}title" if group.tag.startswith(_SVG) else "title"
-            title = group.makeelement(tag, {})
-            detail = details.get(line.run_id)
-            title.text = line.label + (f" ({detail})" if detail else "") + (", best" if line.best else "")
-            group.insert(0, title)
-        return svg
+    def title(line: Line) -> str:
+        detail = details.get(line.run_id)
+        return line.label + (f" ({detail})" if detail else "") + (", best" if line.best else "")
 
-    return apply
+    return title
 
 
-def _chart_svg(chart: ComparisonChart, details: dict[str, str]) -> str:
-    import pygal
-
-    plot = pygal.XY(
-        js=[],
-        css=[],
-        show_dots=any(line.points == 1 for line in chart.lines),
-        show_legend=False,
-        width=420,
-        height=230,
-        margin=8,
-        x_title=chart.x_label,
-        disable_xml_declaration=True,
-        explicit_size=False,
-        show_x_guides=True,
-        x_labels_major_count=5,
-        y_labels_major_count=5,
-        show_minor_x_labels=False,
-        show_minor_y_labels=False,
-        value_formatter=format_number,
-        x_value_formatter=format_number,
-        truncate_label=-1,
-        print_values=False,
-        no_data_text="no values",
-    )
-    plot.add_xml_filter(_series_filter(chart, details))
-    for line in chart.lines:
-        plot.add(line.label, list(zip(line.xs, line.ys, strict=True)))
-    svg: str = plot.render(is_unicode=True)
-    # As the single-run page does: no random ids (the same runs give the same page), the chart's
-    # accessible name is its metric, no generator comments.
-    uuid = getattr(plot, "uuid", None)
-    if isinstance(uuid, str) and uuid:
-        svg = svg.replace(f' id="chart-{uuid}"', "", 1)
-        if uuid in svg:
-            name = f"compare\0{chart.key}\0{chart.x_label}".encode()
-            svg = svg.replace(uuid, hashlib.sha1(name, usedforsecurity=False).hexdigest()[:16])
-    svg = svg.replace("<title>Pygal</title>", f"<title>{html.escape(chart.key)}</title>", 1)
-    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.DOTALL)
-    return svg
+def _series_class(line: Line) -> str:
+    """Each line's classes: its run's colour (``_style``), and ``fw-best`` for the best run."""
+    return f"fw-c{line.colour % len(PALETTE)}" + (" fw-best" if line.best else "")
 
 
 def _drawn(chart: ComparisonChart, details: dict[str, str]) -> str:
     """The chart's SVG, or a line saying why it could not be drawn: one chart never fails the page."""
     try:
-        return _chart_svg(chart, details)
+        return overlay_chart_svg(chart, _series_title(details), _series_class)
     except Exception as exc:  # pygal on values it cannot scale (a range beyond any float, ...)
         reason = f"{type(exc).__name__}: {exc}"
         return f'<p class="fw-muted">This chart could not be drawn ({html.escape(reason)}).</p>'

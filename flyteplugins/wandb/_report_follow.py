@@ -168,10 +168,11 @@ def _request(stdin: IO[str], timeout: float) -> dict[str, Any] | bool | None:
 def _warm_up() -> None:
     """Import and run the drawing code once while the task runs, not when it has ended."""
     from ._chart_model import Chart
-    from ._report import _chart_svg, charts_available
+    from ._chart_svg import line_chart_svg
+    from ._report import charts_available
 
     if charts_available():
-        _chart_svg(Chart("warm-up", "Charts", "_step", [0.0, 1.0], [0.0, 1.0], logged=2, skipped=0))
+        line_chart_svg(Chart("warm-up", "Charts", "_step", [0.0, 1.0], [0.0, 1.0], logged=2, skipped=0))
 
 
 def _exited(run_dir: str) -> bool:
