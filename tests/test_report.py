@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -601,3 +604,29 @@ def test_online_use_records_are_read_as_used_once_each(wandb_root: Path, tmp_pat
     assert "<h4>Artifacts and blobs used (2)</h4>" in page
     assert "data.csv-5f56d9c73ed5 (flyte-file)" in page and "data.csv-5f56d9c73ed5:v0" not in page
     assert "&lt;b&gt;by-name&lt;/b&gt;:v3 (flyte-file)" in page and "<b>by-name" not in page
+
+
+def test_the_same_run_gives_the_same_page_whatever_the_hash_seed() -> None:
+    # Columns and summary keys once came out in an order that followed Python's string hashing,
+    # so two processes reading one run wrote different pages. Each process renders a real log.
+    run_dir = sorted((Path(__file__).parent / "data" / "wandb-logs" / "wandb-0.31.0").glob("*-fixture-run"))[
+        0
+    ]
+    script = (
+        "import hashlib, sys\n"
+        "from flyteplugins.wandb._history import read_history\n"
+        "from flyteplugins.wandb._report import ReportContext, render_report\n"
+        "page = render_report(read_history(sys.argv[1]), ReportContext())\n"
+        "print(hashlib.sha256(page.encode()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", script, str(run_dir)],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(digests) == 1, digests

@@ -312,7 +312,9 @@ class HistoryReader:
                 group.append(number)
         parts: dict[str, list[tuple[Sequence[int], Sequence[str]]]] = {}
         for keys, numbers in groups.items():
-            names = tuple(keys)
+            # In the first row's own (logged) order: a frozenset's order changes with the hash seed,
+            # and the page must be the same for the same run.
+            names = tuple(rows[numbers[0]])
             members = rows if len(numbers) == len(rows) else [rows[number] for number in numbers]
             if len(names) == 1:
                 transposed: list[Sequence[str]] = [[row[names[0]] for row in members]]
