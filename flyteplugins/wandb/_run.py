@@ -33,7 +33,7 @@ from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run
 from ._errors import WandbConfigError, WandbRunError
 from ._layers import Layer, Resolved, resolve
 from ._plan import own_run_id, task_run_target
-from ._signals import Budget, call_within
+from ._signals import Budget, bound_exit, call_within
 
 __all__ = [
     "ActiveRun",
@@ -260,6 +260,8 @@ def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
     for name, value in timeouts.items():
         if _compat.wandb_supports_setting(name):  # finish_timeout is not in every wandb
             setattr(settings, name, value)
+    # wandb's account look-ups come before init_timeout starts: bounded apart (see Budget).
+    _compat.bound_account_lookups(budget.lookup_timeout())
     kwargs["settings"] = settings
 
 
@@ -370,12 +372,14 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     from ._requirements import after_init, settings_overrides
 
     _compat.prepare_wandb()
+    budget = budget or Budget(_DEFAULT_TIMEOUT)
+    # What wandb does when the process ends is part of this run's cost (a pod ends with it).
+    bound_exit(budget)
     kwargs = dict(kwargs)
     settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
     target = _server_to_probe(kwargs)
-    budget = budget or Budget(_DEFAULT_TIMEOUT)
     if target is not None:
         bound_timeouts(kwargs, budget)
     reason = None
@@ -417,9 +421,7 @@ def _unset_globals(run: Any, previous: Any) -> None:
     working after its children.
     """
     try:
-        import wandb
-
-        current = wandb.run
+        current = _compat.stored_global_run()
         if current is not run and (current is None or not _compat.run_is_finished(current)):
             return
         enclosing = _active.current_active()
@@ -507,9 +509,7 @@ class RunScope:
             return
         self._token = _active.activate(self.active)
         if self.active.owner:
-            import wandb
-
-            self._previous_global = wandb.run
+            self._previous_global = _compat.stored_global_run()
             _set_globals(self.active.run)
         flyte = sys.modules.get("flyte")
         if flyte is not None and flyte.ctx():
