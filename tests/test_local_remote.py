@@ -18,8 +18,6 @@ import pytest
 from conftest import run_local, task_run
 
 from flyteplugins.wandb import get_wandb_run, get_wandb_run_dir, wandb_init
-from flyteplugins.wandb._active import ActiveRun, _only_live_run, register_live, unregister_live
-from flyteplugins.wandb._codec import RunIdentity
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 env = flyte.TaskEnvironment(name="local_remote")
@@ -133,21 +131,6 @@ async def parent_of_threaded_child() -> dict[str, str]:
 
 def test_no_thread_of_an_undecorated_child_sees_its_parents_run() -> None:
     assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
-
-
-def test_a_plain_thread_of_a_remote_task_gets_its_processs_only_run() -> None:
-    # On a cluster one process holds one action, so a thread without context is unambiguous.
-    run = object()
-    active = ActiveRun(run, RunIdentity("r1", "e", "p", "https://wandb.ai"), True, "a0", remote=True)
-    register_live(active)
-    try:
-        seen: list[Any] = []
-        thread = threading.Thread(target=lambda: seen.append(_only_live_run()))
-        thread.start()
-        thread.join()
-        assert seen == [run]
-    finally:
-        unregister_live(active)
 
 
 # --- the environment of the launching process -----------------------------------------------------

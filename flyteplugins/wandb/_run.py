@@ -497,7 +497,13 @@ class RunScope:
             host=plan.identity.host,
         )
         self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote, self.output_path)
-        if plan.shared is not None and self.remote and getattr(run, "offline", False) is True:
+        # Only where another task writes into the same run (this task does not own it).
+        if (
+            plan.shared is not None
+            and not plan.owner
+            and self.remote
+            and getattr(run, "offline", False) is True
+        ):
             from ._rehearsal import warn_offline_shared
 
             warn_offline_shared(identity.id, str(getattr(run, "dir", "") or ""))
@@ -559,6 +565,10 @@ class RunScope:
             active.run.finish(exit_code=exit_code)
 
         done, error = call_within(end, seconds, "finish")
+        if exit_code != 0 and self.remote and getattr(active.run, "offline", False) is True:
+            from ._rehearsal import warn_failed_attempt
+
+            warn_failed_attempt(active.identity.id, str(getattr(active.run, "dir", "") or ""))
         if error is not None:
             logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, error)
         # wandb's own finish_timeout (see bound_timeouts) gives up uploading: private wandb API.

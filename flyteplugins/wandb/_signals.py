@@ -65,7 +65,10 @@ logger = logging.getLogger("flyteplugins.wandb")
 PREEMPT_SECONDS = 10.0
 
 
-_START_SHARE = 2.0 / 3.0
+# A start may wait half of what is left: the rest pays for the offline fallback after a start
+# that timed out, the finish (at most a third of the total) and what wandb does at exit.
+_START_SHARE = 0.5
+_FINISH_SHARE = 1.0 / 3.0
 _FLOOR = 0.5
 # wandb's account look-ups before a start's init_timeout begins, and wandb's own limit on each.
 _LOOKUPS = 2
@@ -110,22 +113,22 @@ class Budget:
     def wandb_timeouts(self, init_timeout: float | None, finish_timeout: float | None) -> dict[str, float]:
         """wandb's ``init_timeout`` and ``finish_timeout`` for a start beginning now.
 
-        The start may wait two thirds of what is left; the rest is kept for what follows a start
-        that timed out (wandb gives the failed run ``finish_timeout`` to shut down, then the run
-        starts offline), so that start and fallback together stay within the budget. Before its
+        The start may wait half of what is left; the rest is kept for what follows a start that
+        timed out (the failed run is shut down, then the run starts offline), the finish and what
+        wandb does when the process exits, so that together they stay within the budget. Before its
         ``init_timeout`` begins, wandb looks up the account twice (see :meth:`lookup_timeout`):
         those are taken out of the start's share. The finish may upload for a third of the
         total. Smaller values the user set (``None``: not set) are kept.
 
         Example:
             >>> Budget(30.0).wandb_timeouts(None, None)
-            {'init_timeout': 15.0, 'finish_timeout': 10.0}
+            {'init_timeout': 11.25, 'finish_timeout': 10.0}
             >>> Budget(30.0).wandb_timeouts(5.0, 0.0)
             {'init_timeout': 5.0, 'finish_timeout': 10.0}
         """
         share = self.remaining() * _START_SHARE
         start = round(max(_FLOOR, share - _LOOKUPS * self.lookup_timeout()), 3)
-        finish = round(max(_FLOOR, self.total * (1.0 - _START_SHARE)), 3)
+        finish = round(max(_FLOOR, self.total * _FINISH_SHARE), 3)
         return {
             "init_timeout": min(init_timeout, start) if init_timeout else start,
             # wandb's finish_timeout 0 means "no bound".
@@ -143,8 +146,8 @@ class Budget:
 
         Example:
             >>> Budget(30.0).lookup_timeout()
-            2.5
-            >>> Budget(90.0).lookup_timeout()
+            1.875
+            >>> Budget(120.0).lookup_timeout()
             5.0
         """
         return round(min(_LOOKUP_MAX, self.remaining() * _START_SHARE / 8), 3)
