@@ -133,6 +133,35 @@ def test_no_thread_of_an_undecorated_child_sees_its_parents_run() -> None:
     assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
 
 
+@wandb_init(project="p", entity="e")
+@env.task
+async def lone_task_with_a_plain_thread() -> dict[str, str]:
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(get_wandb_run()))
+    thread.start()
+    thread.join()
+    return {"run": str(task_run().id), "thread": "none" if seen[0] is None else str(seen[0].id)}
+
+
+def test_a_plain_thread_of_the_only_action_running_in_a_local_run_gets_its_run(
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One action runs in the process: the thread can only be its, as in a pod.
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        outputs = run_local(lone_task_with_a_plain_thread).outputs
+    assert outputs["thread"] == outputs["run"] != "none"
+    assert "does not carry its task's context" not in caplog.text
+
+
+def test_a_plain_thread_beside_a_parent_and_its_child_gets_none_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two actions run (the parent awaits its child): the thread cannot tell whose it is.
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
+    assert caplog.text.count("does not carry its task's context while 2 Flyte actions run") == 1
+
+
 # --- the environment of the launching process -----------------------------------------------------
 
 
