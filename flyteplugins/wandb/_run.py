@@ -485,10 +485,11 @@ class RunScope:
                 )
                 return
             # The parent's run finished in between: attach like a remote child would.
-        _check_init_kwargs(plan.init_kwargs, self.resolved)
-        kwargs = dict(plan.init_kwargs)
-        _merge_settings(kwargs, plan.shared)
+        # Importing wandb (seconds on a busy node) is part of what W&B costs the task.
         with self.budget.spending():
+            _check_init_kwargs(plan.init_kwargs, self.resolved)
+            kwargs = dict(plan.init_kwargs)
+            _merge_settings(kwargs, plan.shared)
             run = _wandb_init(kwargs, self.budget)
         identity = RunIdentity(
             id=str(run.id),
