@@ -10,6 +10,7 @@ what reached W&B is read back from the runs' transaction logs.
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -135,3 +136,16 @@ def test_an_action_in_a_reused_process_never_gets_another_actions_run(workdir: P
     (folder,) = find_offline_run_dirs(workdir / "wandb", "reused-a1")
     run = read_offline_run(folder, wait=15)
     assert run.column("loss") == [1.0] and run.column("leak") == []
+
+
+def test_memory_stays_flat_over_many_actions_in_a_reused_process(workdir: Path) -> None:
+    # One run per action, one after another: nothing of a finished action may stay behind, in the
+    # process or in wandb-core. 60 actions here; `benchmarks/run.py --pods` runs 200.
+    output = run_reused(workdir, *["short"] * 60, "holder+looker", "looker", rss_every=1)
+    seen = [json.loads(line[4:]) for line in output.splitlines() if line.startswith("RSS ")]
+    early, late = seen[19], seen[-1]
+    growth_mb = (late["self_kb"] + late["children_kb"] - early["self_kb"] - early["children_kb"]) / 1024
+    assert growth_mb <= 10.0, f"grew {growth_mb:.1f} MB from action 20 to 62: {seen[19:]}"
+    # After 60 runs came and went, an action beside another's live run still gets none of it.
+    assert reports(workdir)[1:] == [NOTHING, NOTHING]
+    assert len(find_offline_run_dirs(workdir / "wandb", "reused-a60")) == 1
