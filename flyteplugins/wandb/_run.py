@@ -346,8 +346,8 @@ def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
     """Whether the run id of a failed online start could be freed for an offline start.
 
     wandb's service keeps the id of an online start that failed, and only a new service frees
-    it. The service is restarted only when no run is alive in this process (in a remote task,
-    the process is the task's own): restarting it would end the other runs.
+    it. The service is restarted only when no run is alive in this process (whatever actions it
+    runs: a pod's one, a reusable container's several): restarting it would end the other runs.
     """
     try:
         if _active.any_live() or _compat.most_recent_active_run() is not None:
