@@ -2,7 +2,8 @@
 
 :func:`run_a0` starts Flyte's pod entrypoint ``a0`` (``python -m flyte._bin.runtime a0``) for
 one action, with its inputs in an ``inputs.pb`` as the control plane writes them and no
-controller (what Flyte does for a worker that launches no sub-tasks). :func:`run_reused` starts
+controller (``FLYTE_CLUSTERED_WORKER=1``, which is how Flyte starts a process that launches no
+sub-tasks; there is no control plane here to enqueue them). :func:`run_reused` starts
 ``tests/reuse_worker.py``, one long-lived process that runs many actions through
 ``load_and_run_task``, several at once, as a reusable container (``flyte.ReusePolicy``) does.
 """
