@@ -1275,7 +1275,9 @@ REUSED_ACTIONS = 200
 REUSED_RSS_FROM = 50
 REUSED_RSS_TARGET_MB = 10.0
 
-# A task module both plugins can load (same names): what a pod runs through Flyte's `a0`.
+# A task module both plugins can load (same names): what a pod runs through Flyte's `a0`. The
+# mode is given to wandb.init: on a cluster the reference puts every run in W&B shared mode
+# (online), whatever WANDB_MODE says.
 _POD_TASKS = """
 import flyte
 from flyteplugins.wandb import get_wandb_run, wandb_init
@@ -1291,7 +1293,7 @@ async def plain(steps: int) -> int:
     return steps
 
 
-@wandb_init(project="bench-pod")
+@wandb_init(project="bench-pod", mode="offline")
 @env.task
 async def logged(steps: int) -> int:
     run = get_wandb_run()
