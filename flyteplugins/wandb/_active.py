@@ -188,17 +188,20 @@ def _belongs_here(active: ActiveRun) -> bool:
 def _only_live_run(warn: bool = True) -> Any | None:
     """The fallback of a thread that carries no context: a run, only when it can only be this thread's.
 
-    Outside Flyte, the only run alive (a ``@wandb_init`` function's). Inside Flyte, the run of
-    the only action running in the process, when that action has exactly one run. Otherwise
+    Outside Flyte, or where no action body runs in the process (a distributed worker), the only
+    run alive. Inside Flyte, the run of the only action running in the process, when that
+    action has exactly one run. Otherwise
     the thread cannot tell which action started it: ``None``, with one warning per run.
     """
     with _live_lock:
         runs = list(_live.values())
     if not runs:
         return None
-    if len(runs) == 1 and runs[0].action is None:
-        return runs[0].run
     actions = running_actions()
+    if len(runs) == 1 and (runs[0].action is None or actions == ()):
+        # Outside Flyte (a @wandb_init function), or a process that runs no action body of its
+        # own (a distributed worker started by the launcher): the process's only run.
+        return runs[0].run
     if actions is not None and len(actions) == 1:
         mine = [a for a in runs if a.action is not None and a.action == actions[0]]
         if len(mine) == 1:
