@@ -125,7 +125,7 @@ def offline_shared_message(run_id: str, run_dir: str) -> str:
 
     Example:
         >>> print(offline_shared_message("r1", "/tmp/wandb/offline-run-1/files"))  # doctest: +ELLIPSIS
-        W&B shared mode is online only: ... (wandb sync /tmp/wandb/offline-run-1) ...
+        W&B shared mode is online only: ... (wandb sync /tmp/wandb/offline-run-1)...
     """
     folder = _folder(run_dir)
     return (
