@@ -852,6 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--compare", action="store_true", help="time a fan-out's comparison (100 children; only that)"
     )
+    parser.add_argument("--pods", action="store_true", help="W&B's cost as pods see it (only that)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
@@ -861,6 +862,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_tab_main()
     if args.compare:
         return compare_main()
+    if args.pods:
+        return pods_main(args.reference, args.quick)
     if args.worker:
         _worker_main(args.worker, Path(args.out), Settings(**json.loads(args.settings)))
         return 0
@@ -1395,6 +1398,320 @@ def compare_main() -> int:
     machine = machine_info()
     table = compare_benchmark()
     print(f"{table}\n\nload average {machine['load']} at start")
+
+
+# --- pods and reused processes: W&B's cost as the pod sees it -----------------------------------
+
+POD_BEGIN_MARKER = "<!-- bench-pods -->"
+POD_END_MARKER = "<!-- /bench-pods -->"
+POD_STALL_TIMEOUT_S = 6.0
+POD_STALL_SLACK_S = 2.0
+REUSED_ACTIONS = 200
+REUSED_RSS_FROM = 50
+REUSED_RSS_TARGET_MB = 10.0
+
+# A task module both plugins can load (same names): what a pod runs through Flyte's `a0`. The
+# mode is given to wandb.init: on a cluster the reference puts every run in W&B shared mode
+# (online), whatever WANDB_MODE says.
+_POD_TASKS = """
+import flyte
+from flyteplugins.wandb import get_wandb_run, wandb_init
+
+env = flyte.TaskEnvironment(name="bench_pod")
+
+
+@env.task
+async def plain(steps: int) -> int:
+    total = 0.0
+    for i in range(steps):
+        total += 1.0 / (i + 1)
+    return steps
+
+
+@wandb_init(project="bench-pod", mode="offline")
+@env.task
+async def logged(steps: int) -> int:
+    run = get_wandb_run()
+    for i in range(steps):
+        run.log({"loss": 1.0 / (i + 1)})
+    return steps
+
+
+@wandb_init(project="bench-pod")
+@env.task
+async def logged_online(steps: int) -> int:
+    run = get_wandb_run()
+    for i in range(steps):
+        run.log({"loss": 1.0 / (i + 1)})
+    return steps
+"""
+
+# One process that runs actions one after another through `load_and_run_task`, as a reusable
+# container does; prints the wall time of each action and the memory of the process and its
+# children (wandb-core) after each, as JSON lines.
+_REUSED = """
+import asyncio, json, os, sys, time
+from pathlib import Path
+
+def rss_kb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def descendants(pid):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                found.append(int(entry.name))
+    return found + [d for child in found for d in descendants(child)]
+
+async def main(task, count, inputs, workdir):
+    from flyte._internal.runtime.entrypoints import load_and_run_task
+    from flyte.models import ActionID, RawDataPath
+    for i in range(count):
+        out = Path(workdir) / "out" / f"{task}-{i}"
+        out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        await load_and_run_task(
+            action=ActionID(name=f"{task}-{i}", run_name="reused", project="p", domain="d", org="o"),
+            raw_data_path=RawDataPath(path=str(Path(workdir) / "raw")), output_path=str(out),
+            run_base_dir=str(Path(workdir) / "base"), version="v1", controller=None,
+            resolver="flyte._internal.resolvers.default.DefaultTaskResolver",
+            resolver_args=["mod", "bench_pod_tasks", "instance", task], input_path=inputs,
+        )
+        seconds = time.perf_counter() - start
+        if not (out / "outputs.pb").exists():
+            raise SystemExit(f"action {task}-{i} failed: see {out}")
+        me = os.getpid()
+        print(json.dumps({"s": seconds, "self_kb": rss_kb(me),
+                          "children_kb": sum(rss_kb(p) for p in descendants(me))}), flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+"""
+
+
+def _pod_env(workdir: Path, **extra: str) -> dict[str, str]:
+    env = clean_env(workdir)
+    env.update(
+        PYTHONPATH=str(workdir),
+        FLYTE_CLUSTERED_WORKER="1",  # no controller: the action launches no sub-tasks
+        WANDB_DIR=str(workdir),
+        WANDB_MODE="offline",
+    )
+    env.update(extra)
+    return env
+
+
+def _write_pod_files(python: str, workdir: Path) -> Path:
+    (workdir / "bench_pod_tasks.py").write_text(_POD_TASKS)
+    (workdir / "bench_reused.py").write_text(_REUSED)
+    inputs = workdir / "pod_inputs.pb"
+    if not inputs.exists():
+        code = (
+            "import asyncio, sys\n"
+            "import bench_pod_tasks\n"
+            "from flyte._internal.runtime.convert import convert_from_native_to_inputs\n"
+            "from flyte._internal.runtime.io import upload_inputs\n"
+            "interface = bench_pod_tasks.plain.native_interface\n"
+            "inputs = asyncio.run(convert_from_native_to_inputs(interface, 20))\n"
+            "asyncio.run(upload_inputs(inputs, sys.argv[1]))\n"
+        )
+        subprocess.run([python, "-c", code, str(inputs)], check=True, env=_pod_env(workdir), cwd=workdir)
+    return inputs
+
+
+def _time_a0(python: str, task: str, workdir: Path, env: dict[str, str]) -> float:
+    """Wall seconds of Flyte's pod entrypoint running ``task``, from process start to its exit."""
+    inputs = workdir / "pod_inputs.pb"
+    out = workdir / "pod-out" / f"{task}-{time.monotonic_ns()}"
+    out.mkdir(parents=True)
+    command = [
+        python, "-m", "flyte._bin.runtime", "a0", "--inputs", str(inputs), "--outputs-path", str(out),
+        "--version", "v1", "--run-base-dir", str(workdir / "base"), "--raw-data-path", str(workdir / "raw"),
+        "--name", "a1", "--run-name", f"r{time.monotonic_ns()}", "--project", "p", "--domain", "d",
+        "--org", "o", "--resolver", "flyte._internal.resolvers.default.DefaultTaskResolver",
+        "mod", "bench_pod_tasks", "instance", task,
+    ]  # fmt: skip
+    log = out.with_suffix(".log")
+    with log.open("w") as output:
+        start = time.perf_counter()
+        # Output to a file: wandb's service inherits it and may outlive the process, not the pod.
+        proc = subprocess.Popen(command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT)
+        code = proc.wait(600)
+        elapsed = time.perf_counter() - start
+    if code or not (out / "outputs.pb").exists():
+        raise RuntimeError(f"{python} a0 {task} failed ({code}):\n{log.read_text()[-3000:]}")
+    return elapsed
+
+
+def measure_pods(pythons: dict[str, str], reps: int, workdir: Path) -> dict[str, dict[str, list[float]]]:
+    """W&B's cost as a pod sees it: Flyte's ``a0`` running one action, start to exit, with and without W&B.
+
+    Offline for both plugins; against a server that accepts and never answers for this package
+    only (``timeout`` = :data:`POD_STALL_TIMEOUT_S`; the reference has no timeout setting, so
+    wandb's own 90 s ``init_timeout`` applies, and it is not run there). Plain and W&B back to
+    back, rounds outside and interpreters inside, one warm-up round dropped.
+    """
+    import socket
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    dirs: dict[str, Path] = {}
+    for label, python in pythons.items():
+        dirs[label] = workdir / f"pods-{label}"
+        dirs[label].mkdir()
+        _write_pod_files(python, dirs[label])
+        samples[label] = {"plain": [], "wandb": [], "extra": [], "stalled_extra": []}
+    # Rounds outside, interpreters inside: load on the machine hits both alike.
+    for round_ in range(reps + 1):
+        for label, python in pythons.items():
+            offline = _pod_env(dirs[label], WANDB_SILENT="true")
+            plain = _time_a0(python, "plain", dirs[label], offline)
+            with_wandb = _time_a0(python, "logged", dirs[label], offline)
+            if round_:
+                got = samples[label]
+                got["plain"].append(plain)
+                got["wandb"].append(with_wandb)
+                got["extra"].append(with_wandb - plain)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        stalled = _pod_env(
+            dirs["ours"],
+            WANDB_MODE="online",
+            WANDB_BASE_URL=f"http://127.0.0.1:{server.getsockname()[1]}",
+            WANDB_API_KEY="benchfake" + "0" * 31,
+            FLYTEPLUGINS_WANDB_TIMEOUT=str(POD_STALL_TIMEOUT_S),
+        )
+        for _ in range(max(1, reps // 2)):
+            plain = _time_a0(pythons["ours"], "plain", dirs["ours"], stalled)
+            # The task's own mode="offline" would skip the server: take it from the environment.
+            with_wandb = _time_a0(pythons["ours"], "logged_online", dirs["ours"], stalled)
+            samples["ours"]["stalled_extra"].append(with_wandb - plain)
+    return samples
+
+
+def measure_reused(
+    pythons: dict[str, str], workdir: Path, count: int = REUSED_ACTIONS
+) -> dict[str, dict[str, Any]]:
+    """Actions one after another in one process (a reusable container): per-action cost and memory."""
+    results: dict[str, dict[str, Any]] = {}
+    for label, python in pythons.items():
+        pod_dir = workdir / f"reused-{label}"
+        pod_dir.mkdir()
+        inputs = _write_pod_files(python, pod_dir)
+        per_task: dict[str, list[dict[str, float]]] = {}
+        for task in ("plain", "logged"):
+            done = subprocess.run(
+                [python, str(pod_dir / "bench_reused.py"), task, str(count), str(inputs), str(pod_dir)],
+                cwd=pod_dir, env=_pod_env(pod_dir, WANDB_SILENT="true"), capture_output=True, text=True,
+                timeout=1800,
+            )  # fmt: skip
+            if done.returncode:
+                raise RuntimeError(
+                    f"{label} reused {task} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+                )
+            per_task[task] = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        logged = per_task["logged"]
+        first, last = logged[REUSED_RSS_FROM - 1], logged[-1]
+        results[label] = {
+            "plain_ms": statistics.median(a["s"] for a in per_task["plain"][1:]) * 1000,
+            "logged_ms": statistics.median(a["s"] for a in logged[1:]) * 1000,
+            "self_growth_mb": (last["self_kb"] - first["self_kb"]) / 1024,
+            "children_growth_mb": (last["children_kb"] - first["children_kb"]) / 1024,
+            "total_mb": (last["self_kb"] + last["children_kb"]) / 1024,
+            "actions": len(logged),
+        }
+    return results
+
+
+def pod_rows(pods: dict[str, dict[str, list[float]]], reused: dict[str, dict[str, Any]]) -> list[Row]:
+    """Rows of the pod and reused-process measurements."""
+    ours, ref = pods["ours"], pods.get("reference")
+    r_ours, r_ref = reused["ours"], reused.get("reference")
+    stall_limit = POD_STALL_TIMEOUT_S + POD_STALL_SLACK_S
+    growth = r_ours["self_growth_mb"] + r_ours["children_growth_mb"]
+    rows = [
+        Row(
+            "pod (`a0`, one action): process start to exit without W&B",
+            spread(ours["plain"]),
+            spread(ref["plain"]) if ref else "-",
+            "-",
+            "-",
+        ),
+        Row(
+            "pod: W&B's extra wall time, one `@wandb_init` action logging 20 steps, offline",
+            spread(ours["extra"]),
+            spread(ref["extra"]) if ref else "-",
+            "≤ the reference's",
+            _yes(statistics.median(ours["extra"]) <= statistics.median(ref["extra"])) if ref else "-",
+        ),
+        Row(
+            "pod: W&B's extra wall time, a server that accepts and never answers,"
+            f" timeout={POD_STALL_TIMEOUT_S:.0f}",
+            spread(ours["stalled_extra"]),
+            "not measured (no timeout setting: wandb's own init_timeout is 90 s)",
+            f"≤ timeout + {POD_STALL_SLACK_S:.0f} s",
+            _yes(max(ours["stalled_extra"]) <= stall_limit),
+        ),
+        Row(
+            f"reused process: `@wandb_init` cost per action ({r_ours['actions']} one after another, offline)",
+            _ms(r_ours["logged_ms"] - r_ours["plain_ms"]),
+            _ms(r_ref["logged_ms"] - r_ref["plain_ms"]) if r_ref else "-",
+            "-",
+            "-",
+        ),
+        Row(
+            f"reused process: memory growth from action {REUSED_RSS_FROM} to {r_ours['actions']}"
+            " (process + wandb-core)",
+            f"{growth:+.1f} MB ({r_ours['self_growth_mb']:+.1f} + {r_ours['children_growth_mb']:+.1f})",
+            (
+                f"{r_ref['self_growth_mb'] + r_ref['children_growth_mb']:+.1f} MB"
+                f" ({r_ref['self_growth_mb']:+.1f} + {r_ref['children_growth_mb']:+.1f})"
+            )
+            if r_ref
+            else "-",
+            f"≤ {REUSED_RSS_TARGET_MB:.0f} MB",
+            _yes(growth <= REUSED_RSS_TARGET_MB),
+        ),
+    ]
+    return rows
+
+
+def pods_main(reference: str, quick: bool) -> int:
+    """``benchmarks/run.py --pods``: the pod and reused-process rows, into ``docs/performance.md``."""
+    machine = machine_info()
+    pythons = {"ours": PROJECT_PYTHON}
+    if Path(reference).exists():
+        pythons["reference"] = reference
+    with tempfile.TemporaryDirectory(prefix="bench-pods-") as tmp:
+        workdir = Path(tmp)
+        print("pods: Flyte's a0, with and without @wandb_init ...", flush=True)
+        pods = measure_pods(pythons, 2 if quick else 5, workdir)
+        print(f"reused process: {REUSED_ACTIONS} actions one after another ...", flush=True)
+        reused = measure_reused(pythons, workdir, 60 if quick else REUSED_ACTIONS)
+    label = "reference (measured)" if "reference" in pythons else "reference (not measured)"
+    table = render_table(pod_rows(pods, reused), label)
+    line = f"Load average {machine['load']} at start, {machine['cores']} cores."
+    print(f"\n{table}\n\n{line}")
+    if quick or not PERFORMANCE_MD.is_file():
+        return 0
+    text = PERFORMANCE_MD.read_text()
+    start = text.find(POD_BEGIN_MARKER)
+    end = text.find(POD_END_MARKER, start + len(POD_BEGIN_MARKER)) if start >= 0 else -1
+    if start < 0 or end < 0:
+        print(f"{PERFORMANCE_MD.relative_to(REPO)} has no {POD_BEGIN_MARKER} markers: table printed only")
+        return 0
+    PERFORMANCE_MD.write_text(f"{text[: start + len(POD_BEGIN_MARKER)]}\n{table}\n\n{line}\n{text[end:]}")
+    print(f"updated the pod table in {PERFORMANCE_MD.relative_to(REPO)}")
     return 0
 
 

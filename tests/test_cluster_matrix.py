@@ -10,8 +10,8 @@ asserted as it is, and listed in ``docs/local-and-remote.md``.
 
 Every scenario's cluster leg is started when the module's first test runs (:func:`rehearsals`:
 three at a time, in threads; the pods are processes) and runs once, however many tests read it;
-the local legs run in the tests meanwhile. Scenarios whose correct outcome needs a fix of the
-package are written as that correct outcome and marked ``xfail(strict=True)``.
+the local legs run in the tests meanwhile. A scenario whose correct outcome needs a fix of the
+package not made yet is written as that correct outcome and marked ``xfail(strict=True)``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from flyteplugins.wandb import wandb_sweep_config
 from flyteplugins.wandb._compat import flyte_initialized
 from flyteplugins.wandb._offline import OfflineRun, find_offline_run_dirs, read_offline_run
 
-NEEDS_FIX = pytest.mark.xfail(strict=True, reason="needs the fix on branch cluster-fixes")
 SHARED_WARNING = "W&B shared mode is online only"
 READ_WAIT_S = 10.0
 GRID = wandb_sweep_config(
@@ -322,12 +321,12 @@ def test_offline_shared_runs_are_announced_in_every_pod_that_shares_them(both_le
     assert not [w for w in local_warnings if SHARED_WARNING in w], "locally one run object: nothing to say"
     warnings = cluster_warnings(rehearsed.final())
     warned = {task for task, lines in warnings.items() if any(SHARED_WARNING in line for line in lines)}
-    # Every child that joins its parent's run says so (whether the parent, which cannot know that
-    # children will join, says so too is left open).
+    # Each task that writes into a run it does not own is told; the owner, which cannot know at
+    # its start whether any child will attach, is not.
     assert {"auto_child", "shared_child", "sync_child"} <= warned
+    assert "parent" not in warned
 
 
-@NEEDS_FIX
 def test_the_shared_mode_warning_is_given_only_where_another_task_writes_into_the_run(both_legs: Any) -> None:
     _, rehearsed, _, _ = both_legs
     warnings = cluster_warnings(rehearsed.final())
@@ -444,7 +443,6 @@ def test_a_retry_writes_into_the_same_run_both_ways(
     assert {run.run_id for run in runs_under(wandb_root)} == {local.outputs["run"]}
 
 
-@NEEDS_FIX
 def test_a_failed_attempt_says_where_its_offline_folder_stays(rehearsals: Rehearsals) -> None:
     first, _ = rehearsals["retry"].result().attempts_of("a0")
     (failed_run,) = pod_runs(first)
@@ -481,7 +479,6 @@ def test_a_stalled_server_keeps_the_result_and_every_step(rehearsals: Rehearsals
     assert len(run.history) == 5
 
 
-@NEEDS_FIX
 def test_a_stalled_server_does_not_keep_the_pod_alive_past_the_timeout(rehearsals: Rehearsals) -> None:
     rehearsed = rehearsals["stalled"].result()
     # timeout bounds the W&B start and finish together; the rest is the pod's own start and end
@@ -533,12 +530,10 @@ def test_get_wandb_run_in_an_undecorated_action_is_none_in_a_reusable_container(
     assert rehearsals["leak"].result()["run"] == "none"
 
 
-@NEEDS_FIX
 def test_a_thread_in_an_undecorated_action_does_not_get_another_actions_run(rehearsals: Rehearsals) -> None:
     assert rehearsals["leak"].result()["thread"] == "none"
 
 
-@NEEDS_FIX
 def test_wandb_run_in_an_undecorated_action_is_not_another_actions_run(rehearsals: Rehearsals) -> None:
     assert rehearsals["leak"].result()["wandb_run"] == "none"
 
@@ -552,7 +547,6 @@ def test_a_thread_without_context_gets_the_pods_only_run_on_a_cluster(rehearsals
     assert rehearsed.outputs["thread"] == rehearsed.outputs["run"]
 
 
-@NEEDS_FIX
 def test_a_thread_without_context_gets_the_only_run_locally_too() -> None:
     local = run_local(workflows.thread_without_context)
     assert local.outputs["thread"] == local.outputs["run"]

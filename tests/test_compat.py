@@ -11,10 +11,12 @@ import ast
 import logging
 from pathlib import Path
 
+import flyte
 import pytest
 import wandb
 
 from flyteplugins.wandb import _compat
+from flyteplugins.wandb._active import global_run, running_actions
 
 pytestmark = pytest.mark.smoke
 
@@ -157,3 +159,32 @@ def test_the_sdks_own_step_count_is_the_services(wandb_root: Path) -> None:
         assert _compat.next_local_step(run) == run.step == 10
     finally:
         run.finish()
+
+
+# --- what a process runs, and wandb.run ---------------------------------------------------------
+
+compat_env = flyte.TaskEnvironment(name="compat_actions")
+
+
+@compat_env.task
+async def counts_the_actions_running_here() -> list[str]:
+    return [str(name) for name in running_actions() or ("not watched",)]
+
+
+def test_the_actions_running_in_the_process_are_counted(wandb_root: Path) -> None:
+    from conftest import run_local
+
+    assert running_actions() == ()
+    result = run_local(counts_the_actions_running_here)
+    # One action ran: the task itself, and nothing stays counted after it.
+    assert len(result.outputs) == 1 and result.outputs != ["not watched"]
+    assert running_actions() == ()
+
+
+def test_wandb_run_keeps_what_a_user_or_a_test_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _compat.follow_global_run(global_run)
+    mine = object()
+    monkeypatch.setattr(wandb, "run", mine)
+    assert wandb.run is mine
+    monkeypatch.undo()
+    assert wandb.run is None

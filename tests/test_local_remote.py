@@ -18,8 +18,6 @@ import pytest
 from conftest import run_local, task_run
 
 from flyteplugins.wandb import get_wandb_run, get_wandb_run_dir, wandb_init
-from flyteplugins.wandb._active import ActiveRun, _only_live_run, register_live, unregister_live
-from flyteplugins.wandb._codec import RunIdentity
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 env = flyte.TaskEnvironment(name="local_remote")
@@ -135,19 +133,33 @@ def test_no_thread_of_an_undecorated_child_sees_its_parents_run() -> None:
     assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
 
 
-def test_a_plain_thread_of_a_remote_task_gets_its_processs_only_run() -> None:
-    # On a cluster one process holds one action, so a thread without context is unambiguous.
-    run = object()
-    active = ActiveRun(run, RunIdentity("r1", "e", "p", "https://wandb.ai"), True, "a0", remote=True)
-    register_live(active)
-    try:
-        seen: list[Any] = []
-        thread = threading.Thread(target=lambda: seen.append(_only_live_run()))
-        thread.start()
-        thread.join()
-        assert seen == [run]
-    finally:
-        unregister_live(active)
+@wandb_init(project="p", entity="e")
+@env.task
+async def lone_task_with_a_plain_thread() -> dict[str, str]:
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(get_wandb_run()))
+    thread.start()
+    thread.join()
+    return {"run": str(task_run().id), "thread": "none" if seen[0] is None else str(seen[0].id)}
+
+
+def test_a_plain_thread_of_the_only_action_running_in_a_local_run_gets_its_run(
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One action runs in the process: the thread can only be its, as in a pod.
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        outputs = run_local(lone_task_with_a_plain_thread).outputs
+    assert outputs["thread"] == outputs["run"] != "none"
+    assert "does not carry its task's context" not in caplog.text
+
+
+def test_a_plain_thread_beside_a_parent_and_its_child_gets_none_and_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two actions run (the parent awaits its child): the thread cannot tell whose it is.
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        assert run_local(parent_of_threaded_child).outputs == {"plain": "none", "copied": "none"}
+    assert caplog.text.count("does not carry its task's context while 2 Flyte actions run") == 1
 
 
 # --- the environment of the launching process -----------------------------------------------------

@@ -6,6 +6,13 @@ body, its ``flyte.trace`` functions, its asyncio tasks and threads started with 
 cluster. In a local run every action runs in one process and a child task inherits its parent's
 context variables, so the run is matched against the action running now, not merely looked up.
 
+A process may run several actions at once: a local run holds all of them, a reusable container
+(``flyte.ReusePolicy``) runs up to ``concurrency`` actions side by side and many one after the
+other. What the process is (one action or several, one run or several) is never assumed from
+where it runs: :func:`running_actions` counts the actions whose body runs here now, and each run
+knows the action it belongs to. ``wandb.run`` follows the same rule while a run of the plugin is
+global (see :func:`global_run`).
+
 Example:
     >>> from flyteplugins.wandb._active import get_wandb_run
     >>> get_wandb_run() is None
@@ -14,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
@@ -22,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._codec import RunIdentity
-from ._compat import task_action
+from ._compat import follow_global_run, task_action, watch_task_execution
 from ._layers import current_context, resolve
 
 __all__ = [
@@ -32,10 +40,13 @@ __all__ = [
     "get_wandb_run",
     "get_wandb_run_dir",
     "get_wandb_sweep_id",
+    "global_run",
     "live_ids",
     "log_here",
     "register_live",
+    "running_actions",
     "unregister_live",
+    "watch_actions",
 ]
 
 local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
@@ -47,7 +58,8 @@ class ActiveRun:
 
     ``action`` is the name of the Flyte action that started or attached to the run (``None`` for
     a ``@wandb_init`` function outside any task); ``remote`` whether that action runs on a cluster
-    (one action per process); ``output_path`` that action's output path (which its traces keep).
+    (its process may hold other actions: a reusable container); ``output_path`` that action's
+    output path (which its traces keep).
     """
 
     run: Any
@@ -63,8 +75,59 @@ _live_lock = threading.Lock()
 # Runs started by this process and not finished yet, by id: a child task in the same process
 # (local runs) that shares its parent's run reuses the object instead of a second wandb.init.
 _live: dict[str, ActiveRun] = {}
-# Runs whose plain-thread lookup was refused, so that each local run warns once.
+# Runs whose plain-thread lookup was refused, so that each run warns once (forgotten as it ends).
 _warned_plain_thread: set[str] = set()
+# The actions whose task body runs in this process now, by a token of each start.
+_running: dict[int, str | None] = {}
+_tokens = itertools.count()
+_watching = False
+
+
+def _action_started() -> int:
+    token = next(_tokens)
+    name = current_action_name()
+    with _live_lock:
+        _running[token] = name
+    return token
+
+
+def _action_ended(token: int) -> None:
+    with _live_lock:
+        _running.pop(token, None)
+
+
+def watch_actions() -> bool:
+    """Count the Flyte actions that run in this process from now on; ``False`` while flyte cannot be watched.
+
+    Called when this module is imported (``@wandb_init`` needs flyte imported first, so every task
+    module that uses the plugin watches from its import on) and again by the first look-up
+    that needs the count. Idempotent.
+
+    Example:
+        >>> watch_actions() in (True, False)
+        True
+    """
+    global _watching
+    if not _watching:
+        _watching = watch_task_execution(_action_started, _action_ended)
+    return _watching
+
+
+def running_actions() -> tuple[str | None, ...] | None:
+    """The names of the Flyte actions whose body runs in this process now; ``None`` when unknown.
+
+    A local run counts every task that has started and not ended (a parent awaiting its
+    children too); a pod counts its one action; a reusable container the actions it runs at
+    this moment.
+
+    Example:
+        >>> running_actions() in (None, ())
+        True
+    """
+    if not watch_actions():
+        return None
+    with _live_lock:
+        return tuple(_running.values())
 
 
 def _task_context() -> Any | None:
@@ -122,29 +185,52 @@ def _belongs_here(active: ActiveRun) -> bool:
     )
 
 
-def _only_live_run() -> Any | None:
-    """The fallback of a thread that carries no context: the only run alive, when that is safe."""
+def _only_live_run(warn: bool = True) -> Any | None:
+    """The fallback of a thread that carries no context: a run, only when it can only be this thread's.
+
+    Outside Flyte, or where no action body runs in the process (a distributed worker), the only
+    run alive. Inside Flyte, the run of the only action running in the process, when that
+    action has exactly one run. Otherwise
+    the thread cannot tell which action started it: ``None``, with one warning per run.
+    """
     with _live_lock:
         runs = list(_live.values())
-    if len(runs) != 1:
+    if not runs:
         return None
-    only = runs[0]
-    if only.action is None or only.remote:
-        # Outside Flyte, or a task on a cluster: the process holds one action, so the run is its.
-        return only.run
-    # A local run holds every action in one process: a thread without the task's context could
-    # have been started by a task without @wandb_init, which on a cluster has no run at all.
-    if only.identity.id not in _warned_plain_thread:
-        _warned_plain_thread.add(only.identity.id)
-        local_remote_logger.warning(
-            "get_wandb_run() was called in a thread that does not carry its task's context during a "
-            "local run: it returns None, because in a local run every task shares this process and the "
-            "thread cannot tell which task started it (on a cluster it would get the run of its own "
-            "task, if that task has @wandb_init). Start the thread with the task's context: "
-            "asyncio.to_thread(...), or threading.Thread(target=contextvars.copy_context().run, "
-            "args=(fn,))"
-        )
+    actions = running_actions()
+    if len(runs) == 1 and (runs[0].action is None or actions == ()):
+        # Outside Flyte (a @wandb_init function), or a process that runs no action body of its
+        # own (a distributed worker started by the launcher): the process's only run.
+        return runs[0].run
+    if actions is not None and len(actions) == 1:
+        mine = [a for a in runs if a.action is not None and a.action == actions[0]]
+        if len(mine) == 1:
+            return mine[0].run
+        if not mine:
+            return None  # the one action running here has no run: the thread is its, and so is None
+    if warn:
+        _warn_plain_thread(runs, actions)
     return None
+
+
+def _warn_plain_thread(runs: list[ActiveRun], actions: tuple[str | None, ...] | None) -> None:
+    with _live_lock:
+        fresh = [a.identity.id for a in runs if a.identity.id not in _warned_plain_thread]
+        _warned_plain_thread.update(fresh)
+    if not fresh:
+        return
+    if actions is None:
+        why = "the Flyte actions running in this process cannot be counted"
+    else:
+        why = f"{len(actions)} Flyte actions run in this process"
+    local_remote_logger.warning(
+        "get_wandb_run() was called in a thread that does not carry its task's context while %s (a "
+        "local run holds every task in one process, a reusable container several actions at once): "
+        "it returns None, because the thread cannot tell which action started it. Start the thread "
+        "with the task's context: asyncio.to_thread(...), or threading.Thread(target="
+        "contextvars.copy_context().run, args=(fn,))",
+        why,
+    )
 
 
 def get_wandb_run() -> Any | None:
@@ -152,9 +238,10 @@ def get_wandb_run() -> Any | None:
 
     Works in the task body, in ``flyte.trace`` functions, in asyncio tasks and in threads started
     with a copied context. A task without ``@wandb_init`` gets ``None``, in a local run as on a
-    cluster, even while its parent's run is alive. A thread that carries no context gets the only
-    run of its process on a cluster; in a local run it gets ``None`` (with one warning), because
-    there every task shares the process.
+    cluster, even while its parent's run is alive. A thread that carries no context gets the run
+    of the only action running in its process (a pod's, or a local run's single task); while
+    several actions run in the process (a local run's parent and children, a reusable container's
+    concurrent actions) it gets ``None``, with one warning, because it cannot tell whose it is.
 
     Example:
         ```python
@@ -166,13 +253,17 @@ def get_wandb_run() -> Any | None:
             return 0.1
         ```
     """
+    return _run_here(warn=True)
+
+
+def _run_here(warn: bool) -> Any | None:
     active = _current.get()
     if active is not None:
         return active.run if _belongs_here(active) else None
     if current_action_name() is not None:
         # A Flyte action whose context knows no run: it has none, whatever else is alive.
         return None
-    return _only_live_run()
+    return _only_live_run(warn)
 
 
 def get_wandb_run_dir() -> str | None:
@@ -208,6 +299,28 @@ def log_here(*args: Any, **kwargs: Any) -> Any:
             "@wandb_init (run_mode='auto' writes into its parent's run), as it would need on a cluster."
         )
     return run.log(*args, **kwargs)
+
+
+def global_run(stored: Any) -> Any:
+    """What ``wandb.run`` answers when wandb (or a user) set it to ``stored``.
+
+    While ``stored`` is a run of the plugin, ``wandb.run`` is the run of the code running here
+    (:func:`get_wandb_run`): an action never sees another action's run through it, in a local
+    run or a reusable container, as on a cluster where each action is a process. Any other value
+    (``None``, a run the user started, a test's mock) is answered as set.
+
+    Example:
+        >>> global_run(None) is None
+        True
+        >>> global_run("a user's own value")
+        "a user's own value"
+    """
+    if stored is None:
+        return None
+    with _live_lock:
+        ours = any(active.run is stored for active in _live.values())
+    # wandb reads wandb.run itself (e.g. when a run finishes): no warning for a thread of its own.
+    return _run_here(warn=False) if ours else stored
 
 
 def current_active() -> ActiveRun | None:
@@ -261,7 +374,11 @@ def any_live() -> bool:
 
 
 def register_live(active: ActiveRun) -> None:
-    """Remember a run this process started, for children in the same process to reuse."""
+    """Remember a run this process started, for children in the same process to reuse.
+
+    From then on ``wandb.run`` follows the code running here (see :func:`global_run`).
+    """
+    follow_global_run(global_run)
     with _live_lock:
         _live[active.identity.id] = active
 
@@ -271,6 +388,7 @@ def unregister_live(active: ActiveRun) -> None:
     with _live_lock:
         if _live.get(active.identity.id) is active:
             del _live[active.identity.id]
+            _warned_plain_thread.discard(active.identity.id)
 
 
 _sweep_id: ContextVar[str | None] = ContextVar("flyteplugins_wandb_sweep_id", default=None)
@@ -302,3 +420,8 @@ def set_sweep_id(sweep_id: str | None) -> Token[str | None]:
 def reset_sweep_id(token: Token[str | None]) -> None:
     """Undo :func:`set_sweep_id`."""
     _sweep_id.reset(token)
+
+
+# Every task module that uses the plugin imports flyte first: actions are counted from here on.
+if "flyte._task" in sys.modules:
+    watch_actions()

@@ -37,12 +37,15 @@ __all__ = [
     "WandbFeature",
     "action_tracker",
     "add_reference_entry",
+    "bound_account_lookups",
+    "bound_exit_telemetry",
     "can_record_traces",
     "control_plane_available",
     "explicit_settings",
     "flat_records",
     "flyte_client",
     "flyte_initialized",
+    "follow_global_run",
     "is_function_task",
     "most_recent_active_run",
     "next_local_step",
@@ -65,6 +68,7 @@ __all__ = [
     "settings_fields_set",
     "settings_for_installed_wandb",
     "setup_root_dir",
+    "stored_global_run",
     "task_action",
     "teardown_wandb",
     "tracked_actions",
@@ -74,6 +78,7 @@ __all__ = [
     "wandb_is_set_up",
     "wandb_supports_setting",
     "wandb_version",
+    "watch_task_execution",
     "working_set",
 ]
 
@@ -446,6 +451,90 @@ def unset_global_run() -> None:
     from wandb.sdk.lib import module
 
     module.unset_globals()
+
+
+def follow_global_run(resolve: Callable[[Any], Any]) -> bool:
+    """Make ``wandb.run`` answer ``resolve(value wandb set)``; ``False`` when it cannot be done.
+
+    ``wandb.run`` is a plain module attribute: one value for the whole process, while a process
+    may run several Flyte actions at once (a local run, a reusable container). The module's class
+    becomes a subclass of it whose ``run`` property keeps what wandb (or a user, or a test's
+    patch) assigns and returns what ``resolve`` makes of it. Idempotent.
+
+    Example:
+        >>> follow_global_run(lambda stored: stored)  # doctest: +SKIP
+        True
+    """
+    import types
+
+    module = sys.modules.get("wandb")
+    if module is None:
+        return False
+    if getattr(type(module), "_flyteplugins_wandb", False):
+        type(module)._resolve = staticmethod(resolve)  # type: ignore[attr-defined]
+        return True
+    if type(module) is not types.ModuleType:  # pragma: no cover - someone else's module class
+        return False
+
+    class _WandbModule(types.ModuleType):
+        _flyteplugins_wandb = True
+        _resolve = staticmethod(resolve)
+
+        @property
+        def run(self) -> Any:
+            return type(self)._resolve(self.__dict__.get("run"))
+
+        @run.setter
+        def run(self, value: Any) -> None:
+            self.__dict__["run"] = value
+
+        @run.deleter
+        def run(self) -> None:
+            self.__dict__.pop("run", None)
+
+    module.__class__ = _WandbModule
+    return True
+
+
+def stored_global_run() -> Any:
+    """The value wandb last assigned to ``wandb.run``, whatever :func:`follow_global_run` answers.
+
+    Example:
+        >>> stored_global_run() is None  # doctest: +SKIP
+        True
+    """
+    module = sys.modules.get("wandb")
+    if module is None:
+        return None
+    return module.__dict__.get("run")
+
+
+def bound_account_lookups(seconds: float) -> bool:
+    """Let each of wandb's account look-ups (the "logged in as" message, user settings) wait ``seconds``.
+
+    wandb gives each 5 s, before a start's ``init_timeout`` begins. ``False`` when this wandb
+    has no such look-up (older releases ask the server through other paths, within the start).
+
+    Example:
+        >>> bound_account_lookups(5.0) in (True, False)  # doctest: +SKIP
+        True
+    """
+    # private wandb API: wandb.sdk.lib.identity._RESOLVE_TIMEOUT_SECONDS (read per session), and
+    # the session's look-up already made (wandb_setup singleton's _session_identity._service_api)
+    try:
+        from wandb.sdk.lib import identity
+    except ImportError:
+        return False
+    if not isinstance(getattr(identity, "_RESOLVE_TIMEOUT_SECONDS", None), (int, float)):
+        return False
+    identity._RESOLVE_TIMEOUT_SECONDS = seconds
+    setup = _setup_module()
+    singleton = getattr(setup, "_singleton", None) if setup is not None else None
+    session = getattr(singleton, "_session_identity", None)
+    service_api = getattr(session, "_service_api", None)
+    if service_api is not None and hasattr(service_api, "_timeout"):
+        service_api._timeout = seconds
+    return True
 
 
 def publish_python_packages(run: Any, packages: Iterable[Any]) -> bool:
@@ -931,6 +1020,40 @@ def add_reference_entry(artifact: Any, path: str, uri: str) -> bool:
     return True
 
 
+def watch_task_execution(started: Callable[[], Any], ended: Callable[[Any], None]) -> bool:
+    """Call ``started()`` when a Flyte function task's body begins in this process, ``ended(token)`` after.
+
+    Every action a process runs (a local run's tasks, a pod's one action, the concurrent actions of
+    a reusable container) goes through the task's ``execute``; ``started`` runs in the action's
+    own context. Nothing is watched before this is called; ``False`` when flyte is not imported or
+    has no such method. Idempotent (the callbacks of the first call stay).
+
+    Example:
+        >>> watch_task_execution(lambda: None, lambda token: None) in (True, False)
+        True
+    """
+    # private flyte API: flyte._task.AsyncFunctionTaskTemplate.execute (2.0 and later)
+    flyte_task = sys.modules.get("flyte._task")
+    task_class = getattr(flyte_task, "AsyncFunctionTaskTemplate", None)
+    original = getattr(task_class, "execute", None)
+    if task_class is None or not callable(original):
+        return False
+    if getattr(original, "_flyteplugins_wandb", False):
+        return True
+
+    @functools.wraps(original)
+    async def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        token = started()
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            ended(token)
+
+    execute._flyteplugins_wandb = True  # type: ignore[attr-defined]
+    task_class.execute = execute
+    return True
+
+
 def task_action(ctx: Any) -> Any | None:
     """The action of the task running here, also inside a ``flyte.trace`` (``TaskContext.task_action``);
     ``None`` on flyte releases that do not record it (there a trace's ``ctx.action`` is its own).
@@ -1023,3 +1146,54 @@ def _skip_absent_launch_inputs() -> None:
 
     detect_and_apply_job_inputs._flyteplugins_wandb = True  # type: ignore[attr-defined]
     Run._detect_and_apply_job_inputs = detect_and_apply_job_inputs
+
+
+# --- exit-time telemetry -------------------------------------------------------------------------
+
+
+def bound_exit_telemetry(seconds: Callable[[], float]) -> bool:
+    """Bound wandb's exit-time usage telemetry by ``seconds()``, asked when the process exits.
+
+    wandb (0.25 and later) exports usage metrics and logs through OpenTelemetry; at exit its
+    proxy flushes them, each exporter posting to the W&B server with a 10 s timeout, one after the
+    other: against a server that accepts and never answers, a pod outlives its task by 20 s.
+    The flush keeps running, on a daemon thread, for at most ``seconds()``; what it has not
+    delivered by then is dropped (later exports see no server). Telemetry stays on. ``False``
+    when this wandb has no such proxy. Idempotent.
+
+    Example:
+        >>> bound_exit_telemetry(lambda: 1.0) in (True, False)  # doctest: +SKIP
+        True
+    """
+    # private wandb API: wandb.analytics.opentelemetry.opentelemetry_proxy.OpenTelemetryProxy
+    try:
+        from wandb.analytics.opentelemetry import opentelemetry_proxy
+    except ImportError:
+        return False
+    proxy_class = getattr(opentelemetry_proxy, "OpenTelemetryProxy", None)
+    original = getattr(proxy_class, "shutdown", None)
+    if proxy_class is None or not callable(original):
+        return False
+    if getattr(original, "_flyteplugins_wandb", False):
+        return True
+
+    @functools.wraps(original)
+    def shutdown(self: Any, *args: Any, **kwargs: Any) -> None:
+        limit = max(0.0, seconds())
+        finished = threading.Event()
+
+        def flush() -> None:
+            try:
+                original(self, *args, **kwargs)
+            finally:
+                finished.set()
+
+        threading.Thread(target=flush, name="flyteplugins-wandb-telemetry", daemon=True).start()
+        if not finished.wait(limit):
+            # private wandb API: the proxy's answer to "does the server take telemetry?"
+            self._server_supports_proxy = False
+            logger.debug("wandb's usage telemetry not flushed within %.1f s of exit: dropped", limit)
+
+    shutdown._flyteplugins_wandb = True  # type: ignore[attr-defined]
+    proxy_class.shutdown = shutdown
+    return True

@@ -311,7 +311,7 @@ class HistoryReader:
             else:
                 group.append(number)
         parts: dict[str, list[tuple[Sequence[int], Sequence[str]]]] = {}
-        for keys, numbers in groups.items():
+        for numbers in groups.values():
             # In the first row's own (logged) order: a frozenset's order changes with the hash seed,
             # and the page must be the same for the same run.
             names = tuple(rows[numbers[0]])

@@ -24,7 +24,15 @@ from typing import Any
 
 from ._layers import Resolved
 
-__all__ = ["declared_env_vars", "plan_environment_warnings", "warn_environment", "warn_offline_shared"]
+__all__ = [
+    "declared_env_vars",
+    "failed_attempt_message",
+    "offline_shared_message",
+    "plan_environment_warnings",
+    "warn_environment",
+    "warn_failed_attempt",
+    "warn_offline_shared",
+]
 
 # What differs between a local run and a cluster: a logger of its own, so it can be tuned apart.
 local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
@@ -111,27 +119,60 @@ def warn_environment(resolved: Resolved, declared: frozenset[str]) -> None:
         local_remote_logger.warning(message)
 
 
+def _folder(run_dir: str) -> str:
+    return os.path.dirname(run_dir.rstrip("/")) if run_dir else "its wandb folder"
+
+
 def offline_shared_message(run_id: str, run_dir: str) -> str:
-    """What a cluster task writing into a shared run offline must be told. Pure.
+    """What a cluster task writing offline into a run another task owns must be told. Pure.
+
+    Only a task that writes into a run it does not own is told (a child attaching to its
+    parent's run, a distributed rank other than the primary): there, another task writes into
+    the same run, and in offline mode their parts do not meet.
 
     Example:
         >>> print(offline_shared_message("r1", "/tmp/wandb/offline-run-1/files"))  # doctest: +ELLIPSIS
-        W&B shared mode is online only: ... (wandb sync /tmp/wandb/offline-run-1), ...
+        W&B shared mode is online only: ... (wandb sync /tmp/wandb/offline-run-1)...
     """
-    folder = os.path.dirname(run_dir.rstrip("/")) if run_dir else "its wandb folder"
+    folder = _folder(run_dir)
     return (
-        f"W&B shared mode is online only: in offline mode this task writes its part of run {run_id} "
-        f"to a folder of its own in this container ({folder}), not into one run shared with the other "
-        "tasks as in a local run. Upload it before the container goes away (wandb sync "
-        f"{folder}), set download_logs=True to keep it as a task output, or run online"
+        f"W&B shared mode is online only: in offline mode this task writes its part of run {run_id}, "
+        f"which another task owns, to a folder of its own in this container ({folder}), not into one "
+        "run shared with the other tasks as in a local run. Upload it before the container goes away "
+        f"(wandb sync {folder}), or run online; if this attempt fails, the folder is lost with its "
+        "container (download_logs=True keeps the run's files only after a task that succeeds)"
     )
 
 
 def warn_offline_shared(run_id: str, run_dir: str) -> None:
     """Log :func:`offline_shared_message` once per run."""
-    message = offline_shared_message(run_id, run_dir)
+    _warn_once(f"shared:{run_id}", offline_shared_message(run_id, run_dir))
+
+
+def failed_attempt_message(run_id: str, run_dir: str) -> str:
+    """What a cluster task whose attempt failed with an offline run must be told. Pure.
+
+    Example:
+        >>> print(failed_attempt_message("r1", "/tmp/wandb/offline-run-1/files"))  # doctest: +ELLIPSIS
+        W&B run r1 was offline and this attempt failed: ... /tmp/wandb/offline-run-1 ...
+    """
+    folder = _folder(run_dir)
+    return (
+        f"W&B run {run_id} was offline and this attempt failed: its data is only in {folder} in this "
+        "container, and is lost when the container goes away (a retry runs in a new one and resumes "
+        "the run without it). To keep it, write the run's folder where it outlives the container "
+        "(WANDB_DIR on a mounted volume), or run online"
+    )
+
+
+def warn_failed_attempt(run_id: str, run_dir: str) -> None:
+    """Log :func:`failed_attempt_message` once per run."""
+    _warn_once(f"failed:{run_id}", failed_attempt_message(run_id, run_dir))
+
+
+def _warn_once(key: str, message: str) -> None:
     with _warned_lock:
-        if run_id in _warned:
+        if key in _warned:
             return
-        _warned.add(run_id)
+        _warned.add(key)
     local_remote_logger.warning(message)

@@ -35,7 +35,7 @@ from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
 from ._plan import own_run_id, task_run_target
-from ._signals import Budget, call_within
+from ._signals import Budget, bound_exit, call_within
 
 __all__ = [
     "ActiveRun",
@@ -264,6 +264,8 @@ def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
     for name, value in timeouts.items():
         if _compat.wandb_supports_setting(name):  # finish_timeout is not in every wandb
             setattr(settings, name, value)
+    # wandb's account look-ups come before init_timeout starts: bounded apart (see Budget).
+    _compat.bound_account_lookups(budget.lookup_timeout())
     kwargs["settings"] = settings
 
 
@@ -348,8 +350,8 @@ def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
     """Whether the run id of a failed online start could be freed for an offline start.
 
     wandb's service keeps the id of an online start that failed, and only a new service frees
-    it. The service is restarted only when no run is alive in this process (in a remote task,
-    the process is the task's own): restarting it would end the other runs.
+    it. The service is restarted only when no run is alive in this process (whatever actions it
+    runs: a pod's one, a reusable container's several): restarting it would end the other runs.
     """
     try:
         if _active.any_live() or _compat.most_recent_active_run() is not None:
@@ -374,12 +376,14 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     from ._requirements import after_init, settings_overrides
 
     _compat.prepare_wandb()
+    budget = budget or Budget(_DEFAULT_TIMEOUT)
+    # What wandb does when the process ends is part of this run's cost (a pod ends with it).
+    bound_exit(budget)
     kwargs = dict(kwargs)
     settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
     target = _server_to_probe(kwargs)
-    budget = budget or Budget(_DEFAULT_TIMEOUT)
     if target is not None:
         bound_timeouts(kwargs, budget)
     reason = None
@@ -421,9 +425,7 @@ def _unset_globals(run: Any, previous: Any) -> None:
     working after its children.
     """
     try:
-        import wandb
-
-        current = wandb.run
+        current = _compat.stored_global_run()
         if current is not run and (current is None or not _compat.run_is_finished(current)):
             return
         enclosing = _active.current_active()
@@ -487,10 +489,11 @@ class RunScope:
                 )
                 return
             # The parent's run finished in between: attach like a remote child would.
-        _check_init_kwargs(plan.init_kwargs, self.resolved)
-        kwargs = dict(plan.init_kwargs)
-        _merge_settings(kwargs, plan.shared)
+        # Importing wandb (seconds on a busy node) is part of what W&B costs the task.
         with self.budget.spending():
+            _check_init_kwargs(plan.init_kwargs, self.resolved)
+            kwargs = dict(plan.init_kwargs)
+            _merge_settings(kwargs, plan.shared)
             run = _wandb_init(kwargs, self.budget)
         identity = RunIdentity(
             id=str(run.id),
@@ -499,7 +502,13 @@ class RunScope:
             host=plan.identity.host,
         )
         self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote, self.output_path)
-        if plan.shared is not None and self.remote and getattr(run, "offline", False) is True:
+        # Only where another task writes into the same run (this task does not own it).
+        if (
+            plan.shared is not None
+            and not plan.owner
+            and self.remote
+            and getattr(run, "offline", False) is True
+        ):
             from ._rehearsal import warn_offline_shared
 
             warn_offline_shared(identity.id, str(getattr(run, "dir", "") or ""))
@@ -511,9 +520,7 @@ class RunScope:
             return
         self._token = _active.activate(self.active)
         if self.active.owner:
-            import wandb
-
-            self._previous_global = wandb.run
+            self._previous_global = _compat.stored_global_run()
             _set_globals(self.active.run)
         flyte = sys.modules.get("flyte")
         if flyte is not None and flyte.ctx():
@@ -563,6 +570,10 @@ class RunScope:
             active.run.finish(exit_code=exit_code)
 
         done, error = call_within(end, seconds, "finish")
+        if exit_code != 0 and self.remote and getattr(active.run, "offline", False) is True:
+            from ._rehearsal import warn_failed_attempt
+
+            warn_failed_attempt(active.identity.id, str(getattr(active.run, "dir", "") or ""))
         if error is not None:
             logger.warning("W&B run %s could not be finished cleanly: %s", active.identity.id, error)
         # wandb's own finish_timeout (see bound_timeouts) gives up uploading: private wandb API.

@@ -25,6 +25,9 @@ handlers on the main thread only and lets only the main thread install them:
 The handler finishes every run registered by a guard in this process, whatever thread runs it.
 
 :class:`Budget` is the time budget of one run's start and finish (the ``timeout`` setting).
+:func:`bound_exit` makes it the budget of the process's exit as well: what wandb does when the
+process ends (its usage telemetry's flush) may take only what the run left, so that on a cluster,
+where the pod ends with the process, W&B adds at most the ``timeout`` to the pod's life.
 
 Example:
     >>> budget = Budget(30.0)
@@ -48,7 +51,9 @@ __all__ = [
     "Budget",
     "Preemptible",
     "arm",
+    "bound_exit",
     "call_within",
+    "exit_seconds",
     "guard",
     "handled_signals",
 ]
@@ -60,8 +65,14 @@ logger = logging.getLogger("flyteplugins.wandb")
 PREEMPT_SECONDS = 10.0
 
 
-_START_SHARE = 2.0 / 3.0
+# A start may wait half of what is left: the rest pays for the offline fallback after a start
+# that timed out, the finish (at most a third of the total) and what wandb does at exit.
+_START_SHARE = 0.5
+_FINISH_SHARE = 1.0 / 3.0
 _FLOOR = 0.5
+# wandb's account look-ups before a start's init_timeout begins, and wandb's own limit on each.
+_LOOKUPS = 2
+_LOOKUP_MAX = 5.0
 
 
 @dataclass
@@ -102,25 +113,81 @@ class Budget:
     def wandb_timeouts(self, init_timeout: float | None, finish_timeout: float | None) -> dict[str, float]:
         """wandb's ``init_timeout`` and ``finish_timeout`` for a start beginning now.
 
-        The start may wait two thirds of what is left; the rest is kept for what follows a start
-        that timed out (wandb gives the failed run ``finish_timeout`` to shut down, then the run
-        starts offline), so that start and fallback together stay within the budget. The finish
-        may upload for a third of the total. Smaller values the user set (``None``: not set)
-        are kept.
+        The start may wait half of what is left; the rest is kept for what follows a start that
+        timed out (the failed run is shut down, then the run starts offline), the finish and what
+        wandb does when the process exits, so that together they stay within the budget. Before its
+        ``init_timeout`` begins, wandb looks up the account twice (see :meth:`lookup_timeout`):
+        those are taken out of the start's share. The finish may upload for a third of the
+        total. Smaller values the user set (``None``: not set) are kept.
 
         Example:
             >>> Budget(30.0).wandb_timeouts(None, None)
-            {'init_timeout': 20.0, 'finish_timeout': 10.0}
+            {'init_timeout': 11.25, 'finish_timeout': 10.0}
             >>> Budget(30.0).wandb_timeouts(5.0, 0.0)
             {'init_timeout': 5.0, 'finish_timeout': 10.0}
         """
-        start = round(max(_FLOOR, self.remaining() * _START_SHARE), 3)
-        finish = round(max(_FLOOR, self.total * (1.0 - _START_SHARE)), 3)
+        share = self.remaining() * _START_SHARE
+        start = round(max(_FLOOR, share - _LOOKUPS * self.lookup_timeout()), 3)
+        finish = round(max(_FLOOR, self.total * _FINISH_SHARE), 3)
         return {
             "init_timeout": min(init_timeout, start) if init_timeout else start,
             # wandb's finish_timeout 0 means "no bound".
             "finish_timeout": min(finish_timeout, finish) if finish_timeout else finish,
         }
+
+    def lookup_timeout(self) -> float:
+        """How long each of wandb's account look-ups at a start beginning now may wait.
+
+        An online ``wandb.init`` that prints its "logged in" message asks the server who the
+        user is, and asks again for the user's settings, each waiting up to 5 s before its
+        ``init_timeout`` even begins: against a server that accepts and never answers, 10 s
+        outside any bound. Each gets an eighth of the start's share (at most wandb's 5 s); the
+        answer is informational (a failed look-up costs the message its user name).
+
+        Example:
+            >>> Budget(30.0).lookup_timeout()
+            1.875
+            >>> Budget(120.0).lookup_timeout()
+            5.0
+        """
+        return round(min(_LOOKUP_MAX, self.remaining() * _START_SHARE / 8), 3)
+
+
+_exit_lock = threading.Lock()
+_exit_budget: Budget | None = None
+
+
+def bound_exit(budget: Budget) -> None:
+    """Make ``budget`` (the run starting now) bound what W&B does when this process exits.
+
+    The run started last in the process decides: its budget is what the pod has left for W&B
+    when its action ends. Thread-safe; the bound is put in place once per process.
+
+    Example:
+        >>> bound_exit(Budget(30.0))  # doctest: +SKIP
+        >>> 29.0 < exit_seconds() <= 30.0  # doctest: +SKIP
+        True
+    """
+    global _exit_budget
+    from . import _compat
+
+    with _exit_lock:
+        first = _exit_budget is None
+        _exit_budget = budget
+    if first:
+        _compat.bound_exit_telemetry(exit_seconds)
+
+
+def exit_seconds() -> float:
+    """Seconds W&B's exit-time work may still take: what the last run's budget has left.
+
+    Example:
+        >>> exit_seconds() >= 0.0
+        True
+    """
+    with _exit_lock:
+        budget = _exit_budget
+    return budget.remaining() if budget is not None else 0.0
 
 
 def call_within(fn: Callable[[], Any], seconds: float, name: str) -> tuple[bool, BaseException | None]:
