@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -130,22 +129,7 @@ from ._compat_init import WANDB_INIT_ARGUMENTS as WANDB_INIT_ARGUMENTS  # noqa: 
 from ._compat_init import init_argument_since as init_argument_since  # noqa: E402
 from ._compat_init import init_arguments_for as init_arguments_for  # noqa: E402
 from ._compat_init import known_init_arguments as known_init_arguments  # noqa: E402
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """The numeric release part of a version string, for comparisons.
-
-    Example:
-        >>> version_tuple("0.25.1"), version_tuple("2.12.0b3"), version_tuple("unknown")
-        ((0, 25, 1), (2, 12, 0), ())
-    """
-    numbers: list[int] = []
-    for part in text.split(".")[:3]:
-        match = re.match(r"\d+", part)
-        if match is None:
-            break
-        numbers.append(int(match.group()))
-    return tuple(numbers)
+from ._compat_init import version_tuple as version_tuple  # noqa: E402
 
 
 def wandb_version() -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "init_arguments_for",
     "known_init_arguments",
     "newer_than_table",
+    "version_tuple",
 ]
 
 
@@ -88,7 +89,13 @@ WANDB_INIT_ARGUMENTS: tuple[InitArguments, ...] = (
 INIT_ARGUMENTS_VERIFIED_UP_TO = "0.31.0"
 
 
-def _version(text: str) -> tuple[int, ...]:
+def version_tuple(text: str) -> tuple[int, ...]:
+    """The numeric release part of a version string, for comparisons.
+
+    Example:
+        >>> version_tuple("0.25.1"), version_tuple("2.12.0b3"), version_tuple("unknown")
+        ((0, 25, 1), (2, 12, 0), ())
+    """
     numbers: list[int] = []
     for part in text.split(".")[:3]:
         match = re.match(r"\d+", part)
@@ -107,9 +114,9 @@ def init_arguments_for(version: str) -> frozenset[str] | None:
         >>> init_arguments_for("0.10.0") is None
         True
     """
-    wanted = _version(version)
+    wanted = version_tuple(version)
     for row in WANDB_INIT_ARGUMENTS:
-        if _version(row.first) <= wanted and (row.last is None or wanted <= _version(row.last)):
+        if version_tuple(row.first) <= wanted and (row.last is None or wanted <= version_tuple(row.last)):
             return row.names
     return None
 
@@ -145,4 +152,4 @@ def newer_than_table(version: str) -> bool:
         >>> newer_than_table("0.22.1"), newer_than_table("0.99.0")
         (False, True)
     """
-    return _version(version) > _version(INIT_ARGUMENTS_VERIFIED_UP_TO)
+    return version_tuple(version) > version_tuple(INIT_ARGUMENTS_VERIFIED_UP_TO)
