@@ -60,7 +60,7 @@ print(json.dumps({
     "refused": refused,
     "wandb": "wandb" in sys.modules,
     "pydantic_settings": "pydantic_settings" in sys.modules,
-    "prepared": _compat._prepared,
+    "prepared": _compat.cold_start._prepared,
     "new_threads": sorted(set(t.name for t in threading.enumerate()) - set(flyte_threads)),
     "children": children,
 }))
@@ -92,7 +92,7 @@ run_id = run_id[0] if isinstance(run_id, tuple) else run_id
 from flyteplugins.wandb import _compat
 print(json.dumps({
     "run_id": run_id,
-    "prepared": _compat._prepared,
+    "prepared": _compat.cold_start._prepared,
     "launch": "wandb.sdk.launch" in sys.modules,
     "pydantic_settings": "pydantic_settings" in sys.modules,
 }))

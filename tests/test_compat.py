@@ -1,7 +1,7 @@
 """The compatibility module: the one home of wandb and flyte internals, and the version gates.
 
 The gates are exercised for real on the oldest supported wandb by the CI matrix; here the
-installed version is pretended (``_compat.wandb_version`` patched, nothing else) to check what
+installed version is pretended (``versions.wandb_version`` patched, nothing else) to check what
 each gate does on the other side of its threshold.
 """
 
@@ -17,10 +17,12 @@ import wandb
 
 from flyteplugins.wandb import _compat
 from flyteplugins.wandb._active import global_run, running_actions
+from flyteplugins.wandb._compat import versions, wandb_state
 
 pytestmark = pytest.mark.smoke
 
-PACKAGE = Path(_compat.__file__).parent
+COMPAT = Path(_compat.__file__).parent
+PACKAGE = COMPAT.parent
 PRIVATE_MODULES = ("wandb.sdk", "wandb.proto", "wandb.util", "wandb.apis.internal", "flyte._", "flyte.cli")
 PRIVATE_NAMES = {
     "_set_global_run",
@@ -62,14 +64,36 @@ def _private_uses(source: str) -> list[str]:
     return found
 
 
-def test_wandb_and_flyte_internals_are_used_only_in_the_compat_module() -> None:
-    offenders = {
-        module.name: uses
-        for module in sorted(PACKAGE.glob("*.py"))
-        if module.name != "_compat.py" and (uses := _private_uses(module.read_text()))
+def _private_uses_outside_compat(package: Path) -> dict[str, list[str]]:
+    """The private wandb/flyte uses of each module of ``package`` outside its ``_compat`` package."""
+    return {
+        str(module.relative_to(package)): uses
+        for module in sorted(package.rglob("*.py"))
+        if "_compat" not in module.relative_to(package).parts[:-1]
+        and (uses := _private_uses(module.read_text()))
     }
-    assert offenders == {}
-    assert _private_uses((PACKAGE / "_compat.py").read_text())  # the check sees them where they are
+
+
+def test_wandb_and_flyte_internals_are_used_only_in_the_compat_package() -> None:
+    assert _private_uses_outside_compat(PACKAGE) == {}
+    # The check sees them where they are, in the compat package's modules.
+    compat_modules = {module.name for module in COMPAT.glob("*.py") if _private_uses(module.read_text())}
+    assert {"versions.py", "wandb_state.py", "records.py", "flyte.py", "cold_start.py"} <= compat_modules
+
+
+def test_the_internals_check_catches_a_private_import_outside_the_compat_package(tmp_path: Path) -> None:
+    (tmp_path / "_compat").mkdir()
+    (tmp_path / "_compat" / "records.py").write_text("from wandb.proto import wandb_internal_pb2\n")
+    (tmp_path / "_compat.py").write_text("from flyte._task import AsyncFunctionTaskTemplate\n")
+    run_module = "import wandb.sdk.wandb_setup\nrun._is_finished\n_compat.run_is_finished(run)\n"
+    (tmp_path / "_run.py").write_text(run_module)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "_compat_helpers.py").write_text("from wandb.sdk.lib import module\n")
+    assert _private_uses_outside_compat(tmp_path) == {
+        "_compat.py": ["line 1: flyte._task", "line 1: flyte._task.AsyncFunctionTaskTemplate"],
+        "_run.py": ["line 1: wandb.sdk.wandb_setup", "line 2: _is_finished"],
+        "sub/_compat_helpers.py": ["line 1: wandb.sdk.lib", "line 1: wandb.sdk.lib.module"],
+    }
 
 
 def test_the_floors_match_pyproject() -> None:
@@ -85,7 +109,7 @@ def test_the_installed_wandb_is_supported() -> None:
 @pytest.fixture
 def pretend_wandb(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> pytest.MonkeyPatch:
     caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
-    monkeypatch.setattr(_compat, "_warned", set())
+    monkeypatch.setattr(versions, "_warned", set())
     return monkeypatch
 
 
@@ -94,11 +118,11 @@ def test_a_non_primary_offline_writer_drops_the_finish_state_setting_on_older_wa
 ) -> None:
     offline_writer = {"x_label": "rank-1", "x_primary": False, "x_update_finish_state": False}
     shared_writer = {**offline_writer, "mode": "shared"}
-    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.31.0")
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.31.0")
     assert _compat.settings_for_installed_wandb(offline_writer) == offline_writer
     assert caplog.records == []
 
-    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.25.0")
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.25.0")
     assert _compat.settings_for_installed_wandb(shared_writer) == shared_writer
     assert _compat.settings_for_installed_wandb(offline_writer) == {"x_label": "rank-1", "x_primary": False}
     _compat.settings_for_installed_wandb(offline_writer)
@@ -111,9 +135,9 @@ def test_a_non_primary_offline_writer_drops_the_finish_state_setting_on_older_wa
 def test_a_setting_newer_than_the_installed_wandb_is_dropped_with_a_warning_naming_the_feature(
     pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fields = _compat._settings_fields() - {"x_sync_dir_suffix"}
-    pretend_wandb.setattr(_compat, "_settings_fields", lambda: fields)
-    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.22.0")
+    fields = versions._settings_fields() - {"x_sync_dir_suffix"}
+    pretend_wandb.setattr(versions, "_settings_fields", lambda: fields)
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.22.0")
     settings = {"mode": "shared", "x_label": "rank-1", "x_sync_dir_suffix": "rank-1"}
     assert _compat.settings_for_installed_wandb(settings) == {"mode": "shared", "x_label": "rank-1"}
     (warning,) = [r.getMessage() for r in caplog.records]
@@ -127,14 +151,14 @@ def test_no_service_restart_after_a_failed_start_where_wandb_would_wait_forever(
     pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     torn_down: list[bool] = []
-    pretend_wandb.setattr(_compat, "teardown_wandb", lambda: torn_down.append(True))
-    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.28.0")
+    pretend_wandb.setattr(wandb_state, "teardown_wandb", lambda: torn_down.append(True))
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.28.0")
     assert _compat.restart_service_after_failed_init() is False
     assert torn_down == []
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "needs wandb>=0.28.2" in warning and "wandb 0.28.0 is installed" in warning
 
-    pretend_wandb.setattr(_compat, "wandb_version", lambda: "0.28.2")
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.28.2")
     assert _compat.restart_service_after_failed_init() is True
     assert torn_down == [True]
 

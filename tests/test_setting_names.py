@@ -20,7 +20,6 @@ from conftest import run_local
 from flyteplugins.wandb import (
     WandbConfigError,
     _compat,
-    _compat_init,
     get_wandb_run,
     reload_settings,
     wandb_config,
@@ -29,6 +28,7 @@ from flyteplugins.wandb import (
     wandb_sweep_config,
 )
 from flyteplugins.wandb._cli import wandb_group
+from flyteplugins.wandb._compat import init_arguments
 from flyteplugins.wandb._layers import resolve
 from flyteplugins.wandb._settings import RUN, RunSettings
 
@@ -191,9 +191,9 @@ def test_a_parents_typo_in_wandb_kwargs_is_reported_in_the_child_with_its_layer(
 @pytest.mark.smoke
 def test_the_init_argument_table_matches_the_installed_wandbs_real_signature() -> None:
     installed = _compat.wandb_version()
-    assert not _compat_init.newer_than_table(installed), (
+    assert not init_arguments.newer_than_table(installed), (
         f"wandb {installed} is newer than the table of wandb.init arguments "
-        f"({_compat_init.INIT_ARGUMENTS_VERIFIED_UP_TO}): check its signature and extend the table"
+        f"({init_arguments.INIT_ARGUMENTS_VERIFIED_UP_TO}): check its signature and extend the table"
     )
     row = _compat.init_arguments_for(installed)
     assert row is not None, f"no row of the table covers wandb {installed}"
@@ -219,9 +219,9 @@ def test_a_name_the_table_does_not_know_is_left_to_a_newer_installed_wandb(
 def test_an_argument_a_newer_wandb_added_names_that_release_at_run_start(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rows = _compat_init.WANDB_INIT_ARGUMENTS
-    newer = _compat_init.InitArguments("99.0.0", None, rows[-1].names | {"argument_of_wandb_99"})
-    monkeypatch.setattr(_compat_init, "WANDB_INIT_ARGUMENTS", (*rows, newer))
+    rows = init_arguments.WANDB_INIT_ARGUMENTS
+    newer = init_arguments.InitArguments("99.0.0", None, rows[-1].names | {"argument_of_wandb_99"})
+    monkeypatch.setattr(init_arguments, "WANDB_INIT_ARGUMENTS", (*rows, newer))
     assert _compat.init_argument_since("argument_of_wandb_99") == "99.0.0"
     assert _compat.init_argument_since("save_code") is None
     # Known to a supported release: accepted when given (the run start refuses it on this wandb,

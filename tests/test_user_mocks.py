@@ -14,7 +14,8 @@ import flyte
 import pytest
 from conftest import run_local
 
-from flyteplugins.wandb import WandbConfigError, _compat_init, get_wandb_run, wandb_init
+from flyteplugins.wandb import WandbConfigError, get_wandb_run, wandb_init
+from flyteplugins.wandb._compat import init_arguments
 from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
 
 env = flyte.TaskEnvironment(name="user_mocks")
@@ -40,9 +41,9 @@ async def train_with_extra_argument() -> str:
 # one that adds it): accepted when the decorator is applied, refused at run start by wandb's own
 # signature, which says which release added it.
 FUTURE_ARGUMENT = "argument_of_a_future_wandb"
-_rows = _compat_init.WANDB_INIT_ARGUMENTS
-FUTURE_TABLE = (*_rows, _compat_init.InitArguments("99.0.0", None, _rows[-1].names | {FUTURE_ARGUMENT}))
-_compat_init.WANDB_INIT_ARGUMENTS = FUTURE_TABLE
+_rows = init_arguments.WANDB_INIT_ARGUMENTS
+FUTURE_TABLE = (*_rows, init_arguments.InitArguments("99.0.0", None, _rows[-1].names | {FUTURE_ARGUMENT}))
+init_arguments.WANDB_INIT_ARGUMENTS = FUTURE_TABLE
 try:
 
     @wandb_init(project="p", entity="e", **{FUTURE_ARGUMENT: 1})
@@ -51,7 +52,7 @@ try:
         return "never"
 
 finally:
-    _compat_init.WANDB_INIT_ARGUMENTS = _rows
+    init_arguments.WANDB_INIT_ARGUMENTS = _rows
 
 
 def test_a_mocked_wandb_init_runs_the_task_with_the_decorators_arguments() -> None:
@@ -103,7 +104,7 @@ def test_arguments_wandb_does_not_accept_are_still_refused_under_a_wrapper(
 
     real = wandb.init
     monkeypatch.setattr(wandb, "init", lambda *a, **k: real(*a, **k))
-    monkeypatch.setattr(_compat_init, "WANDB_INIT_ARGUMENTS", FUTURE_TABLE)
+    monkeypatch.setattr(init_arguments, "WANDB_INIT_ARGUMENTS", FUTURE_TABLE)
     with pytest.raises(Exception) as caught:
         run_local(train_with_bogus_argument)
     # Flyte wraps task errors; the plugin's message names the argument and what is allowed.

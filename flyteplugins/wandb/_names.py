@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._compat_init import init_argument_since, known_init_arguments, newer_than_table
+from ._compat.init_arguments import init_argument_since, known_init_arguments, newer_than_table
 from ._errors import WandbConfigError
 
 if TYPE_CHECKING:

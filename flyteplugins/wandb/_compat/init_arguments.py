@@ -6,7 +6,7 @@ arguments per release range; ``tests/test_compat.py`` compares the row of the in
 with its real ``wandb.init`` signature (also in the version matrix, on the oldest wandb), so the
 table cannot drift. At run start the exact check against the installed SDK still applies.
 
-Re-exported by :mod:`flyteplugins.wandb._compat`, next to its version table.
+Re-exported by :mod:`flyteplugins.wandb._compat`, next to the version table of :mod:`.versions`.
 
 Example:
     >>> "save_code" in known_init_arguments()

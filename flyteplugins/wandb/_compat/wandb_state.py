@@ -1,0 +1,287 @@
+"""wandb's process-wide state: its setup singleton, ``wandb.run`` and the global run, its service.
+
+wandb keeps one setup object, one global run and one service per process; the plugin reads and
+adjusts them (private wandb API) only through these functions.
+
+Example:
+    >>> from flyteplugins.wandb._compat.wandb_state import run_is_finished
+    >>> run_is_finished(object())
+    False
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import versions
+
+__all__ = [
+    "bound_account_lookups",
+    "follow_global_run",
+    "most_recent_active_run",
+    "next_local_step",
+    "process_settings",
+    "restart_service_after_failed_init",
+    "run_is_finished",
+    "set_global_run",
+    "setup_root_dir",
+    "stored_global_run",
+    "teardown_wandb",
+    "unset_global_run",
+    "wandb_is_set_up",
+]
+
+
+def _setup_module() -> Any | None:
+    return sys.modules.get("wandb.sdk.wandb_setup")
+
+
+def wandb_is_set_up() -> bool:
+    """Whether wandb has set itself up in this process (without setting it up).
+
+    Example:
+        >>> isinstance(wandb_is_set_up(), bool)
+        True
+    """
+    # private wandb API: wandb_setup._singleton (and its _pid, invalid in a forked child)
+    singleton = getattr(_setup_module(), "_singleton", None)
+    return singleton is not None and getattr(singleton, "_pid", os.getpid()) == os.getpid()
+
+
+def setup_root_dir() -> str | None:
+    """The folder wandb writes this process's runs under, once it is set up (``None`` before).
+
+    Example:
+        >>> root = setup_root_dir()
+        >>> root is None or isinstance(root, str)
+        True
+    """
+    if not wandb_is_set_up():
+        return None
+    try:
+        root = _setup_module()._singleton.settings.root_dir  # type: ignore[union-attr]
+    except Exception:  # a wandb whose setup object looks different: callers fall back
+        return None
+    return root if isinstance(root, str) else None
+
+
+def run_is_finished(run: Any) -> bool:
+    """Whether ``run.finish()`` has been called on a wandb run.
+
+    Example:
+        >>> run_is_finished(object())
+        False
+    """
+    # private wandb API: Run._is_finished
+    return bool(getattr(run, "_is_finished", False))
+
+
+def next_local_step(run: Any) -> int | None:
+    """The step the SDK will give the run's next ``log()``, known without asking wandb's service.
+
+    In newer wandb, ``run.step`` asks the service (a round trip that waits up to 30 s when the
+    service does not answer); the SDK counts the same steps itself, as ``Run._local_step``
+    (``Run._step`` in older releases, where ``run.step`` returned it). ``None`` where neither is
+    there, or for a replaced ``wandb.init`` (a mock).
+
+    Example:
+        >>> next_local_step(object()) is None
+        True
+    """
+    # private wandb API: Run._local_step (newer), Run._step (older)
+    for name in ("_local_step", "_step"):
+        step = getattr(run, name, None)
+        if isinstance(step, int) and not isinstance(step, bool):
+            return step
+    return None
+
+
+def process_settings() -> Any:
+    """The process-wide ``wandb.Settings`` (environment, settings files), without starting a service.
+
+    Example:
+        >>> process_settings().mode in ("online", "offline", "dryrun", "disabled", "shared")
+        True
+    """
+    # private wandb API: wandb_setup.singleton() (creates the singleton from 0.20 on, returns None
+    # before it exists in older releases) and _setup(start_service=False).
+    from wandb.sdk import wandb_setup
+
+    singleton = wandb_setup.singleton()
+    if singleton is None:
+        singleton = wandb_setup._setup(start_service=False)
+    return singleton.settings
+
+
+def most_recent_active_run() -> Any | None:
+    """The run wandb itself considers active in this process, if any.
+
+    Example:
+        >>> most_recent_active_run() is None
+        True
+    """
+    if not wandb_is_set_up():
+        return None
+    # private wandb API: the setup singleton's most_recent_active_run
+    singleton = _setup_module()._singleton  # type: ignore[union-attr]
+    return getattr(singleton, "most_recent_active_run", None)
+
+
+def teardown_wandb() -> None:
+    """Stop wandb's service and forget its process-wide state (``wandb.teardown``).
+
+    Example:
+        >>> teardown_wandb()  # doctest: +SKIP
+    """
+    import wandb
+
+    wandb.teardown()
+
+
+def restart_service_after_failed_init(seconds: float | None = None) -> bool:
+    """Stop wandb's service after an online ``wandb.init`` failed, to free the run id it keeps.
+
+    Returns whether it did: before wandb 0.28.2 the service never stops after such a failure
+    (``wandb.teardown`` waits forever), so the offline fallback is not tried there, and a warning
+    names the feature and the versions.
+
+    Example:
+        >>> restart_service_after_failed_init()  # after wandb.init(mode="online") failed  # doctest: +SKIP
+        True
+    """
+    if not versions.wandb_at_least(versions.TEARDOWN_AFTER_FAILED_INIT):
+        versions.warn_once(
+            "teardown",
+            "W&B: continuing offline after an online wandb.init failed (a server that accepts but "
+            "never answers) needs wandb>=%s; wandb %s is installed, so the error is raised. "
+            "Upgrade wandb to get it.",
+            versions.TEARDOWN_AFTER_FAILED_INIT,
+            versions.wandb_version(),
+        )
+        return False
+    if seconds is None:
+        teardown_wandb()
+    else:
+        # The old service may take seconds to shut down (it still waits on a stalled server);
+        # wandb forgets it at once, so a new one serves the offline start while it finishes.
+        from .._signals import call_within
+
+        call_within(teardown_wandb, seconds, "teardown")
+    return True
+
+
+def set_global_run(run: Any) -> None:
+    """Point ``wandb.run``, ``wandb.log``, ... at ``run`` (``reinit="create_new"`` leaves them alone).
+
+    Example:
+        >>> import wandb  # doctest: +SKIP
+        >>> set_global_run(wandb.init(mode="offline", reinit="create_new"))  # doctest: +SKIP
+    """
+    # private wandb API: wandb.sdk.wandb_init._set_global_run (0.19.10 and later)
+    try:
+        from wandb.sdk.wandb_init import _set_global_run
+    except ImportError:  # pragma: no cover - fall back to the older module-level helper
+        from wandb.sdk.lib import module
+
+        module.set_global(run=run, config=run.config, log=run.log, summary=run.summary, save=run.save)
+        return
+    _set_global_run(run)
+
+
+def unset_global_run() -> None:
+    """Reset ``wandb.run``, ``wandb.log``, ... to their no-run placeholders.
+
+    Example:
+        >>> unset_global_run()
+    """
+    # private wandb API: wandb.sdk.lib.module.unset_globals
+    from wandb.sdk.lib import module
+
+    module.unset_globals()
+
+
+def follow_global_run(resolve: Callable[[Any], Any]) -> bool:
+    """Make ``wandb.run`` answer ``resolve(value wandb set)``; ``False`` when it cannot be done.
+
+    ``wandb.run`` is a plain module attribute: one value for the whole process, while a process
+    may run several Flyte actions at once (a local run, a reusable container). The module's class
+    becomes a subclass of it whose ``run`` property keeps what wandb (or a user, or a test's
+    patch) assigns and returns what ``resolve`` makes of it. Idempotent.
+
+    Example:
+        >>> follow_global_run(lambda stored: stored)  # doctest: +SKIP
+        True
+    """
+    import types
+
+    module = sys.modules.get("wandb")
+    if module is None:
+        return False
+    if getattr(type(module), "_flyteplugins_wandb", False):
+        type(module)._resolve = staticmethod(resolve)  # type: ignore[attr-defined]
+        return True
+    if type(module) is not types.ModuleType:  # pragma: no cover - someone else's module class
+        return False
+
+    class _WandbModule(types.ModuleType):
+        _flyteplugins_wandb = True
+        _resolve = staticmethod(resolve)
+
+        @property
+        def run(self) -> Any:
+            return type(self)._resolve(self.__dict__.get("run"))
+
+        @run.setter
+        def run(self, value: Any) -> None:
+            self.__dict__["run"] = value
+
+        @run.deleter
+        def run(self) -> None:
+            self.__dict__.pop("run", None)
+
+    module.__class__ = _WandbModule
+    return True
+
+
+def stored_global_run() -> Any:
+    """The value wandb last assigned to ``wandb.run``, whatever :func:`follow_global_run` answers.
+
+    Example:
+        >>> stored_global_run() is None  # doctest: +SKIP
+        True
+    """
+    module = sys.modules.get("wandb")
+    if module is None:
+        return None
+    return module.__dict__.get("run")
+
+
+def bound_account_lookups(seconds: float) -> bool:
+    """Let each of wandb's account look-ups (the "logged in as" message, user settings) wait ``seconds``.
+
+    wandb gives each 5 s, before a start's ``init_timeout`` begins. ``False`` when this wandb
+    has no such look-up (older releases ask the server through other paths, within the start).
+
+    Example:
+        >>> bound_account_lookups(5.0) in (True, False)  # doctest: +SKIP
+        True
+    """
+    # private wandb API: wandb.sdk.lib.identity._RESOLVE_TIMEOUT_SECONDS (read per session), and
+    # the session's look-up already made (wandb_setup singleton's _session_identity._service_api)
+    try:
+        from wandb.sdk.lib import identity
+    except ImportError:
+        return False
+    if not isinstance(getattr(identity, "_RESOLVE_TIMEOUT_SECONDS", None), (int, float)):
+        return False
+    identity._RESOLVE_TIMEOUT_SECONDS = seconds
+    setup = _setup_module()
+    singleton = getattr(setup, "_singleton", None) if setup is not None else None
+    session = getattr(singleton, "_session_identity", None)
+    service_api = getattr(session, "_service_api", None)
+    if service_api is not None and hasattr(service_api, "_timeout"):
+        service_api._timeout = seconds
+    return True
