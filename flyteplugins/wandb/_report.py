@@ -365,9 +365,9 @@ def _text(value: Any) -> str:
 
 
 def _looks_secret(key: str) -> bool:
-    from ._errors import _CREDENTIAL_NAME
+    from ._errors import CREDENTIAL_NAME
 
-    return any(_CREDENTIAL_NAME.search(part) for part in key.split("."))
+    return any(CREDENTIAL_NAME.search(part) for part in key.split("."))
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -646,7 +646,7 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
         >>> report_output_path("wandb/offline-run-20250101_120000-abc").name
         'wandb-report-abc.html'
     """
-    from ._offline import _RUN_DIR
+    from ._log_format import RUN_DIR
 
     path = Path(run_dir)
     # The log's name (run-<id>.wandb) is the run's; the folder's may carry a suffix or be a link.
@@ -654,7 +654,7 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
     if logs:
         run_id = logs[0].name.removeprefix("run-").removesuffix(".wandb")
     else:
-        match = _RUN_DIR.match(path.name)
+        match = RUN_DIR.match(path.name)
         run_id = match.group("rest") if match else path.name
     return Path(f"wandb-report-{run_id}.html")
 

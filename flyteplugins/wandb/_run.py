@@ -30,7 +30,7 @@ from ._active import (
 )
 from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
-from ._errors import WandbConfigError, WandbRunError
+from ._errors import WandbConfigError, WandbRunError, is_unreachable
 from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
@@ -233,15 +233,6 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
     kwargs["settings"] = wandb.Settings(**_compat.settings_for_installed_wandb(merged))
 
 
-def _is_unreachable(exc: BaseException) -> bool:
-    import wandb
-
-    if isinstance(exc, (wandb.errors.CommError, TimeoutError, ConnectionError)):
-        return not isinstance(exc, wandb.errors.AuthenticationError)
-    text = str(exc).lower()
-    return any(m in text for m in ("timed out", "connection refused", "name resolution", "failed to connect"))
-
-
 # How long a connection attempt may take before the server counts as unreachable, and how long a
 # verdict is reused (many tasks of one workflow start runs within seconds of each other).
 _PROBE_TIMEOUT = 3.0
@@ -395,7 +386,7 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
         try:
             run = wandb.init(**kwargs)
         except Exception as exc:
-            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
+            if target is None or not is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
                 raise
             run = _init_offline(kwargs, target[0], type(exc).__name__)
     after_init(run)

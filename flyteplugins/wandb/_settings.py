@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._errors import _CREDENTIAL_NAME, WandbConfigError
+from ._errors import CREDENTIAL_NAME, WandbConfigError
 from ._names import check_env_names, check_extra_names, unknown_field_error
 from ._urls import app_url_from_api_url, normalize_host
 
@@ -58,7 +58,7 @@ def check_no_credentials(value: Any, origin: str, path: str) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = str(key)
-            if _CREDENTIAL_NAME.search(name):
+            if CREDENTIAL_NAME.search(name):
                 raise WandbConfigError(
                     f"{path}.{name}" if path else name,
                     "<hidden>",
