@@ -596,7 +596,6 @@ def test_a_distributed_child_runs_its_ranks_as_processes_of_its_own_pod(distribu
 
 
 @NEEDS_ELASTIC
-@pytest.mark.xfail(strict=True, reason="found by this matrix, both ways: not fixed on any branch yet")
 def test_a_distributed_childs_link_names_the_run_its_rank_0_writes(distributed_legs: Any) -> None:
     rehearsed, cluster_ranks, local, local_ranks = distributed_legs
     (child,) = rehearsed.by_task("distributed_child")

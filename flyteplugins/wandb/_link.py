@@ -15,7 +15,7 @@ from flyte import Link
 
 from ._distributed import distributed_link_target
 from ._layers import Layer, Resolved, layer, resolve
-from ._plan import own_run_id, sweep_target, task_run_target
+from ._plan import own_run_id, own_run_place, sweep_target, task_run_target
 from ._settings import RUN, SWEEP
 from ._types import RankScope, RunMode
 from ._urls import group_url, run_url, sweep_url, url_segment
@@ -132,7 +132,7 @@ class Wandb(Link):
             return ""
         host = str(resolved.get("host"))
         if self._is_distributed:
-            entity, wproject = resolved.get("entity"), resolved.get("project")
+            entity, wproject = own_run_place(resolved)
             if not entity or not wproject:
                 return host
             target = distributed_link_target(

@@ -34,7 +34,7 @@ from ._errors import WandbConfigError, WandbRunError
 from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
-from ._plan import own_run_id, task_run_target
+from ._plan import own_run_id, own_run_place, task_run_target
 from ._signals import Budget, call_within
 
 __all__ = [
@@ -118,7 +118,7 @@ def plan_task_run(
         )
         if not dist.initializes or dist.run_id is None:
             return TaskRunPlan("skip", None)
-        entity, project = resolved.get("entity"), resolved.get("project")
+        entity, project = own_run_place(resolved)
         kwargs = _init_kwargs(resolved, dist.run_id, entity, project)
         if dist.group:
             kwargs["group"] = dist.group
