@@ -35,6 +35,7 @@ from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
 from ._plan import own_run_id, own_run_place, task_run_target
+from ._settings import DeclaredEnv
 from ._signals import Budget, call_within
 
 __all__ = [
@@ -587,19 +588,22 @@ def scope_for_task(
     topology: ElasticTopology | None = None,
     declared_env: frozenset[str] = frozenset(),
     task_name: str | None = None,
+    declared_values: DeclaredEnv = (),
 ) -> RunScope:
     """Plan the W&B run of the Flyte task running now.
 
     ``declared_env`` names the variables the task's container gets from its declaration: in a local
     run, settings taken from other variables of this process are pointed out (a cluster lacks them).
     ``task_name`` (the Flyte task's name) is the ``job_type`` of a fan-out child's own run.
+    ``declared_values`` are the W&B variables among them: they are read over this process's, as the
+    task's container (and its link) sees them.
     """
     import flyte
 
     ctx = flyte.ctx()
     if not ctx:
         raise WandbRunError("@wandb_init task wrapper called outside a Flyte task")
-    resolved = resolve("run", task=task_layer)
+    resolved = resolve("run", task=task_layer, declared_env=declared_values)
     remote = ctx.mode == "remote"
     if not remote:
         from ._rehearsal import warn_environment
