@@ -133,3 +133,40 @@ def test_rendering_many_links_builds_the_declared_environment_once(monkeypatch: 
     urls = {link.get_link("r1", "fp", "dev", {}, "a0", f"a{uuid.uuid4().hex[:8]}", "pod") for _ in range(200)}
     assert len(urls) == 200
     assert len(builds) == 2  # the process's environment, and the task's view of it
+
+
+def test_a_local_run_talks_to_the_server_its_task_declares(
+    wandb_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The shell has no WANDB_BASE_URL (wandb's default server); the task declares online W&B on a
+    # real local port that refuses connections. The run goes where the task's container would send
+    # it, and where its link points: it finds that server down and continues offline.
+    import logging
+    import socket
+
+    from flyteplugins.wandb import _run as run_module
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = flyte.TaskEnvironment(
+        name="declaring_server", env_vars={"WANDB_MODE": "online", "WANDB_BASE_URL": server}
+    )
+
+    @wandb_init(project="proj", entity="team")
+    @env.task
+    async def served() -> str:
+        run = get_wandb_run()
+        assert run is not None
+        run.log({"x": 1})
+        return str(run.id)
+
+    caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
+    run_module._probe_cache.clear()
+    try:
+        local = run_local(served)
+    finally:
+        run_module._probe_cache.clear()
+    warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"W&B server {server} unreachable"), warnings
+    assert local.links["served"] == [("Weights & Biases", f"{server}/team/proj/runs/{local.outputs}")]

@@ -619,6 +619,10 @@ def scope_for_task(
         topology=topology,
     )
     plan = with_fanout_identity(plan, resolved, task_name)
+    if not remote and declared_values:
+        from ._rehearsal import with_declared_server
+
+        plan = with_declared_server(plan, declared_values)
     return RunScope(plan, resolved, ctx.action.name, remote, _active.current_output_path())
 
 
