@@ -51,11 +51,6 @@ def test_each_link_names_the_run_its_task_writes_locally_and_on_a_cluster(
         assert outputs["auto"]["run"] == outputs["parent"]["run"] != outputs["new"]["run"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the cluster matrix: the first action's link is rendered where `flyte run` runs, "
-    "from that process's settings, not from the task's declared env_vars; not fixed on any branch yet",
-)
 def test_the_first_actions_link_follows_the_tasks_declared_environment(tmp_path: Path) -> None:
     # WANDB_BASE_URL is declared by the task's TaskEnvironment only, not set where the run starts.
     rehearsed = Cluster(tmp_path / "cluster").run(workflows.cloud_parent)

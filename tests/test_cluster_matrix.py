@@ -45,6 +45,7 @@ GRID = wandb_sweep_config(
 )
 FAKE_KEY = "rehearsalfake" + "0" * 27
 TIMEOUT_S = 3.0  # the timeout setting of workflows.against_a_stalled_server
+REPORT_RUNS = 3  # how often the report scenario runs on the cluster
 Rehearsals = dict[str, "Future[Any]"]
 
 
@@ -127,7 +128,8 @@ SCENARIOS: dict[str, Callable[[Path], Any]] = {  # the longest first
     "replica-sigterm": terminated_replica,
     "thread": lambda root: Cluster(root).run(workflows.thread_without_context),
     "trace": lambda root: Cluster(root).run(workflows.traced_parent, 3),
-    "report": lambda root: Cluster(root).run(workflows.report_parent),
+    # Three times in a row: the child's tab once showed 0 of its steps, now and then.
+    "report": lambda root: [Cluster(root / str(i)).run(workflows.report_parent) for i in range(REPORT_RUNS)],
 }
 if distributed_workflows.elastic is None:
     del SCENARIOS["distributed"]
@@ -391,30 +393,33 @@ def tab(page: str) -> dict[str, str]:
 
 
 def test_the_report_tab_of_each_task_shows_the_part_of_the_run_it_can_see(rehearsals: Rehearsals) -> None:
-    rehearsed = rehearsals["report"].result()
+    rehearsed_runs = rehearsals["report"].result()
     if not flyte_initialized():
         flyte.init()
     local_run = flyte.with_runcontext(mode="local").run(workflows.report_parent)
     local = {
         tab(p.read_text())["Flyte task"]: tab(p.read_text()) for p in Path(local_run.url).rglob("report.html")
     }
-    cluster = {}
-    for attempt in rehearsed.final():
-        page = (Path(attempt.output_prefix) / "report.html").read_text()
-        cluster[tab(page)["Flyte task"]] = tab(page)
     # Both ways every task has the tab, naming the one run both write into.
-    assert set(local) == set(cluster) == {"report_parent", "report_child"}
+    assert set(local) == {"report_parent", "report_child"}
     assert {t["run id"] for t in local.values()} == {local_run.outputs()[0]["run"]}
-    assert {t["run id"] for t in cluster.values()} == {rehearsed.outputs["run"]}
     # Locally the owner's tab shows every step of the run (its own 3 and the child's 3); the
     # child's tab what had reached the disk when the child ended (the run is still open then: wandb
-    # writes in batches). On a cluster each tab shows the steps of its own writer's folder: the
-    # parent's 3; the child's at most its 3 (found here: sometimes 0, the tab is read before the
-    # child's writer has flushed; listed in docs/local-and-remote.md).
+    # writes in batches).
     assert local["report_parent"]["steps logged"] == "6"
     assert int(local["report_child"]["steps logged"]) <= 4
-    assert cluster["report_parent"]["steps logged"] == "3"
-    assert int(cluster["report_child"]["steps logged"]) <= 3
+    assert len(rehearsed_runs) == REPORT_RUNS
+    for rehearsed in rehearsed_runs:
+        cluster = {}
+        for attempt in rehearsed.final():
+            page = (Path(attempt.output_prefix) / "report.html").read_text()
+            cluster[tab(page)["Flyte task"]] = tab(page)
+        assert set(cluster) == {"report_parent", "report_child"}
+        assert {t["run id"] for t in cluster.values()} == {rehearsed.outputs["run"]}
+        # On a cluster each tab shows the steps of its own writer's folder, all of them: the
+        # parent's 3, the child's 3 (its writer is its own, finished before the tab is read).
+        assert cluster["report_parent"]["steps logged"] == "3"
+        assert cluster["report_child"]["steps logged"] == "3"
 
 
 # --- 3. a retry after a failure -------------------------------------------------------------------
@@ -590,7 +595,6 @@ def test_a_distributed_child_runs_its_ranks_as_processes_of_its_own_pod(distribu
 
 
 @NEEDS_ELASTIC
-@pytest.mark.xfail(strict=True, reason="found by this matrix, both ways: not fixed on any branch yet")
 def test_a_distributed_childs_link_names_the_run_its_rank_0_writes(distributed_legs: Any) -> None:
     rehearsed, cluster_ranks, local, local_ranks = distributed_legs
     (child,) = rehearsed.by_task("distributed_child")

@@ -267,3 +267,26 @@ def test_run_mode_from_context_reaches_worker_links() -> None:
         ("Weights & Biases Worker 0", f"{HOST}/groups/r1-a1-worker-0"),
         ("Weights & Biases Worker 1", f"{HOST}/groups/r1-a1-worker-1"),
     ]
+
+
+@pytest.mark.parametrize(("run_mode", "rank_scope"), list(itertools.product(RUN_MODES, RANK_SCOPES)))
+def test_a_distributed_child_writes_and_links_beside_its_parents_run(run_mode: str, rank_scope: str) -> None:
+    # The parent's project and entity reach a child only as its run's identity in the context (the
+    # parent had them from its own decorator); the ranks' run and the link both land there.
+    from flyteplugins.wandb._distributed import DistributedInfo
+    from flyteplugins.wandb._layers import resolve
+    from flyteplugins.wandb._run import plan_task_run
+
+    task = elastic_task(run_mode, rank_scope, project=None, entity=None)
+    context = {"_wandb_run_id": "parent-run", "_wandb_run_entity": "team", "_wandb_run_project": "proj"}
+    resolved = resolve("run", task=wandb_links(task)[0]._layer, context=context, use_current_context=False)
+    info = DistributedInfo(
+        rank=0, local_rank=0, world_size=4, local_world_size=2, worker_index=0, num_workers=2
+    )
+    plan = plan_task_run(resolved, run_name="r1", action_name="a1", remote=True, distributed=info)
+    assert plan.identity is not None
+    assert (plan.identity.entity, plan.identity.project) == ("team", "proj")
+    assert (plan.init_kwargs["entity"], plan.init_kwargs["project"]) == ("team", "proj")
+    kind = "groups" if run_mode == "new" else "runs"
+    name = plan.init_kwargs["group"] if run_mode == "new" else plan.identity.id
+    assert rendered(task, context=context)[0][1] == f"{HOST}/{kind}/{name}"

@@ -13,7 +13,8 @@ import pytest
 
 from flyteplugins.wandb._compat import parse_record, record_kind
 from flyteplugins.wandb._history import HistoryReader, log_has_exit, read_history
-from flyteplugins.wandb._offline import _FILE_HEADER, _frames, _log_file, find_offline_run_dirs
+from flyteplugins.wandb._log_format import FILE_HEADER, frames, log_file
+from flyteplugins.wandb._offline import find_offline_run_dirs
 from flyteplugins.wandb._report import RenderCache, ReportContext, render_report
 from flyteplugins.wandb._report_follow import _answer, _follow, context_to_json
 
@@ -36,7 +37,7 @@ def _finished_run(wandb_root: Path, pending_at_finish: bool = False) -> Path:
     (run_dir,) = find_offline_run_dirs(wandb_root, run.id)
     # wandb's service writes the log's end just after finish() returns: the test cuts the log
     # only once the service is done with it.
-    log = _log_file(run_dir)
+    log = log_file(run_dir)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not log_has_exit(run_dir):
         time.sleep(0.02)
@@ -49,10 +50,10 @@ def _finished_run(wandb_root: Path, pending_at_finish: bool = False) -> Path:
 
 def _hold_back_the_end(run_dir: Path, last_history: bool) -> tuple[Path, bytes]:
     """Cut the log after its last history record (or before it); return the log and what was cut."""
-    log = _log_file(run_dir)
+    log = log_file(run_dir)
     data = log.read_bytes()
-    header = _FILE_HEADER.size
-    ends = [(record_kind(parse_record(payload)), end) for payload, end in _frames(data, 0, header)[0]]
+    header = FILE_HEADER.size
+    ends = [(record_kind(parse_record(payload)), end) for payload, end in frames(data, 0, header)[0]]
     history_ends = [end for kind, end in ends if kind == "history"]
     cut = history_ends[-1] if last_history else history_ends[-2]
     assert cut < len(data)

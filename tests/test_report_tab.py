@@ -371,3 +371,60 @@ def test_the_tab_shows_the_backlink_the_writers_and_the_artifacts_logged_and_use
     assert re.search(
         rf"<td>model</td><td>{re.escape(name)}</td><td><code>{re.escape(uri)}</code></td>", lineage
     )
+
+
+def test_a_writer_of_its_own_shows_every_step_it_logged_once_its_log_is_complete(
+    wandb_root: Path, tmp_path: Path
+) -> None:
+    # A task writing into another task's run from a process of its own (W&B shared mode, as on a
+    # cluster) renders its tab once its writer is finished; wandb's service writes the end of that
+    # writer's log just after. Here a real subprocess writes the log's records a moment after the
+    # tab starts reading: the tab shows all 3 steps, not the 0 on disk when it started.
+    import shutil
+    import subprocess
+    import sys
+
+    import wandb
+
+    from flyteplugins.wandb._report_tab import ReportTab
+
+    run = wandb.init(project="p", id="shared-run", mode="offline")
+    for step in range(3):
+        run.log({"child/value": step})
+    written = Path(run.dir).parent
+    run.finish()
+    late = tmp_path / written.name
+    shutil.copytree(written, late)
+    (log,) = late.glob("*.wandb")
+    whole = log.read_bytes()
+    log.write_bytes(whole[:7])  # wandb's file header only: no record has reached the disk yet
+    rest = tmp_path / "rest"
+    rest.write_bytes(whole[7:])
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; time.sleep(0.5); "
+            "open(sys.argv[1], 'ab').write(open(sys.argv[2], 'rb').read())",
+            str(log),
+            str(rest),
+        ]
+    )
+    try:
+        tab = ReportTab(
+            task="report_child",
+            action="a1",
+            enabled=True,
+            run=None,
+            run_id="shared-run",
+            url=None,
+            owner=False,
+            first_step=None,
+            run_dir=str(late),
+            own_writer=True,
+        )
+        page = tab._render(False, ())
+    finally:
+        writer.wait(timeout=30)
+    assert re.search(r"<th>steps logged</th><td>3</td>", page), page
+    assert "through a writer of its own" in page

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._layers import Layer
+from ._settings import DeclaredEnv
 
 __all__ = [
     "LAYER_ATTRIBUTE",
@@ -125,12 +126,13 @@ def check_decorator_order(wrapper: Callable[..., Any]) -> None:
 
 
 def within_decorated(
-    wrapper: Callable[..., Any], task_layer: Layer, plain: bool = False
+    wrapper: Callable[..., Any], task_layer: Layer, plain: bool = False, declared_env: DeclaredEnv = ()
 ) -> Callable[..., Any]:
     """``wrapper`` recording, while it runs, that a decorated call runs here (for :func:`explain`).
 
     ``plain``: the wrapper was made for a plain function; at its first call inside a Flyte task it
     checks that it is not that task's own function (``@env.task`` above ``@wandb_init``).
+    ``declared_env``: the task's declared W&B variables, which its resolution reads.
     """
     from ._active import current_action_name
     from ._layers import enter_decorated, leave_decorated
@@ -141,7 +143,7 @@ def within_decorated(
         async def async_call(*args: Any, **kwargs: Any) -> Any:
             if plain:
                 check_decorator_order(async_call)
-            token = enter_decorated(task_layer, current_action_name())
+            token = enter_decorated(task_layer, current_action_name(), declared_env)
             try:
                 return await wrapper(*args, **kwargs)
             finally:
@@ -154,7 +156,7 @@ def within_decorated(
         def sync_call(*args: Any, **kwargs: Any) -> Any:
             if plain:
                 check_decorator_order(sync_call)
-            token = enter_decorated(task_layer, current_action_name())
+            token = enter_decorated(task_layer, current_action_name(), declared_env)
             try:
                 return wrapper(*args, **kwargs)
             finally:

@@ -56,7 +56,7 @@ def api_call(what: str, path: str, call: Callable[[], Any]) -> Any:
     """Call the W&B API, turning its errors into clear ones (checked most specific first)."""
     import wandb
 
-    from ._run import _is_unreachable
+    from ._errors import is_unreachable
 
     try:
         return call()
@@ -78,7 +78,7 @@ def api_call(what: str, path: str, call: Callable[[], Any]) -> Any:
                 f"{what} {path!r} was not found on the W&B server (or this API key may not read it): "
                 f"{scrub_secrets(str(exc))}"
             ) from None
-        if _is_unreachable(exc):
+        if is_unreachable(exc):
             raise Unreachable(f"{type(exc).__name__}: {scrub_secrets(str(exc))}") from None
         reason = f"{type(exc).__name__}: {scrub_secrets(str(exc))}"
         raise WandbRunError(f"cannot look up {what} {path!r} on the W&B server: {reason}") from None

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["WandbConfigError", "WandbRunError"]
+__all__ = ["CREDENTIAL_NAME", "WandbConfigError", "WandbRunError", "is_unreachable"]
 
 # Whole names (or their last underscore-separated part) only: "num_tokens" or "tokenizer" are
 # hyperparameters, "api_key" or "auth_token" are credentials.
-_CREDENTIAL_NAME = re.compile(
+CREDENTIAL_NAME = re.compile(
     r"(?i)(^|_)(api_?key|access_key|secret_key|private_key|token|access_token|auth_token|password|passwd|secret|client_secret|credentials?)$"
 )
 
@@ -66,3 +66,18 @@ class WandbRunError(RuntimeError):
         >>> issubclass(WandbRunError, RuntimeError)
         True
     """
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the W&B server could not be reached (not that it refused the request).
+
+    Example:
+        >>> is_unreachable(TimeoutError("timed out")), is_unreachable(ValueError("bad project"))
+        (True, False)
+    """
+    import wandb
+
+    if isinstance(exc, (wandb.errors.CommError, TimeoutError, ConnectionError)):
+        return not isinstance(exc, wandb.errors.AuthenticationError)
+    text = str(exc).lower()
+    return any(m in text for m in ("timed out", "connection refused", "name resolution", "failed to connect"))

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ._digest import DigestFormatError, RunDigest
-from ._errors import _CREDENTIAL_NAME
+from ._errors import CREDENTIAL_NAME
 
 __all__ = [
     "COLLECT_SECONDS",
@@ -116,7 +116,7 @@ def digests_folder(run_base_dir: str, parent_run_id: str) -> str:
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _scrub(v) for k, v in value.items() if not _CREDENTIAL_NAME.search(str(k))}
+        return {k: _scrub(v) for k, v in value.items() if not CREDENTIAL_NAME.search(str(k))}
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
@@ -135,7 +135,7 @@ def scrub_digest(digest: RunDigest) -> RunDigest:
         config=_scrub(dict(digest.config)),
         summary=_scrub(dict(digest.summary)),
         inputs=_scrub(dict(digest.inputs)),
-        series=tuple(s for s in digest.series if not _CREDENTIAL_NAME.search(s.key)),
+        series=tuple(s for s in digest.series if not CREDENTIAL_NAME.search(s.key)),
     )
 
 

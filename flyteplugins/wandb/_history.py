@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ._compat import flat_records, parse_record, record_kind, record_type_number
-from ._offline import OfflineRun, _frames
+from ._log_format import BLOCK, FILE_HEADER, LOG_FILE, frames, log_file, scan
+from ._offline import OfflineRun, RunBuilder
 
 __all__ = ["Column", "HistoryReader", "RunHistory", "log_has_exit", "read_history"]
 
@@ -148,12 +149,11 @@ class HistoryReader:
     """
 
     def __init__(self, run_dir: str | os.PathLike[str], row_summaries: bool = True) -> None:
-        from ._offline import _FILE_HEADER
 
         self.run_dir = Path(run_dir)
         self._trust_rows = row_summaries
         self._log_file: Path | None = None
-        self._done = _FILE_HEADER.size  # the end of the last complete record
+        self._done = FILE_HEADER.size  # the end of the last complete record
         self._size = 0
         self._builder: Any = None
         self._index = 0  # records read
@@ -177,20 +177,19 @@ class HistoryReader:
         Raises:
             OfflineRunFormatError: the file is not a wandb transaction log.
         """
-        from ._offline import _LOG_FILE, _log_file, _RunBuilder
 
         if self._log_file is None:
             try:
-                self._log_file = _log_file(self.run_dir)
+                self._log_file = log_file(self.run_dir)
             except FileNotFoundError:
                 return False
-            match = _LOG_FILE.match(self._log_file.name)
+            match = LOG_FILE.match(self._log_file.name)
             self._run_id = match.group("id") if match else self._log_file.stem
         if self._builder is None:
-            self._builder = _RunBuilder(self._log_file.parent, self._run_id)
+            self._builder = RunBuilder(self._log_file.parent, self._run_id)
         with open(self._log_file, "rb") as handle:
-            if self._done == _header_size():
-                _check_header(handle.read(_header_size()), self._log_file)
+            if self._done == FILE_HEADER.size:
+                _check_header(handle.read(FILE_HEADER.size), self._log_file)
             handle.seek(self._done)
             data = handle.read()
             self._size = handle.tell()
@@ -200,7 +199,7 @@ class HistoryReader:
         if not self._trust_rows:
             summary = -1  # every summary record goes the general way, and is folded
         start = self._done
-        for payload, end in _frames(data, self._done)[0]:
+        for payload, end in frames(data, self._done)[0]:
             number, kind_at = record_type_number(payload)
             held = self._held
             if number == history:
@@ -360,9 +359,7 @@ class HistoryReader:
             FileNotFoundError: the directory holds no ``run-*.wandb`` file.
         """
         if self._log_file is None or self._builder is None:
-            from ._offline import _log_file
-
-            _log_file(self.run_dir)  # raises FileNotFoundError with the reason
+            log_file(self.run_dir)  # raises FileNotFoundError with the reason
             raise FileNotFoundError(f"{self.run_dir}: update() has not read the log")
         self.decode()
         summary = dict(self._summary)
@@ -379,7 +376,7 @@ class HistoryReader:
             key: Column(list(column.rows), list(column.values)) for key, column in self._columns.items()
         }
         # A log shorter than its header has just been created: nothing is written yet.
-        truncated = self._done < self._size or self._size < _header_size()
+        truncated = self._done < self._size or self._size < FILE_HEADER.size
         run = self._builder.build(truncated)
         merged = dict(run.summary)
         for key, (_, text) in summary.items():
@@ -436,7 +433,7 @@ class HistoryReader:
         with open(self._log_file, "rb") as handle:
             handle.seek(start)
             data = handle.read(end - start)
-        records = _frames(data, start)[0]
+        records = frames(data, start)[0]
         return _summary_items(records[0][0]) if records else []
 
 
@@ -481,17 +478,9 @@ def _summary_items(payload: bytes) -> list[tuple[str, str | None]]:
     return items
 
 
-def _header_size() -> int:
-    from ._offline import _FILE_HEADER
-
-    return int(_FILE_HEADER.size)
-
-
 def _check_header(header: bytes, source: Path) -> None:
-    from ._offline import _scan
-
     # The offline reader's own checks (identity, magic, version) on the header alone.
-    _scan(header, source)
+    scan(header, source)
 
 
 def read_history(run_dir: str | os.PathLike[str]) -> RunHistory:
@@ -532,19 +521,17 @@ def log_has_exit(run_dir: str | os.PathLike[str]) -> bool:
         >>> log_has_exit(run_dir)  # doctest: +SKIP
         True
     """
-    from ._offline import _BLOCK, _FILE_HEADER, _log_file
-
-    log_file = _log_file(Path(run_dir))
-    size = log_file.stat().st_size
-    if size <= _FILE_HEADER.size:
+    log = log_file(Path(run_dir))
+    size = log.stat().st_size
+    if size <= FILE_HEADER.size:
         return False
     # The exit record is tiny: it is in the last block, or split over the last two.
-    start = max(0, (size - 1) // _BLOCK - 1) * _BLOCK
-    with open(log_file, "rb") as handle:
+    start = max(0, (size - 1) // BLOCK - 1) * BLOCK
+    with open(log, "rb") as handle:
         handle.seek(start)
         tail = handle.read()
     # Reading starts at a block boundary: the rest of a record that started before is skipped.
-    records, _, _ = _frames(tail, start, _FILE_HEADER.size if start == 0 else 0)
+    records, _, _ = frames(tail, start, FILE_HEADER.size if start == 0 else 0)
     for payload, _ in records:
         try:
             if record_kind(parse_record(payload)) == "exit":

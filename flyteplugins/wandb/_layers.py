@@ -21,7 +21,16 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ._codec import DecodedContext, RunIdentity, SweepIdentity, decode_context
-from ._settings import RUN, SWEEP, WATCHED_ENV_VARS, Schema, read_env, read_file
+from ._settings import (
+    RUN,
+    SWEEP,
+    WATCHED_ENV_VARS,
+    DeclaredEnv,
+    Schema,
+    declared_wandb_env,
+    read_env,
+    read_file,
+)
 from ._urls import DEFAULT_HOST
 
 __all__ = [
@@ -104,16 +113,11 @@ def _env_snapshot() -> tuple[Any, ...]:
     return tuple(map(os.environ.get, WATCHED_ENV_VARS))
 
 
-def _base() -> _Base:
-    global _base_cache
-    snapshot = _env_snapshot()
-    cached = _base_cache
-    if cached is not None and cached[0] == snapshot:
-        return cached[1]
-    env_values, env_origins, config_path = read_env()
+def _build_base(declared: Mapping[str, str] | None = None) -> _Base:
+    env_values, env_origins, config_path = read_env(declared)
     file_values = read_file(config_path)
     file_origin = f"file {file_values.path}"
-    base = _Base(
+    return _Base(
         run=(
             layer("default", RUN, {**RUN.defaults, "host": DEFAULT_HOST}, "default"),
             layer("file", RUN, file_values.run, file_origin),
@@ -124,8 +128,30 @@ def _base() -> _Base:
             layer("file", SWEEP, file_values.sweep, f"{file_origin} [sweep]"),
         ),
     )
-    _base_cache = (snapshot, base)
-    return base
+
+
+# Per declared environment: the process snapshot it was built for and the base (None: the same as
+# the process's own base, as in the task's own container, where the declared variables are set).
+_declared_bases: dict[DeclaredEnv, tuple[tuple[Any, ...], _Base | None]] = {}
+
+
+def _base(declared: DeclaredEnv = ()) -> _Base:
+    global _base_cache
+    snapshot = _env_snapshot()
+    cached = _base_cache
+    if cached is None or cached[0] != snapshot:
+        cached = _base_cache = (snapshot, _build_base())
+    if not declared:
+        return cached[1]
+    # The environment a task's container sees: its declared variables over this process's.
+    found = _declared_bases.get(declared)
+    if found is None or found[0] != snapshot:
+        overlay = dict(declared)
+        differs = any(value != os.environ.get(var, "") for var, value in declared)
+        if len(_declared_bases) > 256:
+            _declared_bases.clear()
+        found = _declared_bases[declared] = (snapshot, _build_base(overlay) if differs else None)
+    return found[1] or cached[1]
 
 
 def reload_settings() -> None:
@@ -140,6 +166,7 @@ def reload_settings() -> None:
     global _base_cache
     global _last_parent
     _base_cache = None
+    _declared_bases.clear()
     _last_parent = ({}, _NO_PARENT)
     _parent_cache.clear()
     _resolved_cache.clear()
@@ -242,12 +269,13 @@ class DecoratedCall:
     action: str | None
     layers: Mapping[str, Layer]
     context: Mapping[str, str]
+    declared_env: DeclaredEnv = ()
 
 
 _decorated: ContextVar[DecoratedCall | None] = ContextVar("flyteplugins_wandb_decorated", default=None)
 
 
-def enter_decorated(task_layer: Layer, action: str | None) -> Any:
+def enter_decorated(task_layer: Layer, action: str | None, declared_env: DeclaredEnv = ()) -> Any:
     """Record that a decorated task (or function) runs here; :func:`leave_decorated` undoes it.
 
     Example:
@@ -261,10 +289,11 @@ def enter_decorated(task_layer: Layer, action: str | None) -> Any:
         # A decorated function called in a decorated task: the task's other schema stays known.
         layers: Mapping[str, Layer] = {**outer.layers, task_layer.schema: task_layer}
         context = outer.context
+        declared_env = declared_env or outer.declared_env
     else:
         layers = {task_layer.schema: task_layer}
         context = current_context()
-    return _decorated.set(DecoratedCall(action, MappingProxyType(dict(layers)), context))
+    return _decorated.set(DecoratedCall(action, MappingProxyType(dict(layers)), context, declared_env))
 
 
 def leave_decorated(token: Any) -> None:
@@ -347,12 +376,15 @@ def resolve(
     task: Layer | None = None,
     context: Mapping[str, str] | None = None,
     use_current_context: bool = True,
+    declared_env: DeclaredEnv = (),
 ) -> Resolved:
     """Merge every layer for ``schema`` into one :class:`Resolved`.
 
     ``task`` is the task-level layer (decorator arguments or explicitly-set link fields);
     ``context`` is the ``custom_context`` handed down by the parent, and defaults to the context
-    of the Flyte task running now.
+    of the Flyte task running now. ``declared_env`` (``declared_wandb_env``) are the W&B variables
+    the task declares in its ``TaskEnvironment``: the environment layer is read as the task's
+    container sees it, those variables over this process's.
 
     Example:
         >>> from flyteplugins.wandb import wandb_config
@@ -360,7 +392,7 @@ def resolve(
         ...     resolve().get("project")
         'demo'
     """
-    base = _base()
+    base = _base(declared_env)
     if context is None and use_current_context:
         context = current_context()
     parent = _parent(context)
@@ -490,6 +522,7 @@ def explain(
     own_run: RunIdentity | None = None
     own_run_shared = False
     call: DecoratedCall | None = None
+    declared: DeclaredEnv = ()
     if task is None and context is None and _decorated.get() is not None:
         from ._active import current_action_name, current_active
 
@@ -497,6 +530,7 @@ def explain(
         if call is not None:
             task = call.layers.get(schema)
             context = call.context
+            declared = call.declared_env
             active = current_active()
             if schema == "run" and active is not None:
                 own_run, own_run_shared = active.identity, not active.owner
@@ -504,8 +538,9 @@ def explain(
         # A decorated task carries its decorator's layers on its function (see @wandb_init).
         from ._decorated import task_layers
 
+        declared = declared_wandb_env(getattr(task, "env_vars", None))
         task = task_layers(task).get(schema)
-    resolved = resolve(schema, task=task, context=context)
+    resolved = resolve(schema, task=task, context=context, declared_env=declared)
     model = RUN if schema == "run" else SWEEP
     rows = []
     for name in model.fields:

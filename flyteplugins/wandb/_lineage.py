@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from ._errors import _CREDENTIAL_NAME, WandbConfigError
+from ._errors import CREDENTIAL_NAME, WandbConfigError
 from ._settings import check_no_credentials
 
 __all__ = [
@@ -336,7 +336,7 @@ def plan_lineage(
         ('flyte/a1', {'lr': 0.1}, None)
     """
     entry = identity.as_entry()
-    names = [n for n in _selected(list(inputs), log_inputs) if not _CREDENTIAL_NAME.search(n)]
+    names = [n for n in _selected(list(inputs), log_inputs) if not CREDENTIAL_NAME.search(n)]
     recorded: dict[str, Any] = {}
     uses: list[ArtifactSpec] = []
     used: dict[str, Any] = {}
@@ -400,7 +400,7 @@ def plan_outputs(
     base = {k: v for k, v in identity.as_entry().items() if k not in ("attempt", "mode", "rank", "function")}
     for name in _selected(list(outputs), log_outputs):
         value = outputs[name]
-        if _CREDENTIAL_NAME.search(name):
+        if CREDENTIAL_NAME.search(name):
             continue
         kind = _flyte_io_kind(value)
         blob = blob_uri(value) if kind in ("File", "Dir") else None

@@ -15,8 +15,8 @@ from flyte import Link
 
 from ._distributed import distributed_link_target
 from ._layers import Layer, Resolved, layer, resolve
-from ._plan import own_run_id, sweep_target, task_run_target
-from ._settings import RUN, SWEEP
+from ._plan import own_run_id, own_run_place, sweep_target, task_run_target
+from ._settings import RUN, SWEEP, DeclaredEnv
 from ._types import RankScope, RunMode
 from ._urls import group_url, run_url, sweep_url, url_segment
 
@@ -78,6 +78,8 @@ class Wandb(Link):
     # Set by @wandb_init for one link per worker of a multi-node task.
     _worker_index: int | None = None
     _layer: Layer = field(init=False, repr=False, compare=False)
+    # Set by @wandb_init: the W&B variables the task declares, which its container sees.
+    _declared_env: DeclaredEnv = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         values = _explicit(
@@ -92,9 +94,11 @@ class Wandb(Link):
         )
         self._layer = layer("task", RUN, RUN.validate(values, "Wandb(...) link"), "Wandb(...) link")
 
-    def _with_task_layer(self, task_layer: Layer) -> Wandb:
-        """Use the full task layer of ``@wandb_init`` (it holds more than the link's fields)."""
+    def _with_task_layer(self, task_layer: Layer, declared_env: DeclaredEnv = ()) -> Wandb:
+        """Use the full task layer of ``@wandb_init`` (it holds more than the link's fields), and
+        read the environment as the task's container sees it (its declared W&B variables)."""
         self._layer = task_layer
+        self._declared_env = declared_env
         return self
 
     def get_link(
@@ -117,7 +121,13 @@ class Wandb(Link):
             >>> Wandb(project="p", entity="e").get_link("r1", "fp", "dev", {}, "a0", "a1", "pod")
             'https://wandb.ai/e/p/runs/r1-a1'
         """
-        resolved = resolve("run", task=self._layer, context=context or {}, use_current_context=False)
+        resolved = resolve(
+            "run",
+            task=self._layer,
+            context=context or {},
+            use_current_context=False,
+            declared_env=self._declared_env,
+        )
         key = (id(self), self._is_distributed, self._worker_index)
         recipe = resolved.memo.get(key)
         if recipe is None:
@@ -132,7 +142,7 @@ class Wandb(Link):
             return ""
         host = str(resolved.get("host"))
         if self._is_distributed:
-            entity, wproject = resolved.get("entity"), resolved.get("project")
+            entity, wproject = own_run_place(resolved)
             if not entity or not wproject:
                 return host
             target = distributed_link_target(

@@ -26,20 +26,20 @@ import json
 import logging
 import os
 import re
-import struct
 import time
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._compat import parse_record, record_field, record_kind, record_time
+from ._log_format import LOG_FILE, OfflineRunFormatError, log_file, parse_run_dir, scan
 
 __all__ = [
     "OfflineArtifact",
     "OfflineRun",
     "OfflineRunFormatError",
+    "RunBuilder",
     "find_offline_run_dirs",
     "iter_records",
     "read_offline_run",
@@ -48,36 +48,11 @@ __all__ = [
 
 logger = logging.getLogger("flyteplugins.wandb")
 
-# The log's framing (LevelDB's log format as wandb uses it): a 7-byte file header, then 32 KiB
-# blocks of chunks, each chunk a 7-byte header (CRC-32 of type byte + payload, length, type) and
-# its payload. A record too long for the rest of a block is split into FIRST/MIDDLE/LAST chunks;
-# a block tail shorter than a chunk header is zero padding.
-_FILE_HEADER = struct.Struct("<4sHB")
-_IDENT = b":W&B"
-_MAGIC = 0xBEE1
-_VERSION = 0
-_CHUNK_HEADER = struct.Struct("<IHB")
-_BLOCK = 32 * 1024
-_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
-_CRC_SEED = {kind: zlib.crc32(bytes([kind])) for kind in (_FULL, _FIRST, _MIDDLE, _LAST)}
-
-_RUN_DIR = re.compile(r"^(?P<mode>offline-run|run)-(?P<time>\d{8}_\d{6})-(?P<rest>.+)$")
-_LOG_FILE = re.compile(r"^run-(?P<id>.+)\.wandb$")
 _LABEL_SUFFIX = "/l:"
 _OUTPUT_FILE = re.compile(r"^output_(?P<label>.+)\.log$")
 # wandb's own bookkeeping inside config and summary, not something the user set.
 _INTERNAL_KEY = "_wandb"
 _POLL_SECONDS = 0.05
-
-
-class OfflineRunFormatError(ValueError):
-    """A file is not a wandb transaction log this reader understands.
-
-    Example:
-        >>> from flyteplugins.wandb import OfflineRunFormatError
-        >>> issubclass(OfflineRunFormatError, ValueError)
-        True
-    """
 
 
 @dataclass(frozen=True)
@@ -238,7 +213,7 @@ def find_offline_run_dirs(root: str | os.PathLike[str], run_id: str | None = Non
         ['run-20240101_000000-xyz']
     """
     base = Path(root)
-    if _parse_run_dir(base) is not None:
+    if parse_run_dir(base) is not None:
         candidates = [base]
     else:
         candidates = []
@@ -255,7 +230,7 @@ def find_offline_run_dirs(root: str | os.PathLike[str], run_id: str | None = Non
             )
     found: list[tuple[tuple[str, int, str], Path]] = []
     for path in candidates:
-        parsed = _parse_run_dir(path)
+        parsed = parse_run_dir(path)
         if parsed is None:
             continue
         timespec, readings = parsed
@@ -318,10 +293,10 @@ def read_offline_runs(root: str | os.PathLike[str], run_id: str, wait: float = 0
 
 
 def _read_once(path: Path) -> OfflineRun:
-    log_file = _log_file(path)
-    match = _LOG_FILE.match(log_file.name)
-    builder = _RunBuilder(log_file.parent, match.group("id") if match else log_file.stem)
-    records, truncated, bytes_read, log_size = _decode(log_file)
+    log = log_file(path)
+    match = LOG_FILE.match(log.name)
+    builder = RunBuilder(log.parent, match.group("id") if match else log.stem)
+    records, truncated, bytes_read, log_size = _decode(log)
     for record in records:
         builder.apply(record)
     run = builder.build(truncated)
@@ -338,128 +313,15 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Any]:
         >>> kinds[:2]  # doctest: +SKIP
         ['header', 'run']
     """
-    records, *_ = _decode(_log_file(Path(path)))
+    records, *_ = _decode(log_file(Path(path)))
     yield from records
 
 
-def _parse_run_dir(path: Path) -> tuple[str, list[tuple[str, int]]] | None:
-    """A run directory's timespec and its possible ``(run id, same-second suffix)`` readings."""
-    match = _RUN_DIR.match(path.name)
-    if match is None:
-        return None
-    rest = match.group("rest")
-    # Ids may contain "-", so "<id>-1" is ambiguous; the log's name (run-<id>.wandb) settles it.
-    for log in sorted(path.glob("run-*.wandb")) if path.is_dir() else []:
-        log_match = _LOG_FILE.match(log.name)
-        if log_match is None:
-            continue
-        run_id = log_match.group("id")
-        tail = rest[len(run_id) + 1 :]
-        if rest == run_id:
-            return match.group("time"), [(run_id, 0)]
-        if rest.startswith(run_id + "-") and tail:
-            # "-<n>": wandb's own suffix; any other tail: a writer's label (x_sync_dir_suffix).
-            return match.group("time"), [(run_id, int(tail) if tail.isdigit() else 0)]
-    # No log yet (the service creates it just after the directory): keep both readings.
-    readings = [(rest, 0)]
-    head, _, tail = rest.rpartition("-")
-    if head and tail.isdigit():
-        readings.append((head, int(tail)))
-    return match.group("time"), readings
-
-
-def _log_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise FileNotFoundError(f"no wandb run directory at {path}")
-    logs = sorted(path.glob("run-*.wandb"))
-    if not logs:
-        raise FileNotFoundError(f"no run-*.wandb transaction log in {path}")
-    parsed = _parse_run_dir(path)
-    if parsed is not None:
-        for log in logs:
-            if log.name == f"run-{parsed[1][0][0]}.wandb":
-                return log
-    return logs[0]
-
-
-def _decode(log_file: Path) -> tuple[list[Any], bool, int, int]:
+def _decode(log: Path) -> tuple[list[Any], bool, int, int]:
     """The log's records, whether it ended in an incomplete chunk, the bytes read, its size."""
-    data = log_file.read_bytes()
-    payloads, truncated, stop = _scan(data, log_file)
+    data = log.read_bytes()
+    payloads, truncated, stop = scan(data, log)
     return [parse_record(payload) for payload in payloads], truncated, stop, len(data)
-
-
-def _scan(data: bytes, source: Path) -> tuple[list[bytes], bool, int]:
-    """Split a log's bytes into record payloads; whether it ended in an incomplete chunk; where
-    reading stopped (the end of the last complete record)."""
-    if len(data) < _FILE_HEADER.size:
-        # Created but not yet written to: the header comes with the first flush.
-        return [], True, 0
-    ident, magic, version = _FILE_HEADER.unpack_from(data)
-    if ident != _IDENT or magic != _MAGIC:
-        raise OfflineRunFormatError(f"{source} is not a wandb transaction log")
-    if version != _VERSION:
-        raise OfflineRunFormatError(f"{source}: unsupported transaction log version {version}")
-    records, ending, stop = _frames(data, 0, _FILE_HEADER.size)
-    if ending == _DAMAGED:
-        _log_stop(source, stop, len(data))
-    if ending == _ENDED:
-        return [payload for payload, _ in records], False, len(data)
-    return [payload for payload, _ in records], True, records[-1][1] if records else _FILE_HEADER.size
-
-
-# How _frames stopped: every byte read; at a chunk or record the writer has not finished (yet);
-# at a chunk that fails its checks (zeroes, a length past its block, a checksum).
-_ENDED, _UNFINISHED, _DAMAGED = 0, 1, 2
-
-
-def _frames(data: bytes, offset: int, first: int = 0) -> tuple[list[tuple[bytes, int]], int, int]:
-    """The complete records in ``data`` from index ``first`` (a record boundary, or a block
-    boundary: the rest of a record that started before it is skipped), each with the log position
-    just after it; how reading stopped (``_ENDED``, ``_UNFINISHED``, ``_DAMAGED``); and where.
-
-    ``data[0]`` is at position ``offset`` of the log: blocks are counted from the log's start.
-    The one reading of the log's framing: the offline reader, the report's reader (which reads a
-    growing log piece by piece) and the check for the exit record at the log's end use it.
-    """
-    out: list[tuple[bytes, int]] = []
-    pending: bytearray | None = None
-    pos = first
-    end = len(data)
-    header = _CHUNK_HEADER.size
-    while True:
-        block_left = _BLOCK - (offset + pos) % _BLOCK
-        if block_left < header:
-            pos += block_left
-            continue
-        if pos >= end:
-            return out, _ENDED if pending is None else _UNFINISHED, offset + pos
-        if pos + header > end:
-            return out, _UNFINISHED, offset + pos
-        checksum, length, kind = _CHUNK_HEADER.unpack_from(data, pos)
-        chunk_end = pos + header + length
-        if kind not in _CRC_SEED or chunk_end > end or length > block_left - header:
-            return out, _DAMAGED, offset + pos
-        payload = data[pos + header : chunk_end]
-        if zlib.crc32(payload, _CRC_SEED[kind]) != checksum:
-            return out, _DAMAGED, offset + pos
-        pos = chunk_end
-        if kind == _FULL:
-            pending = None
-            out.append((payload, offset + pos))
-        elif kind == _FIRST:
-            pending = bytearray(payload)
-        elif pending is not None:
-            pending += payload
-            if kind == _LAST:
-                out.append((bytes(pending), offset + pos))
-                pending = None
-
-
-def _log_stop(source: Path, pos: int, end: int) -> None:
-    logger.debug("%s: stopped reading at byte %d of %d (incomplete or damaged chunk)", source, pos, end)
 
 
 def _decode_json(text: str) -> Any:
@@ -533,12 +395,17 @@ def _text(message: Any, name: str) -> str | None:
     return _or_none(record_field(message, name, ""))
 
 
-class _RunBuilder:
+class RunBuilder:
     """Folds a log's records, in order, into the run's final state.
 
     Every field is read through :func:`~flyteplugins.wandb._compat.record_field`: the logs of the
     supported wandb releases differ in their schemas (a field one release writes, another's
-    classes may not know), and what is missing reads as unset.
+    classes may not know), and what is missing reads as unset. The offline reader folds every
+    record with it; the report's history reader folds every record but the history rows.
+
+    Example:
+        >>> RunBuilder(Path("wandb/offline-run-20250101_120000-abc"), "abc").build(False).run_id
+        'abc'
     """
 
     def __init__(self, directory: Path, run_id: str) -> None:

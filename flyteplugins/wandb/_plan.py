@@ -7,7 +7,15 @@ from dataclasses import dataclass
 
 from ._layers import Resolved
 
-__all__ = ["RunTarget", "SweepTarget", "default_run_id", "own_run_id", "sweep_target", "task_run_target"]
+__all__ = [
+    "RunTarget",
+    "SweepTarget",
+    "default_run_id",
+    "own_run_id",
+    "own_run_place",
+    "sweep_target",
+    "task_run_target",
+]
 
 
 def default_run_id(run_name: str, action_name: str) -> str:
@@ -50,6 +58,25 @@ def own_run_id(resolved: Resolved, run_name: str, action_name: str) -> str:
     return default_run_id(run_name, action_name)
 
 
+def own_run_place(resolved: Resolved) -> tuple[str | None, str | None]:
+    """The entity and project of a run a task starts for itself (its own or a distributed one).
+
+    The task's configuration wins; what it leaves unset comes from its parent's run, so that a
+    run of its own lands beside the parent's: the parent may have had its project only from its own
+    decorator, which children do not inherit. Used by the run start and the link alike.
+
+    Example:
+        >>> from flyteplugins.wandb._layers import resolve
+        >>> ctx = {"_wandb_run_id": "p1", "_wandb_run_entity": "team", "_wandb_run_project": "proj"}
+        >>> own_run_place(resolve(context=ctx, use_current_context=False))
+        ('team', 'proj')
+    """
+    parent = resolved.parent_run
+    entity = resolved.get("entity") or (parent.entity if parent else None)
+    project = resolved.get("project") or (parent.project if parent else None)
+    return entity, project
+
+
 def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunTarget | None:
     """Decide the run a (non-distributed) task writes to; ``None`` for ``shared`` without a parent run.
 
@@ -83,13 +110,13 @@ def task_run_target(resolved: Resolved, run_name: str, action_name: str) -> RunT
             )
     if run_mode == "shared":
         return None
-    # A run of its own still lands beside the parent's run unless configured otherwise: the parent
-    # may have had its project only from its own decorator, which children do not inherit.
+    # A run of its own still lands beside the parent's run unless configured otherwise.
+    own_entity, own_project = own_run_place(resolved)
     return RunTarget(
         attach=False,
         id=own_run_id(resolved, run_name, action_name),
-        entity=entity or (parent.entity if parent else None),
-        project=project or (parent.project if parent else None),
+        entity=own_entity,
+        project=own_project,
         host=host,
         group=group,
     )

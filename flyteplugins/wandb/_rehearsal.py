@@ -16,13 +16,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._layers import Resolved
+from ._settings import DeclaredEnv
+
+if TYPE_CHECKING:
+    from ._run import TaskRunPlan
 
 __all__ = [
     "declared_env_vars",
@@ -32,6 +37,7 @@ __all__ = [
     "warn_environment",
     "warn_failed_attempt",
     "warn_offline_shared",
+    "with_declared_server",
 ]
 
 # What differs between a local run and a cluster: a logger of its own, so it can be tuned apart.
@@ -65,6 +71,44 @@ def declared_env_vars(task: Any) -> frozenset[str]:
             elif getattr(secret, "as_env_var", None):
                 names.add(str(secret.as_env_var))
     return frozenset(names)
+
+
+def with_declared_server(
+    plan: TaskRunPlan, declared: DeclaredEnv, environ: Mapping[str, str] | None = None
+) -> TaskRunPlan:
+    """A local run's plan, talking to the W&B server the task declares, as its container would. Pure.
+
+    The plugin passes the run's project, entity, mode, ... to ``wandb.init`` itself, but wandb
+    reads its server address (``WANDB_BASE_URL``) from the process: where the task declares
+    another one than this process has, the run is told (``settings.base_url``), so that it goes
+    where its link points. A ``base_url`` given in the task's own ``settings`` is kept, and so is
+    the process's server where the task declares ``WANDB_BASE_URL`` empty.
+
+    Example:
+        >>> from flyteplugins.wandb._run import TaskRunPlan
+        >>> plan = TaskRunPlan("init", None, {"id": "r"})
+        >>> with_declared_server(plan, (("WANDB_BASE_URL", "https://w.example.com"),), {}).shared
+        {'base_url': 'https://w.example.com'}
+        >>> with_declared_server(plan, (), {}) is plan
+        True
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    values = dict(declared)
+    if plan.action != "init" or "WANDB_BASE_URL" not in values:
+        return plan
+    url = values["WANDB_BASE_URL"]
+    # A declared empty value leaves wandb's own default server, which only wandb knows (it differs
+    # between releases): the process's WANDB_BASE_URL, if any, is then not overridden.
+    if not url or url == env.get("WANDB_BASE_URL"):
+        return plan
+    settings = plan.init_kwargs.get("settings")
+    if settings is not None:
+        from ._compat import settings_fields_set
+
+        given = settings_fields_set(settings)
+        if "base_url" in (given if given is not None else settings if isinstance(settings, Mapping) else ()):
+            return plan
+    return dataclasses.replace(plan, shared={**(plan.shared or {}), "base_url": url})
 
 
 def plan_environment_warnings(resolved: Resolved, declared: frozenset[str]) -> tuple[str, ...]:

@@ -51,6 +51,8 @@ __all__ = [
     "ReportContext",
     "TaskSteps",
     "cell_text",
+    "chart_figure",
+    "chart_sections",
     "charts_available",
     "configured_url",
     "format_number",
@@ -365,9 +367,9 @@ def _text(value: Any) -> str:
 
 
 def _looks_secret(key: str) -> bool:
-    from ._errors import _CREDENTIAL_NAME
+    from ._errors import CREDENTIAL_NAME
 
-    return any(_CREDENTIAL_NAME.search(part) for part in key.split("."))
+    return any(CREDENTIAL_NAME.search(part) for part in key.split("."))
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
@@ -581,9 +583,42 @@ def _step_notes(task_steps: Sequence[TaskSteps], task: str | None) -> str:
 _chart_svg = line_chart_svg
 
 
+def chart_figure(key: str, detail: str, svg: str) -> str:
+    """One chart as a captioned figure: the metric, what was drawn of it (plain text), its SVG.
+
+    Example:
+        >>> chart_figure("a<b", "3 points", "").startswith('<figure data-metric="a&lt;b"><figcaption>a&lt;b')
+        True
+    """
+    caption = (
+        f'<figcaption>{html.escape(key)} <span class="fw-muted">{html.escape(detail)}</span></figcaption>'
+    )
+    return f'<figure data-metric="{html.escape(key, quote=True)}">{caption}{svg}</figure>'
+
+
+def chart_sections(sections: Sequence[tuple[str, Sequence[str]]]) -> str:
+    """Figures grouped in their ``/`` sections, each section a grid of charts.
+
+    A section of one or two charts shares its row with the next such section, or fills the row
+    without stretching its charts past a readable size; larger sections are a grid of columns.
+
+    Example:
+        >>> chart_sections([("train", ["<figure></figure>"])]).count('class="fw-section fw-one"')
+        1
+    """
+    parts: list[str] = []
+    for section, figures in sections:
+        width = {1: " fw-one", 2: " fw-two"}.get(len(figures), "")
+        parts.append(
+            f'<div class="fw-section{width}"><h4>{html.escape(section)}</h4>'
+            f'<div class="fw-grid">{"".join(figures)}</div></div>'
+        )
+    return f'<div class="fw-sections">{"".join(parts)}</div>'
+
+
 def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None = None) -> str:
     svg_of = svg_of or line_chart_svg
-    parts: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
     for section, charts in model.sections():
         figures: list[str] = []
         for chart in charts:
@@ -592,21 +627,9 @@ def _charts(model: ChartModel, draw: bool, svg_of: Callable[[Chart], str] | None
                 detail += f", {len(chart.xs):,} drawn (min/max envelope)"
             if chart.skipped:
                 detail += f", {chart.skipped:,} skipped"
-            caption = (
-                f"<figcaption>{html.escape(chart.key)} "
-                f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
-            )
-            svg = svg_of(chart) if draw else ""
-            metric = html.escape(chart.key, quote=True)
-            figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
-        # A section of one or two charts shares its row with the next such section, or fills the
-        # row without stretching its charts past a readable size.
-        width = {1: " fw-one", 2: " fw-two"}.get(len(figures), "")
-        parts.append(
-            f'<div class="fw-section{width}"><h4>{html.escape(section)}</h4>'
-            f'<div class="fw-grid">{"".join(figures)}</div></div>'
-        )
-    return f'<div class="fw-sections">{"".join(parts)}</div>'
+            figures.append(chart_figure(chart.key, detail, svg_of(chart) if draw else ""))
+        sections.append((section, figures))
+    return chart_sections(sections)
 
 
 def _render(history: RunHistory, context: ReportContext, draw: bool, cache: RenderCache | None = None) -> str:
@@ -646,7 +669,7 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
         >>> report_output_path("wandb/offline-run-20250101_120000-abc").name
         'wandb-report-abc.html'
     """
-    from ._offline import _RUN_DIR
+    from ._log_format import RUN_DIR
 
     path = Path(run_dir)
     # The log's name (run-<id>.wandb) is the run's; the folder's may carry a suffix or be a link.
@@ -654,7 +677,7 @@ def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
     if logs:
         run_id = logs[0].name.removeprefix("run-").removesuffix(".wandb")
     else:
-        match = _RUN_DIR.match(path.name)
+        match = RUN_DIR.match(path.name)
         run_id = match.group("rest") if match else path.name
     return Path(f"wandb-report-{run_id}.html")
 

@@ -43,6 +43,8 @@ from ._digest import RunDigest
 from ._report import (
     REPORT_EXTRA_HINT,
     cell_text,
+    chart_figure,
+    chart_sections,
     charts_available,
     configured_url,
     looks_secret,
@@ -264,9 +266,8 @@ def _count(n: int, noun: str) -> str:
 
 
 def _charts(comparison: Comparison, draw: bool, details: dict[str, str]) -> str:
-    parts: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
     for section, charts in comparison.sections():
-        parts.append(f"<h4>{html.escape(section)}</h4>")
         figures: list[str] = []
         for chart in charts:
             detail = _count(len(chart.lines), "run")
@@ -276,15 +277,9 @@ def _charts(comparison: Comparison, draw: bool, details: dict[str, str]) -> str:
                 detail += f"; {_count(chart.not_drawn, 'more run')} not drawn"
             if chart.without:
                 detail += f"; {_count(chart.without, 'drawn run')} did not log it"
-            caption = (
-                f"<figcaption>{html.escape(chart.key)} "
-                f'<span class="fw-muted">{html.escape(detail)}</span></figcaption>'
-            )
-            svg = _drawn(chart, details) if draw else ""
-            metric = html.escape(chart.key, quote=True)
-            figures.append(f'<figure data-metric="{metric}">{caption}{svg}</figure>')
-        parts.append(f'<div class="fw-grid">{"".join(figures)}</div>')
-    return "".join(parts)
+            figures.append(chart_figure(chart.key, detail, _drawn(chart, details) if draw else ""))
+        sections.append((section, figures))
+    return chart_sections(sections)
 
 
 def render_comparison(

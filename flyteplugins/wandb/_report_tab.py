@@ -13,8 +13,11 @@ result (or its own exception) is untouched.
 For a run shared by several tasks of this process (``run_mode="auto"`` children writing into
 their parent's run), every task records the steps it logged, and the tab of the task that owns
 the run (written when the run is finished) says which task logged which steps. A task that
-writes into another task's run cannot show that run's charts: wandb writes the run's log to disk
-in batches, and the run is still open; its tab says where the charts are.
+writes into another task's run of this process cannot show that run's charts: wandb writes the
+run's log to disk in batches, and the run is still open; its tab says where the charts are. A task
+writing into another task's run through a writer of its own (W&B shared mode from another process,
+as on a cluster) shows the steps it logged, read from its writer's folder once that writer's log
+is complete.
 
 Example:
     >>> from flyteplugins.wandb._report_tab import shared_steps
@@ -106,6 +109,10 @@ class ReportTab:
     first_step: int | None
     run_dir: str | None
     follower: Any = None
+    # A task writing into another task's run through a writer of its own (W&B shared mode, in a
+    # process of its own, as on a cluster): that writer's folder holds this task's steps, and
+    # the task's end finishes it.
+    own_writer: bool = False
     # Where the children of a fan-out left their runs' digests (a parent with report=True).
     comparison: ParentComparison | None = None
     _steps_taken: tuple[TaskSteps, ...] | None = None
@@ -229,6 +236,17 @@ class ReportTab:
                 notes=(*notes, "This run has no local files to read (W&B disabled, or wandb replaced)."),
             )
             return render_report(os.devnull, context)
+        if not self.owner and self.own_writer:
+            # The writer was finished when the task ended, but wandb's service writes the end of
+            # its log just after: read the folder once the log has its exit record, or it may show
+            # none of the steps this task logged.
+            notes.append(
+                f"This task wrote into run {self.run_id}, which another task started, through a "
+                "writer of its own: the charts below show the steps this task logged, and the report "
+                "of the task that started the run shows that task's."
+            )
+            context = ReportContext(url=self.url, task=self.task, notes=tuple(notes))
+            return render_report(read_when_finished(self.run_dir, _FINISH_WAIT_SECONDS), context)
         if not self.owner:
             notes.append(
                 f"This task wrote into run {self.run_id}, which another task started and is still "
@@ -304,6 +322,7 @@ def begin_tab(scope: Any, task: str, enabled: bool) -> ReportTab | None:
             first_step=None if active.owner else _step(active.run),
             run_dir=run_dir,
             follower=follower,
+            own_writer=_own_writer(scope),
             comparison=comparison,
         )
     except Exception as exc:
@@ -325,6 +344,12 @@ def tab_wanted(scope: Any) -> bool:
     if resolved is None:
         return True
     return resolved.get("report_tab", True) is not False
+
+
+def _own_writer(scope: Any) -> bool:
+    """Whether the task started a writer of its own, which its end finishes (not a reused run)."""
+    plan = getattr(scope, "plan", None)
+    return getattr(plan, "action", None) == "init" and bool(getattr(plan, "finishes", False))
 
 
 def _run_url(identity: Any) -> str | None:

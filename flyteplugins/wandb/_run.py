@@ -30,11 +30,12 @@ from ._active import (
 )
 from ._codec import RunIdentity, encode_run_identity
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
-from ._errors import WandbConfigError, WandbRunError
+from ._errors import WandbConfigError, WandbRunError, is_unreachable
 from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
-from ._plan import own_run_id, task_run_target
+from ._plan import own_run_id, own_run_place, task_run_target
+from ._settings import DeclaredEnv
 from ._signals import Budget, bound_exit, call_within
 
 __all__ = [
@@ -118,7 +119,7 @@ def plan_task_run(
         )
         if not dist.initializes or dist.run_id is None:
             return TaskRunPlan("skip", None)
-        entity, project = resolved.get("entity"), resolved.get("project")
+        entity, project = own_run_place(resolved)
         kwargs = _init_kwargs(resolved, dist.run_id, entity, project)
         if dist.group:
             kwargs["group"] = dist.group
@@ -231,15 +232,6 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
         shared.pop("mode", None)
     merged.update(shared)
     kwargs["settings"] = wandb.Settings(**_compat.settings_for_installed_wandb(merged))
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    import wandb
-
-    if isinstance(exc, (wandb.errors.CommError, TimeoutError, ConnectionError)):
-        return not isinstance(exc, wandb.errors.AuthenticationError)
-    text = str(exc).lower()
-    return any(m in text for m in ("timed out", "connection refused", "name resolution", "failed to connect"))
 
 
 # How long a connection attempt may take before the server counts as unreachable, and how long a
@@ -395,7 +387,7 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
         try:
             run = wandb.init(**kwargs)
         except Exception as exc:
-            if target is None or not _is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
+            if target is None or not is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
                 raise
             run = _init_offline(kwargs, target[0], type(exc).__name__)
     after_init(run)
@@ -598,19 +590,22 @@ def scope_for_task(
     topology: ElasticTopology | None = None,
     declared_env: frozenset[str] = frozenset(),
     task_name: str | None = None,
+    declared_values: DeclaredEnv = (),
 ) -> RunScope:
     """Plan the W&B run of the Flyte task running now.
 
     ``declared_env`` names the variables the task's container gets from its declaration: in a local
     run, settings taken from other variables of this process are pointed out (a cluster lacks them).
     ``task_name`` (the Flyte task's name) is the ``job_type`` of a fan-out child's own run.
+    ``declared_values`` are the W&B variables among them: they are read over this process's, as the
+    task's container (and its link) sees them.
     """
     import flyte
 
     ctx = flyte.ctx()
     if not ctx:
         raise WandbRunError("@wandb_init task wrapper called outside a Flyte task")
-    resolved = resolve("run", task=task_layer)
+    resolved = resolve("run", task=task_layer, declared_env=declared_values)
     remote = ctx.mode == "remote"
     if not remote:
         from ._rehearsal import warn_environment
@@ -626,6 +621,10 @@ def scope_for_task(
         topology=topology,
     )
     plan = with_fanout_identity(plan, resolved, task_name)
+    if not remote and declared_values:
+        from ._rehearsal import with_declared_server
+
+        plan = with_declared_server(plan, declared_values)
     return RunScope(plan, resolved, ctx.action.name, remote, _active.current_output_path())
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ._errors import _CREDENTIAL_NAME, WandbConfigError
+from ._errors import CREDENTIAL_NAME, WandbConfigError
 from ._names import check_env_names, check_extra_names, unknown_field_error
 from ._urls import app_url_from_api_url, normalize_host
 
@@ -30,10 +30,12 @@ __all__ = [
     "CONFIG_FILE_ENV",
     "RUN",
     "SWEEP",
+    "DeclaredEnv",
     "RunSettings",
     "Schema",
     "SweepSettings",
     "check_no_credentials",
+    "declared_wandb_env",
     "ensure_json",
     "explicit_settings_fields",
     "preserved_environ",
@@ -58,7 +60,7 @@ def check_no_credentials(value: Any, origin: str, path: str) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             name = str(key)
-            if _CREDENTIAL_NAME.search(name):
+            if CREDENTIAL_NAME.search(name):
                 raise WandbConfigError(
                     f"{path}.{name}" if path else name,
                     "<hidden>",
@@ -456,6 +458,7 @@ ENV_VARS: dict[str, str] = {
 }
 HOST_ENV_VARS = ("WANDB_APP_URL", "WANDB_BASE_URL")
 WATCHED_ENV_VARS: tuple[str, ...] = (*ENV_VARS, *HOST_ENV_VARS, CONFIG_FILE_ENV)
+_WATCHED = frozenset(WATCHED_ENV_VARS)
 
 
 @functools.cache
@@ -474,8 +477,11 @@ def _env_source() -> type[Any]:
     return create_model("_EnvSource", __base__=_EnvBase, **fields)
 
 
-def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
+def read_env(declared: Mapping[str, str] | None = None) -> tuple[dict[str, Any], dict[str, str], str | None]:
     """Read the run fields set in the environment.
+
+    ``declared`` holds variables a task's ``TaskEnvironment(env_vars=...)`` declares: they replace
+    this process's values (an empty one unsets the variable), as in the task's container.
 
     Returns the validated values, the variable each came from (``env WANDB_PROJECT``), and the
     config file named by ``FLYTEPLUGINS_WANDB_CONFIG`` if any.
@@ -483,9 +489,15 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
     # The variables verbatim, case-sensitive, empty ones ignored (what the pydantic-settings source
     # did). Read straight from os.environ: every remote task reads them on its cold path, and the
     # pydantic-settings machinery costs that path time and memory for a plain dictionary lookup.
-    environ = os.environ
+    environ: Mapping[str, str] = os.environ
     check_env_names(environ, WATCHED_ENV_VARS)
+    if declared:
+        environ = {**{var: environ[var] for var in WATCHED_ENV_VARS if var in environ}, **declared}
     raw = {var: environ[var] for var in WATCHED_ENV_VARS if environ.get(var)}
+
+    def source(var: str) -> str:
+        return f"env {var} (TaskEnvironment env_vars)" if declared and var in declared else f"env {var}"
+
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for var, field in ENV_VARS.items():
@@ -495,15 +507,37 @@ def read_env() -> tuple[dict[str, Any], dict[str, str], str | None]:
             values[field] = (
                 tuple(t.strip() for t in text.split(",") if t.strip()) if field == "tags" else text
             )
-            origins[field] = f"env {var}"
+            origins[field] = source(var)
     if "WANDB_APP_URL" in raw:
         values["host"] = raw["WANDB_APP_URL"]
-        origins["host"] = "env WANDB_APP_URL"
+        origins["host"] = source("WANDB_APP_URL")
     elif "WANDB_BASE_URL" in raw:
-        base = normalize_host(raw["WANDB_BASE_URL"], "env WANDB_BASE_URL", field="WANDB_BASE_URL")
+        base = normalize_host(raw["WANDB_BASE_URL"], source("WANDB_BASE_URL"), field="WANDB_BASE_URL")
         values["host"] = app_url_from_api_url(base)
-        origins["host"] = "env WANDB_BASE_URL (web address derived from it)"
+        origins["host"] = f"{source('WANDB_BASE_URL')} (web address derived from it)"
     return RUN.validate(values, origins), origins, raw.get(CONFIG_FILE_ENV)
+
+
+DeclaredEnv = tuple[tuple[str, str], ...]
+"""A task's declared W&B variables (``TaskEnvironment(env_vars=...)``), as sorted ``(name, value)`` pairs."""
+
+
+def declared_wandb_env(env_vars: Mapping[str, Any] | None) -> DeclaredEnv:
+    """The W&B settings variables among a task's declared ``env_vars``, as a hashable value.
+
+    Example:
+        >>> declared_wandb_env({"WANDB_PROJECT": "p", "OMP_NUM_THREADS": "1", "WANDB_MODE": None})
+        (('WANDB_MODE', ''), ('WANDB_PROJECT', 'p'))
+    """
+    if not env_vars:
+        return ()
+    return tuple(
+        sorted(
+            (name, "" if value is None else str(value))
+            for name, value in env_vars.items()
+            if name in _WATCHED
+        )
+    )
 
 
 @contextmanager
