@@ -5,7 +5,10 @@ reuse runtime, it initialises once, creates one controller, and runs each action
 ``load_and_run_task`` in this one process and event loop, up to ``concurrency`` at a time; a
 failed action's error goes to its ``error.pb`` and the process goes on. Whenever no action is
 running, the user's modules (the task code unpacked in this directory) are unloaded, so the next
-action imports them afresh. Prints ``ACTION DONE <run name>`` after each action.
+action imports them afresh. Prints ``ACTION DONE <run name>`` after each action. The actions run
+in waves (:meth:`cluster.harness.Replica.barrier`), one after the other; with ``"memory"`` in the
+plan it prints ``REPLICA MEMORY <json>`` after each wave: its resident memory and that of its
+descendants (wandb-core), from ``/proc``.
 """
 
 from __future__ import annotations
@@ -102,7 +105,42 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
             _record(config, attempt)
             print("ACTION DONE", action["run_name"], flush=True)
 
-    await asyncio.gather(*(one(action) for action in plan["actions"]))
+    started = time.monotonic()
+    waves = sorted({action.get("wave", 0) for action in plan["actions"]})
+    for index, wave in enumerate(waves, start=1):
+        await asyncio.gather(*(one(action) for action in plan["actions"] if action.get("wave", 0) == wave))
+        if plan.get("memory"):
+            seen = {"wave": index, "seconds": time.monotonic() - started, **memory()}
+            print("REPLICA MEMORY", json.dumps(seen), flush=True)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found + [grand for child in found for grand in _descendants(child)]
+
+
+def memory() -> dict[str, int]:
+    """Resident memory of this process and of all its descendants (wandb-core), in kB."""
+    me = os.getpid()
+    return {"self_kb": _rss_kb(me), "children_kb": sum(_rss_kb(pid) for pid in _descendants(me))}
 
 
 def main_replica(plan_path: str) -> None:
