@@ -673,7 +673,8 @@ class Replica:
         in order: ``wave`` (from 1), ``seconds`` since its first action, ``self_kb`` (its resident
         memory) and ``children_kb`` (that of all its descendants: wandb-core), read from ``/proc``."""
         prefix = "REPLICA MEMORY "
-        return [json.loads(line[len(prefix) :]) for line in self.log().splitlines() if line.startswith(prefix)]
+        lines = self.log().splitlines()
+        return [json.loads(line[len(prefix) :]) for line in lines if line.startswith(prefix)]
 
     def terminate(self) -> None:
         """Send the replica SIGTERM, as Kubernetes does when it stops the pod."""
