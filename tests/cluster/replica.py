@@ -24,8 +24,9 @@ from typing import Any
 
 from cluster.controller import install
 from cluster.harness import PROJECT, Attempt, ClusterConfig, _finish, _record
+from cluster.procmem import memory
 
-_KEEP = {"cluster", "cluster.controller", "cluster.harness", "cluster.replica"}
+_KEEP = {"cluster", "cluster.controller", "cluster.harness", "cluster.procmem", "cluster.replica"}
 
 
 def unload_user_modules(code_dir: Path) -> None:
@@ -112,35 +113,6 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
         if plan.get("memory"):
             seen = {"wave": index, "seconds": time.monotonic() - started, **memory()}
             print("REPLICA MEMORY", json.dumps(seen), flush=True)
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found + [grand for child in found for grand in _descendants(child)]
-
-
-def memory() -> dict[str, int]:
-    """Resident memory of this process and of all its descendants (wandb-core), in kB."""
-    me = os.getpid()
-    return {"self_kb": _rss_kb(me), "children_kb": sum(_rss_kb(pid) for pid in _descendants(me))}
 
 
 def main_replica(plan_path: str) -> None:
