@@ -14,6 +14,7 @@ descendants (wandb-core), from ``/proc``.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -45,6 +46,10 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
     from flyte.errors import RuntimeSystemError, RuntimeUserError
     from flyte.models import ActionID, CheckpointPaths, RawDataPath
 
+    # Older flyte (2.2.4) takes no run start time.
+    since: dict[str, Any] = {}
+    if "run_start_time" in inspect.signature(load_and_run_task).parameters:
+        since["run_start_time"] = datetime(2026, 1, 1, tzinfo=timezone.utc)
     semaphore = asyncio.Semaphore(plan["concurrency"])
     running = 0
     code_dir = Path.cwd()
@@ -79,7 +84,7 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
                     controller=controller,
                     image_cache=None,
                     interactive_mode=False,
-                    run_start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                    **since,
                 )
             except (RuntimeSystemError, RuntimeUserError) as exc:
                 err = convert_from_native_to_error(exc)
