@@ -1448,31 +1448,13 @@ async def logged_online(steps: int) -> int:
 
 # One process that runs actions one after another through `load_and_run_task`, as a reusable
 # container does; prints the wall time of each action and the memory of the process and its
-# children (wandb-core) after each, as JSON lines.
+# children (wandb-core) after each, as JSON lines, read as the cluster rehearsal reads them.
 _REUSED = """
 import asyncio, json, os, sys, time
 from pathlib import Path
 
-def rss_kb(pid):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-def descendants(pid):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found + [d for child in found for d in descendants(child)]
+sys.path.insert(0, os.environ["BENCH_TESTS_DIR"])
+from cluster.procmem import memory
 
 async def main(task, count, inputs, workdir):
     from flyte._internal.runtime.entrypoints import load_and_run_task
@@ -1491,9 +1473,7 @@ async def main(task, count, inputs, workdir):
         seconds = time.perf_counter() - start
         if not (out / "outputs.pb").exists():
             raise SystemExit(f"action {task}-{i} failed: see {out}")
-        me = os.getpid()
-        print(json.dumps({"s": seconds, "self_kb": rss_kb(me),
-                          "children_kb": sum(rss_kb(p) for p in descendants(me))}), flush=True)
+        print(json.dumps({"s": seconds, **memory()}), flush=True)
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
 """
@@ -1612,7 +1592,9 @@ def measure_reused(
         for task in ("plain", "logged"):
             done = subprocess.run(
                 [python, str(pod_dir / "bench_reused.py"), task, str(count), str(inputs), str(pod_dir)],
-                cwd=pod_dir, env=_pod_env(pod_dir, WANDB_SILENT="true"), capture_output=True, text=True,
+                cwd=pod_dir, capture_output=True, text=True,
+                # The memory reading is the cluster rehearsal's (tests/cluster/procmem.py).
+                env=_pod_env(pod_dir, WANDB_SILENT="true", BENCH_TESTS_DIR=str(REPO / "tests")),
                 timeout=1800,
             )  # fmt: skip
             if done.returncode:

@@ -524,9 +524,12 @@ class Cluster:
         outputs = read_outputs(task, root.output_prefix) if root.ok else None
         return RunResult(attempts, outputs, root.error)
 
-    def replica(self, concurrency: int = 1) -> Replica:
-        """A reusable container of this cluster: one process running many actions."""
-        return Replica(self, concurrency)
+    def replica(self, concurrency: int = 1, measure_memory: bool = False) -> Replica:
+        """A reusable container of this cluster: one process running many actions.
+
+        With ``measure_memory`` the replica records its resident memory after each wave of actions
+        (see :meth:`Replica.memory`)."""
+        return Replica(self, concurrency, measure_memory=measure_memory)
 
 
 @dataclass
@@ -536,6 +539,20 @@ class Replica:
 
     Queue actions with :meth:`add`, then :meth:`start` the process and :meth:`wait` for it, or use
     :meth:`run`. Each action is the first action of its own run (``run_name`` ``<cluster run>-<i>``).
+    :meth:`barrier` splits the queue into waves: a wave's actions start once every action of the
+    waves before it has ended (as when a container gets its next actions only after the last ones
+    ended). With ``measure_memory`` the process records its resident memory, and that of its
+    children (wandb-core), after each wave: :meth:`memory`.
+
+    Example::
+
+        replica = cluster.replica(concurrency=2, measure_memory=True)
+        replica.add(workflows.long_writer, 4.0)
+        replica.add(workflows.undecorated_looker, 1.5)  # beside the writer
+        replica.barrier()
+        replica.add(workflows.undecorated_looker, 0.0)  # alone, after both ended
+        replica.run()
+        print(replica.memory()[-1]["self_kb"])
     """
 
     cluster: Cluster
@@ -543,6 +560,8 @@ class Replica:
     actions: list[dict[str, Any]] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     id: str = field(default_factory=lambda: f"replica-{uuid.uuid4().hex[:8]}")
+    measure_memory: bool = False
+    wave: int = 0  # the wave that :meth:`add` queues into
 
     @property
     def directory(self) -> Path:
@@ -573,14 +592,23 @@ class Replica:
                 "links": [(name, fill_templates(uri, values)) for name, uri in spec.links],
                 "output_prefix": str(output_prefix),
                 "env_vars": spec.env_vars,
+                "wave": self.wave,
             }
         )
         return run_name
 
+    def barrier(self) -> None:
+        """Start the actions queued from now on only once every action queued before has ended."""
+        self.wave += 1
+
     def start(self) -> subprocess.Popen[bytes]:
         """Start the replica's process on the queued actions."""
         plan = self.directory / "actions.json"
-        plan.write_text(json.dumps({"concurrency": self.concurrency, "actions": self.actions}))
+        plan.write_text(
+            json.dumps(
+                {"concurrency": self.concurrency, "actions": self.actions, "memory": self.measure_memory}
+            )
+        )
         # A reusable container is one environment's: its variables are those of its tasks.
         environment = self.actions[0]["env_vars"] if self.actions else {}
         first = ActionSpec("a0", "", [], environment, [], "", 0)
@@ -639,6 +667,14 @@ class Replica:
         code = self.wait(timeout)
         assert code == 0, f"the replica exited with {code}:\n{self.log()}"
         return self.results()
+
+    def memory(self) -> list[dict[str, Any]]:
+        """The memory the replica recorded after each wave (``Cluster.replica(measure_memory=True)``),
+        in order: ``wave`` (from 1), ``seconds`` since its first action, ``self_kb`` (its resident
+        memory) and ``children_kb`` (that of all its descendants: wandb-core), read from ``/proc``."""
+        prefix = "REPLICA MEMORY "
+        lines = self.log().splitlines()
+        return [json.loads(line[len(prefix) :]) for line in lines if line.startswith(prefix)]
 
     def terminate(self) -> None:
         """Send the replica SIGTERM, as Kubernetes does when it stops the pod."""

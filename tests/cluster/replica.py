@@ -5,12 +5,16 @@ reuse runtime, it initialises once, creates one controller, and runs each action
 ``load_and_run_task`` in this one process and event loop, up to ``concurrency`` at a time; a
 failed action's error goes to its ``error.pb`` and the process goes on. Whenever no action is
 running, the user's modules (the task code unpacked in this directory) are unloaded, so the next
-action imports them afresh. Prints ``ACTION DONE <run name>`` after each action.
+action imports them afresh. Prints ``ACTION DONE <run name>`` after each action. The actions run
+in waves (:meth:`cluster.harness.Replica.barrier`), one after the other; with ``"memory"`` in the
+plan it prints ``REPLICA MEMORY <json>`` after each wave: its resident memory and that of its
+descendants (wandb-core), from ``/proc``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import sys
@@ -21,8 +25,9 @@ from typing import Any
 
 from cluster.controller import install
 from cluster.harness import PROJECT, Attempt, ClusterConfig, _finish, _record
+from cluster.procmem import memory
 
-_KEEP = {"cluster", "cluster.controller", "cluster.harness", "cluster.replica"}
+_KEEP = {"cluster", "cluster.controller", "cluster.harness", "cluster.procmem", "cluster.replica"}
 
 
 def unload_user_modules(code_dir: Path) -> None:
@@ -41,6 +46,10 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
     from flyte.errors import RuntimeSystemError, RuntimeUserError
     from flyte.models import ActionID, CheckpointPaths, RawDataPath
 
+    # Older flyte (2.2.4) takes no run start time.
+    since: dict[str, Any] = {}
+    if "run_start_time" in inspect.signature(load_and_run_task).parameters:
+        since["run_start_time"] = datetime(2026, 1, 1, tzinfo=timezone.utc)
     semaphore = asyncio.Semaphore(plan["concurrency"])
     running = 0
     code_dir = Path.cwd()
@@ -75,7 +84,7 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
                     controller=controller,
                     image_cache=None,
                     interactive_mode=False,
-                    run_start_time=datetime(2026, 1, 1, tzinfo=timezone.utc),
+                    **since,
                 )
             except (RuntimeSystemError, RuntimeUserError) as exc:
                 err = convert_from_native_to_error(exc)
@@ -102,7 +111,13 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
             _record(config, attempt)
             print("ACTION DONE", action["run_name"], flush=True)
 
-    await asyncio.gather(*(one(action) for action in plan["actions"]))
+    started = time.monotonic()
+    waves = sorted({action.get("wave", 0) for action in plan["actions"]})
+    for index, wave in enumerate(waves, start=1):
+        await asyncio.gather(*(one(action) for action in plan["actions"] if action.get("wave", 0) == wave))
+        if plan.get("memory"):
+            seen = {"wave": index, "seconds": time.monotonic() - started, **memory()}
+            print("REPLICA MEMORY", json.dumps(seen), flush=True)
 
 
 def main_replica(plan_path: str) -> None:

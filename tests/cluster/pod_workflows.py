@@ -1,7 +1,9 @@
-"""Tasks that the pod tests run the way a cluster does: each through Flyte's entrypoint ``a0``.
+"""The tasks of ``tests/test_pod_process.py``: one action per pod, or many in one reused process.
 
-Loaded by Flyte's default resolver (``mod pod_tasks instance <task>``) in a fresh process started
-by ``tests/pod.py``. A task reports what it saw to the JSON-lines file named by ``POD_REPORT``.
+Rehearsed by :mod:`cluster.harness` (each action its own ``a0`` process, or one of a
+:class:`cluster.harness.Replica`'s actions). A task reports what it saw to the JSON-lines file
+named by ``POD_REPORT``, a variable of the rehearsal's image (``Cluster(env=...)``). The
+environment declares no W&B variables: the image's decide the mode and the server.
 """
 
 from __future__ import annotations
