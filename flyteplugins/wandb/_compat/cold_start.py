@@ -20,7 +20,14 @@ __all__ = [
 
 
 def real_wandb_init() -> Callable[..., Any]:
-    """wandb's own ``init`` function, even while ``wandb.init`` is patched or wrapped by a test suite."""
+    """wandb's own ``init`` function, even while ``wandb.init`` is patched or wrapped by a test suite.
+
+    Example:
+        >>> from unittest import mock
+        >>> with mock.patch("wandb.init"):
+        ...     isinstance(real_wandb_init(), mock.Mock)
+        False
+    """
     try:
         from wandb.sdk import wandb_init
 
