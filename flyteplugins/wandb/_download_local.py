@@ -206,7 +206,14 @@ def read_settled(run_dir: Path, seconds: float = _SETTLE_SECONDS) -> Any:
     """
     import time
 
+    from ._history import log_has_exit
     from ._offline import read_offline_run
+
+    def ended() -> bool:
+        try:
+            return log_has_exit(run_dir)
+        except OSError:
+            return False
 
     def being_written() -> bool:
         # A log that has not changed for a while belongs to a run that ended without an exit
@@ -214,11 +221,12 @@ def read_settled(run_dir: Path, seconds: float = _SETTLE_SECONDS) -> Any:
         logs = list(run_dir.glob("run-*.wandb"))
         return any(time.time() - log.stat().st_mtime < _QUIET_SECONDS for log in logs)
 
-    recorded = read_offline_run(run_dir)
     deadline = time.monotonic() + seconds
-    while (not recorded.finished or recorded.truncated) and time.monotonic() < deadline and being_written():
+    # Wait on the log's last blocks only, then read it once: re-reading a whole log at every poll
+    # costs as much as reading it.
+    while seconds > 0 and not ended() and time.monotonic() < deadline and being_written():
         time.sleep(_SETTLE_POLL_SECONDS)
-        recorded = read_offline_run(run_dir)
+    recorded = read_offline_run(run_dir)
     if not recorded.finished:
         logger.info("W&B run folder %s has no exit record: the run may still be running", run_dir)
     return recorded
