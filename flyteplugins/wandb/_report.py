@@ -248,9 +248,9 @@ def render_report(
         try:
             history = read_history(run_dir)
         except (OSError, ValueError) as exc:
-            return _section(
+            return report_section(
                 _header(context.url, offline=None)
-                + _notes([*context.notes, f"The run's files could not be read: {exc}"])
+                + notes_list([*context.notes, f"The run's files could not be read: {exc}"])
             )
     return _render(history, context, draw, cache)
 
@@ -329,9 +329,18 @@ border-radius:4px;margin:6px 0;word-break:break-word}
 </style>"""
 
 
-def _section(body: str, run_id: str = "") -> str:
+def report_section(body: str, run_id: str = "", extra_class: str = "") -> str:
+    """A report section (``<section class="fw-report">``) with the page's stylesheet around ``body``.
+
+    Other pages (the comparison of several runs) use it too, so every page has the same look.
+
+    Example:
+        >>> report_section("<p>x</p>", extra_class="fw-compare")[:37]
+        '<section class="fw-report fw-compare"'
+    """
+    classes = "fw-report" + (f" {html.escape(extra_class)}" if extra_class else "")
     attribute = f' data-run-id="{html.escape(run_id)}"' if run_id else ""
-    return f'<section class="fw-report"{attribute}>\n{_STYLE}\n{body}\n</section>'
+    return f'<section class="{classes}"{attribute}>\n{_STYLE}\n{body}\n</section>'
 
 
 def _header(url: str | None, offline: bool | None) -> str:
@@ -346,12 +355,24 @@ def _header(url: str | None, offline: bool | None) -> str:
     return f'<div class="fw-head"><h2>Weights &amp; Biases</h2>{button}</div>'
 
 
-def _notes(notes: Iterable[str]) -> str:
+def notes_list(notes: Iterable[str]) -> str:
+    """Notes (plain text) as the page's highlighted list, escaped; empty without notes.
+
+    Example:
+        >>> notes_list(["a <b>"])
+        '<ul class="fw-notes"><li>a &lt;b&gt;</li></ul>'
+    """
     items = "".join(f"<li>{html.escape(note)}</li>" for note in notes if note)
     return f'<ul class="fw-notes">{items}</ul>' if items else ""
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as escaped text for a table cell (JSON for structures, long text cut).
+
+    Example:
+        >>> cell_text("<b>"), cell_text({"a": 1})
+        ('&lt;b&gt;', '{&quot;a&quot;: 1}')
+    """
     if isinstance(value, str):
         text = value
     elif isinstance(value, float) and not math.isfinite(value):
@@ -366,7 +387,13 @@ def _text(value: Any) -> str:
     return html.escape(text)
 
 
-def _looks_secret(key: str) -> bool:
+def looks_secret(key: str) -> bool:
+    """Whether a config key or input name looks like a credential: its value is not shown on a page.
+
+    Example:
+        >>> looks_secret("db.api_key"), looks_secret("learning_rate")
+        (True, False)
+    """
     from ._errors import CREDENTIAL_NAME
 
     return any(CREDENTIAL_NAME.search(part) for part in key.split("."))
@@ -386,7 +413,7 @@ def _flatten(values: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any
 def _table(rows: Sequence[tuple[str, Any]], head: tuple[str, str] = ("key", "value")) -> str:
     shown = rows[:_TABLE_ROWS]
     body = "".join(
-        f"<tr><td>{html.escape(key)}</td><td>{_HIDDEN if _looks_secret(key) else _text(value)}</td></tr>"
+        f"<tr><td>{html.escape(key)}</td><td>{_HIDDEN if looks_secret(key) else cell_text(value)}</td></tr>"
         for key, value in shown
     )
     more = ""
@@ -425,7 +452,7 @@ def _identity(history: RunHistory, context: ReportContext) -> str:
     if context.task:
         rows.append(("Flyte task", context.task))
     rows.append(("run directory", str(run.path)))
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_text(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{cell_text(v)}</td></tr>" for k, v in rows)
     sync = ""
     if run.offline:
         command = f"wandb sync {shlex.quote(str(run.path))}"
@@ -637,7 +664,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
     planner = cache.planner if cache is not None else ChartPlanner()
     model = planner.plan(history.columns, history.steps(), run.step_metrics)
     notes = [*context.notes, *_reading_notes(history), *_chart_notes(model, draw)]
-    parts = [_header(context.url, run.offline), _notes(notes), _identity(history, context)]
+    parts = [_header(context.url, run.offline), notes_list(notes), _identity(history, context)]
     parts.append(_lineage(read_lineage(run)))
     parts.append(_step_notes(context.task_steps, context.task))
     parts.append("<h3>Metrics</h3>")
@@ -656,7 +683,7 @@ def _render(history: RunHistory, context: ReportContext, draw: bool, cache: Rend
     parts.append(_table(config) if config else '<p class="fw-muted">No config.</p>')
     parts.append(f"<h3>Summary ({len(summary)})</h3>")
     parts.append(_table(summary) if summary else '<p class="fw-muted">No summary.</p>')
-    return _section("\n".join(part for part in parts if part), run.run_id)
+    return report_section("\n".join(part for part in parts if part), run.run_id)
 
 
 def report_output_path(run_dir: str | os.PathLike[str]) -> Path:
@@ -697,8 +724,17 @@ def locate_run_dirs(target: str) -> list[Path]:
     return locate(target)
 
 
-def _configured_url(run: Any) -> str | None:
-    """The run's W&B page, from the host configured here and the entity and project it recorded."""
+def configured_url(run: Any) -> str | None:
+    """A run's W&B page from the host configured here and the entity and project the run recorded.
+
+    ``run`` is anything with ``run_id``, ``entity`` and ``project`` (a read run, a run digest);
+    ``None`` when the host, entity or project is not known.
+
+    Example:
+        >>> from flyteplugins.wandb._digest import RunDigest
+        >>> configured_url(RunDigest("r1", entity="e", project="p"))  # doctest: +SKIP
+        'https://wandb.ai/e/p/runs/r1'
+    """
     from ._layers import resolve
     from ._urls import run_url
 
@@ -736,71 +772,10 @@ def write_report(run_dirs: Sequence[Path], output: Path | None = None, wait: flo
                 f"This run has {len(run_dirs)} local directories (a resumed run, or one per writer); "
                 f"this section is {run_dir.name}.",
             )
-        context = ReportContext(url=_configured_url(history.run), notes=notes)
+        context = ReportContext(url=configured_url(history.run), notes=notes)
         fragments.append(render_report(history, context))
         title = f"W&B run {history.run.run_id}"
     target = output or report_output_path(run_dirs[-1])
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(render_page("\n".join(fragments), title), encoding="utf-8")
     return target
-
-
-# Pieces of the page that other pages (the comparison of several runs, ``_report_compare.py``)
-# reuse, so that every page has the same look and the same escaping.
-
-
-def report_section(body: str, key: str = "", extra_class: str = "") -> str:
-    """A report section (``<section class="fw-report">``) with the page's stylesheet around ``body``.
-
-    Example:
-        >>> report_section("<p>x</p>", extra_class="fw-compare")[:37]
-        '<section class="fw-report fw-compare"'
-    """
-    section = _section(body, key)
-    if extra_class:
-        section = section.replace('class="fw-report"', f'class="fw-report {html.escape(extra_class)}"', 1)
-    return section
-
-
-def cell_text(value: Any) -> str:
-    """A value as escaped text for a table cell (JSON for structures, long text cut).
-
-    Example:
-        >>> cell_text("<b>"), cell_text({"a": 1})
-        ('&lt;b&gt;', '{&quot;a&quot;: 1}')
-    """
-    return _text(value)
-
-
-def notes_list(notes: Iterable[str]) -> str:
-    """Notes (plain text) as the page's highlighted list, escaped; empty without notes.
-
-    Example:
-        >>> notes_list(["a <b>"])
-        '<ul class="fw-notes"><li>a &lt;b&gt;</li></ul>'
-    """
-    return _notes(notes)
-
-
-def configured_url(run: Any) -> str | None:
-    """A run's W&B page from the host configured here and the entity and project the run recorded.
-
-    ``run`` is anything with ``run_id``, ``entity`` and ``project`` (a read run, a run digest);
-    ``None`` when the host, entity or project is not known.
-
-    Example:
-        >>> from flyteplugins.wandb._digest import RunDigest
-        >>> configured_url(RunDigest("r1", entity="e", project="p"))  # doctest: +SKIP
-        'https://wandb.ai/e/p/runs/r1'
-    """
-    return _configured_url(run)
-
-
-def looks_secret(key: str) -> bool:
-    """Whether a config key or input name looks like a credential: its value is not shown on a page.
-
-    Example:
-        >>> looks_secret("db.api_key"), looks_secret("learning_rate")
-        (True, False)
-    """
-    return _looks_secret(key)
