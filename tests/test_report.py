@@ -420,10 +420,10 @@ def test_values_show_on_hover_as_svg_titles(wandb_root: Path) -> None:
 
 def test_hover_titles_escape_hostile_axis_names() -> None:
     from flyteplugins.wandb._chart_model import Chart
-    from flyteplugins.wandb._report import _chart_svg
+    from flyteplugins.wandb._chart_svg import line_chart_svg
 
     hostile = "</title><script>alert('x')</script>"
-    svg = _chart_svg(Chart("m", "Charts", hostile, [0.0, 1.0], [1.0, 2.0], logged=2, skipped=0))
+    svg = line_chart_svg(Chart("m", "Charts", hostile, [0.0, 1.0], [1.0, 2.0], logged=2, skipped=0))
     assert "<script" not in svg
     assert "<title>&lt;/title&gt;&lt;script&gt;alert('x')&lt;/script&gt; 0: 1</title>" in svg
 

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._chart_model import Chart, ChartModel, ChartPlanner
-from ._chart_svg import format_number, line_chart_svg, strip_svg_scripts
+from ._chart_svg import line_chart_svg
 from ._history import RunHistory, read_history
 from ._offline import OfflineArtifact
 from ._run_lineage import RunLineage, read_lineage
@@ -55,7 +55,6 @@ __all__ = [
     "chart_sections",
     "charts_available",
     "configured_url",
-    "format_number",
     "locate_run_dirs",
     "looks_secret",
     "notes_list",
@@ -63,7 +62,6 @@ __all__ = [
     "render_report",
     "report_section",
     "safe_url",
-    "strip_svg_scripts",
     "write_report",
 ]
 
@@ -604,10 +602,6 @@ def _step_notes(task_steps: Sequence[TaskSteps], task: str | None) -> str:
     if task:
         items += f"<li>{html.escape(task)}, which started the run: the other steps</li>"
     return f"<h3>Which task logged what</h3><ul>{items}</ul>"
-
-
-# The single-run chart under its former name here.
-_chart_svg = line_chart_svg
 
 
 def chart_figure(key: str, detail: str, svg: str) -> str:
