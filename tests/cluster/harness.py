@@ -672,9 +672,9 @@ class Replica:
         """The memory the replica recorded after each wave (``Cluster.replica(measure_memory=True)``),
         in order: ``wave`` (from 1), ``seconds`` since its first action, ``self_kb`` (its resident
         memory) and ``children_kb`` (that of all its descendants: wandb-core), read from ``/proc``."""
-        prefix = "REPLICA MEMORY "
-        lines = self.log().splitlines()
-        return [json.loads(line[len(prefix) :]) for line in lines if line.startswith(prefix)]
+        path = self.directory / "memory.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [json.loads(line) for line in lines]
 
     def terminate(self) -> None:
         """Send the replica SIGTERM, as Kubernetes does when it stops the pod."""

@@ -7,8 +7,8 @@ failed action's error goes to its ``error.pb`` and the process goes on. Whenever
 running, the user's modules (the task code unpacked in this directory) are unloaded, so the next
 action imports them afresh. Prints ``ACTION DONE <run name>`` after each action. The actions run
 in waves (:meth:`cluster.harness.Replica.barrier`), one after the other; with ``"memory"`` in the
-plan it prints ``REPLICA MEMORY <json>`` after each wave: its resident memory and that of its
-descendants (wandb-core), from ``/proc``.
+plan it appends a JSON line to ``memory.jsonl`` after each wave: its resident memory and that of
+its descendants (wandb-core), from ``/proc``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from cluster.controller import install
 from cluster.harness import PROJECT, Attempt, ClusterConfig, _finish, _record
 from cluster.procmem import memory
 
+MEMORY_FILE = "memory.jsonl"  # in the replica's working directory
 _KEEP = {"cluster", "cluster.controller", "cluster.harness", "cluster.procmem", "cluster.replica"}
 
 
@@ -117,7 +118,10 @@ async def run_replica(plan: dict[str, Any], controller: Any, config: ClusterConf
         await asyncio.gather(*(one(action) for action in plan["actions"] if action.get("wave", 0) == wave))
         if plan.get("memory"):
             seen = {"wave": index, "seconds": time.monotonic() - started, **memory()}
-            print("REPLICA MEMORY", json.dumps(seen), flush=True)
+            # Its own file: wandb-core writes into the process's log at any moment, and a line
+            # there can be split or joined with one of its lines.
+            with open(MEMORY_FILE, "a") as out:
+                out.write(json.dumps(seen) + "\n")
 
 
 def main_replica(plan_path: str) -> None:
