@@ -170,3 +170,43 @@ def test_a_local_run_talks_to_the_server_its_task_declares(
     warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"W&B server {server} unreachable"), warnings
     assert local.links["served"] == [("Weights & Biases", f"{server}/team/proj/runs/{local.outputs}")]
+
+
+# --- task.override(env_vars=...) -------------------------------------------------------------------
+
+OVERRIDDEN = {**DECLARED, "WANDB_PROJECT": "override-proj"}
+
+
+@declaring.task
+async def overriding_parent() -> dict[str, str]:
+    return await declaring_task.override(env_vars=OVERRIDDEN)()
+
+
+@pytest.mark.smoke
+def test_an_override_of_the_variables_moves_the_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_PROJECT", raising=False)
+    reload_settings()
+    overridden = declaring_task.override(env_vars=OVERRIDDEN)
+    # One W&B link, reading the container's new variables; the decorated task itself is unchanged.
+    assert [link.name for link in overridden.links] == ["Weights & Biases"]
+    assert render(the_link(overridden)) == "https://wandb.ai/declared-team/override-proj/runs/r1-a1"
+    assert render(the_link(declaring_task)) == "https://wandb.ai/declared-team/declared-proj/runs/r1-a1"
+    # An override that leaves the variables alone keeps the decorated task's link, and still follows
+    # a later override of the variables.
+    retried = declaring_task.override(retries=2)
+    assert the_link(retried) is the_link(declaring_task)
+    moved = retried.override(env_vars=OVERRIDDEN)
+    assert render(the_link(moved)) == "https://wandb.ai/declared-team/override-proj/runs/r1-a1"
+    assert moved.retries == retried.retries
+
+
+def test_an_overridden_child_runs_where_its_link_points(wandb_root: Path) -> None:
+    local = run_local(overriding_parent)
+    seen = local.outputs
+    assert seen["project"] == "override-proj"
+    assert seen["origin"].startswith("env WANDB_PROJECT (TaskEnvironment env_vars)")
+    recorded = read_offline_run(Path(seen["dir"]).parent, wait=10)
+    assert (recorded.project, recorded.entity) == ("override-proj", "declared-team")
+    assert local.links["declaring_task"] == [
+        ("Weights & Biases", f"https://wandb.ai/declared-team/override-proj/runs/{seen['run']}")
+    ]

@@ -149,6 +149,46 @@ def test_environment_is_the_last_fallback_for_project_and_entity(
     assert (sweeps[0]["entity"], sweeps[0]["project"]) == ("env-team", "env-proj")
 
 
+declaring_sweeps = flyte.TaskEnvironment(
+    name="sweep_tests_declaring",
+    env_vars={"WANDB_PROJECT": "declared-proj", "WANDB_ENTITY": "declared-team"},
+)
+
+
+@wandb_sweep
+@declaring_sweeps.task
+async def tune_declaring() -> str:
+    return get_wandb_sweep_id() or ""
+
+
+def test_the_tasks_declared_variables_place_its_sweep_and_its_link(
+    sweeps: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The task's container gets the variables its TaskEnvironment declares, over the shell's (which
+    # a cluster does not have): the sweep is created where its link points, locally as there.
+    from flyteplugins.wandb import reload_settings
+
+    monkeypatch.setenv("WANDB_PROJECT", "shell-proj")
+    monkeypatch.setenv("WANDB_ENTITY", "shell-team")
+    reload_settings()
+    try:
+        run = run_local(tune_declaring, custom_context=dict(GRID))
+    finally:
+        monkeypatch.undo()
+        reload_settings()
+    assert (sweeps[0]["entity"], sweeps[0]["project"]) == ("declared-team", "declared-proj")
+    assert links_of(run, "tune_declaring") == ["https://wandb.ai/declared-team/declared-proj/sweeps"]
+
+
+def test_an_override_of_the_declared_variables_moves_the_sweep_and_its_link(
+    sweeps: list[dict[str, Any]],
+) -> None:
+    overridden = tune_declaring.override(env_vars={"WANDB_PROJECT": "override-proj", "WANDB_ENTITY": "t"})
+    run = run_local(overridden, custom_context=dict(GRID))
+    assert (sweeps[0]["entity"], sweeps[0]["project"]) == ("t", "override-proj")
+    assert links_of(run, "tune_declaring") == ["https://wandb.ai/t/override-proj/sweeps"]
+
+
 def test_sweep_already_in_context_is_reused(sweeps: list[dict[str, Any]]) -> None:
     context = {
         **GRID,

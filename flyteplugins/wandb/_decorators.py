@@ -20,6 +20,7 @@ from ._rehearsal import declared_env_vars
 from ._run import RunScope, scope_for_function, scope_for_task
 from ._settings import RUN, DeclaredEnv, check_no_credentials, declared_wandb_env
 from ._signals import arm, guard
+from ._task_override import follow_env_overrides
 from ._types import RankScope, RunMode
 
 if TYPE_CHECKING:
@@ -260,7 +261,10 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     decorated.func = _wrap_task_function(
         task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage, report, declared
     )
-    return decorated
+    # task.override(env_vars=...) gives the container other variables: its link and run follow them.
+    return follow_env_overrides(
+        decorated, task.func, links, lambda new: _decorate_task(new, task_layer, download_logs)
+    )
 
 
 @overload

@@ -202,6 +202,8 @@ class WandbSweep(Link):
     name: str = "Weights & Biases Sweep"
     _layer: Layer = field(init=False, repr=False, compare=False)
     _host_layer: Layer = field(init=False, repr=False, compare=False)
+    # Set by @wandb_sweep: the W&B variables the task declares, which its container sees.
+    _declared_env: DeclaredEnv = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         values = _explicit({"project": self.project, "entity": self.entity})
@@ -214,6 +216,11 @@ class WandbSweep(Link):
         )
         if self.id is not None:
             RUN.validate({"id": self.id}, "WandbSweep(...) link")
+
+    def _with_declared_env(self, declared_env: DeclaredEnv) -> WandbSweep:
+        """Read the environment as the task's container sees it (its declared W&B variables)."""
+        self._declared_env = declared_env
+        return self
 
     def get_link(
         self,
@@ -232,8 +239,13 @@ class WandbSweep(Link):
         layers); the sweep a parent created keeps the identity it was created with.
         """
         ctx = context or {}
-        sweep = resolve("sweep", task=self._layer, context=ctx, use_current_context=False)
-        run = resolve("run", task=self._host_layer, context=ctx, use_current_context=False)
+        declared = self._declared_env
+        sweep = resolve(
+            "sweep", task=self._layer, context=ctx, use_current_context=False, declared_env=declared
+        )
+        run = resolve(
+            "run", task=self._host_layer, context=ctx, use_current_context=False, declared_env=declared
+        )
         host = str(run.get("host"))
         target = sweep_target(sweep, run, self.id)
         if run.get("mode") == "disabled" and not target.inherited and not self.id:

@@ -24,7 +24,8 @@ from ._errors import WandbRunError
 from ._layers import Layer, Resolved, layer, resolve
 from ._link import WandbSweep
 from ._plan import SweepTarget, sweep_target
-from ._settings import SWEEP, check_no_credentials, preserved_environ
+from ._settings import SWEEP, DeclaredEnv, check_no_credentials, declared_wandb_env, preserved_environ
+from ._task_override import follow_env_overrides
 
 __all__ = ["SweepPlan", "SweepTarget", "plan_sweep", "sweep_target", "wandb_sweep"]
 
@@ -177,15 +178,18 @@ def create_sweep(plan: SweepPlan) -> str:
     return sweep_id
 
 
-def _plan_for_task(sweep_layer: Layer, download_logs: bool | None) -> SweepPlan:
+def _plan_for_task(
+    sweep_layer: Layer, download_logs: bool | None, declared_env: DeclaredEnv = ()
+) -> SweepPlan:
     import flyte
 
     ctx = flyte.ctx()
     if not ctx:
         raise WandbRunError("@wandb_sweep task wrapper called outside a Flyte task")
+    # Read as the task's container sees the environment (its declared W&B variables), as its link.
     return plan_sweep(
-        resolve("sweep", task=sweep_layer),
-        resolve("run"),
+        resolve("sweep", task=sweep_layer, declared_env=declared_env),
+        resolve("run", declared_env=declared_env),
         run_name=ctx.action.run_name or "local",
         action_name=ctx.action.name,
         download_logs=download_logs,
@@ -242,7 +246,11 @@ def _download_sync(plan: SweepPlan) -> None:
 
 
 def _wrap_sweep_function(
-    fn: Callable[..., Any], sweep_layer: Layer, download_logs: bool | None, task_name: str = ""
+    fn: Callable[..., Any],
+    sweep_layer: Layer,
+    download_logs: bool | None,
+    task_name: str = "",
+    declared_env: DeclaredEnv = (),
 ) -> Callable[..., Any]:
     from ._lineage import task_in_progress
 
@@ -250,7 +258,7 @@ def _wrap_sweep_function(
 
         @functools.wraps(fn)
         async def async_sweep_task(*args: Any, **kwargs: Any) -> Any:
-            plan = _plan_for_task(sweep_layer, download_logs)
+            plan = _plan_for_task(sweep_layer, download_logs, declared_env)
             if plan.action == "create":
                 # wandb.sweep waits on the W&B server: keep the event loop free meanwhile.
                 plan = plan.with_id(await asyncio.to_thread(create_sweep, plan))
@@ -265,7 +273,7 @@ def _wrap_sweep_function(
 
     @functools.wraps(fn)
     def sync_sweep_task(*args: Any, **kwargs: Any) -> Any:
-        plan = _plan_for_task(sweep_layer, download_logs)
+        plan = _plan_for_task(sweep_layer, download_logs, declared_env)
         if plan.action == "create":
             plan = plan.with_id(create_sweep(plan))
         _log_skip(plan)
@@ -299,14 +307,21 @@ def sweep_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
 
 def _decorate_sweep_task(task: Any, sweep_layer: Layer, download_logs: bool | None) -> Any:
     values = sweep_layer.values
-    link = WandbSweep(project=values.get("project"), entity=values.get("entity"))
+    # The task's container sees its declared variables: its link and its sweep read them the same.
+    declared = declared_wandb_env(getattr(task, "env_vars", None))
+    link = WandbSweep(project=values.get("project"), entity=values.get("entity"))._with_declared_env(declared)
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), link))
     # Wrapping the task's function (a field of the task) rather than its execute method means
     # task.override(...) keeps the sweep behaviour.
     decorated.func = within_decorated(
-        _wrap_sweep_function(task.func, sweep_layer, download_logs, task.name), sweep_layer
+        _wrap_sweep_function(task.func, sweep_layer, download_logs, task.name, declared),
+        sweep_layer,
+        declared_env=declared,
     )
-    return decorated
+    # task.override(env_vars=...) gives the container other variables: its link and sweep follow them.
+    return follow_env_overrides(
+        decorated, task.func, (link,), lambda new: _decorate_sweep_task(new, sweep_layer, download_logs)
+    )
 
 
 @overload
