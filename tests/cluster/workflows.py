@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
@@ -25,7 +26,9 @@ class _Collect(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         WARNINGS.append(message)
-        print("LOCAL_REMOTE:", message.replace("\n", " "), flush=True)
+        # One write: the pod's log is unbuffered, and wandb-core writes into it too.
+        sys.stdout.write("LOCAL_REMOTE: " + message.replace("\n", " ") + "\n")
+        sys.stdout.flush()
 
 
 logging.getLogger("flyteplugins.wandb.local_remote").addHandler(_Collect(logging.WARNING))
