@@ -141,6 +141,9 @@ def test_a_direction_the_runs_declared_is_the_objective() -> None:
     # Read back from the digests' JSON, as the parent reads its children's.
     again = plan_comparison([RunDigest.from_json(d.to_json()) for d in declared])
     assert again.objective == comparison.objective
+    # A direction declared for a glob holds for the metrics it names.
+    globbed = plan_comparison([replace(d, goals={"val/*": "minimize"}) for d in digests])
+    assert globbed.objective == Objective("val/err", "minimize", "define_metric summary")
     # A given objective (a sweep's metric) still wins.
     given = plan_comparison(declared, objective=Objective("acc", "maximize", "sweep metric"))
     assert given.best_run_id == "a"

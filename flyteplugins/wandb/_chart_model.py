@@ -37,6 +37,7 @@ __all__ = [
     "Chart",
     "ChartModel",
     "ChartPlanner",
+    "declared_for",
     "envelope",
     "integer_ticks",
     "plan_charts",
@@ -210,12 +211,18 @@ def integer_ticks(xs: Sequence[float], count: int = 5) -> list[int] | None:
     return list(range(first, high + 1, step))
 
 
-def _step_metric_for(key: str, step_metrics: Mapping[str, str]) -> str | None:
-    if key in step_metrics:
-        return step_metrics[key]
-    for pattern, step_metric in step_metrics.items():
+def declared_for(key: str, declared: Mapping[str, str]) -> str | None:
+    """What ``define_metric`` declared for metric ``key``: by its name, else by a glob naming it.
+
+    Example:
+        >>> declared_for("val/loss", {"val/*": "epoch"}), declared_for("loss", {"val/*": "epoch"})
+        ('epoch', None)
+    """
+    if key in declared:
+        return declared[key]
+    for pattern, value in declared.items():
         if any(ch in pattern for ch in "*?[") and fnmatch.fnmatchcase(key, pattern):
-            return step_metric
+            return value
     return None
 
 
@@ -363,7 +370,7 @@ class ChartPlanner:
         for key, column in columns.items():
             if key.startswith("_"):
                 continue
-            step_metric = _step_metric_for(key, step_metrics)
+            step_metric = declared_for(key, step_metrics)
             x_column = columns.get(step_metric) if step_metric else None
             if step_metric and x_column is not None and step_metric != key:
                 x_of = by_metric(self._x_map(step_metric, x_column))

@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from ._chart_model import UNGROUPED, envelope, section_of
+from ._chart_model import UNGROUPED, declared_for, envelope, section_of
 from ._digest import RunDigest
 from ._report import safe_url
 
@@ -453,10 +453,11 @@ def _inputs(digests: Sequence[RunDigest]) -> tuple[tuple[str, ...], tuple[tuple[
 def _declared_objective(digests: Sequence[RunDigest], metrics: Sequence[str]) -> Objective | None:
     """The first shared metric (chart order) a run declared a direction for (``RunDigest.goals``).
 
-    When runs disagree on a metric's direction, the most runs win (a tie: minimised).
+    When runs disagree on a metric's direction, the most runs win (a tie: minimised). A direction
+    declared for a glob (``define_metric("val/*", summary="min")``) holds for the metrics it names.
     """
     for metric in metrics:
-        votes = [digest.goals.get(metric) for digest in digests]
+        votes = [declared_for(metric, digest.goals) for digest in digests]
         lower, higher = votes.count("minimize"), votes.count("maximize")
         if lower or higher:
             goal: Goal = "minimize" if lower >= higher else "maximize"
