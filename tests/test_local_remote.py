@@ -162,6 +162,42 @@ def test_a_plain_thread_beside_a_parent_and_its_child_gets_none_and_a_warning(
     assert caplog.text.count("does not carry its task's context while 2 Flyte actions run") == 1
 
 
+@env.task
+async def beside_a_namesakes_run() -> dict[str, str]:
+    # A live run of an action with this action's name, in another Flyte run: what a reusable
+    # container holds when two runs of one workflow send it their children (a child's name is a
+    # hash of its parent's name, `a0` in every run, and its inputs).
+    from flyteplugins.wandb._active import ActiveRun, current_action, register_live, unregister_live
+    from flyteplugins.wandb._codec import RunIdentity
+
+    here = current_action()
+    assert here is not None
+    theirs = object()
+    namesake = ActiveRun(theirs, RunIdentity("namesake"), True, here[1], True, None, "another-run")
+    mine = ActiveRun(object(), RunIdentity("mine"), True, here[1], True, None, here[0])
+    seen: dict[str, str] = {}
+
+    def look(label: str) -> None:
+        run = get_wandb_run()
+        seen[label] = "none" if run is None else ("theirs" if run is theirs else "mine")
+
+    for label, live in (("namesake only", namesake), ("its own", mine)):
+        register_live(live)
+        try:
+            thread = threading.Thread(target=look, args=(label,))
+            thread.start()
+            thread.join()
+        finally:
+            unregister_live(live)
+    return seen
+
+
+def test_a_run_belongs_to_its_action_in_its_own_flyte_run_not_to_a_namesake() -> None:
+    # One action runs in the process: a thread without context gets that action's run, never the
+    # run of an action of another Flyte run that has the same name.
+    assert run_local(beside_a_namesakes_run).outputs == {"namesake only": "none", "its own": "mine"}
+
+
 # --- the environment of the launching process -----------------------------------------------------
 
 

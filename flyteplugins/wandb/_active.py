@@ -10,7 +10,10 @@ A process may run several actions at once: a local run holds all of them, a reus
 (``flyte.ReusePolicy``) runs up to ``concurrency`` actions side by side and many one after the
 other. What the process is (one action or several, one run or several) is never assumed from
 where it runs: :func:`running_actions` counts the actions whose body runs here now, and each run
-knows the action it belongs to. ``wandb.run`` follows the same rule while a run of the plugin is
+knows the action it belongs to. An action is known by its run's name and its own
+(:func:`current_action`): action names repeat across runs (every run's first action is ``a0``, a
+child's name is a hash of its parent's name and inputs), and a reusable container runs the actions
+of many runs. ``wandb.run`` follows the same rule while a run of the plugin is
 global (see :func:`global_run`).
 
 Example:
@@ -27,14 +30,16 @@ import sys
 import threading
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._codec import RunIdentity
 from ._compat import follow_global_run, task_action, watch_task_execution
 from ._layers import current_context, resolve
 
 __all__ = [
+    "ActionKey",
     "ActiveRun",
+    "current_action",
     "current_action_name",
     "current_run_identity",
     "get_wandb_run",
@@ -51,15 +56,18 @@ __all__ = [
 
 local_remote_logger = logging.getLogger("flyteplugins.wandb.local_remote")
 
+ActionKey: TypeAlias = tuple[str, str]
+"""A Flyte action as this module knows it: (its run's name, its name)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ActiveRun:
     """The W&B run the code running here writes to.
 
     ``action`` is the name of the Flyte action that started or attached to the run (``None`` for
-    a ``@wandb_init`` function outside any task); ``remote`` whether that action runs on a cluster
-    (its process may hold other actions: a reusable container); ``output_path`` that action's
-    output path (which its traces keep).
+    a ``@wandb_init`` function outside any task), ``action_run`` the name of that action's Flyte
+    run; ``remote`` whether that action runs on a cluster (its process may hold other actions: a
+    reusable container); ``output_path`` that action's output path (which its traces keep).
     """
 
     run: Any
@@ -68,6 +76,12 @@ class ActiveRun:
     action: str | None = None
     remote: bool = False
     output_path: str | None = None
+    action_run: str | None = None
+
+    @property
+    def action_key(self) -> ActionKey | None:
+        """The action the run belongs to, as :func:`current_action` names it."""
+        return None if self.action is None else (self.action_run or "", self.action)
 
 
 _current: ContextVar[ActiveRun | None] = ContextVar("flyteplugins_wandb_run", default=None)
@@ -78,16 +92,16 @@ _live: dict[str, ActiveRun] = {}
 # Runs whose plain-thread lookup was refused, so that each run warns once (forgotten as it ends).
 _warned_plain_thread: set[str] = set()
 # The actions whose task body runs in this process now, by a token of each start.
-_running: dict[int, str | None] = {}
+_running: dict[int, ActionKey | None] = {}
 _tokens = itertools.count()
 _watching = False
 
 
 def _action_started() -> int:
     token = next(_tokens)
-    name = current_action_name()
+    action = current_action()
     with _live_lock:
-        _running[token] = name
+        _running[token] = action
     return token
 
 
@@ -113,8 +127,9 @@ def watch_actions() -> bool:
     return _watching
 
 
-def running_actions() -> tuple[str | None, ...] | None:
-    """The names of the Flyte actions whose body runs in this process now; ``None`` when unknown.
+def running_actions() -> tuple[ActionKey | None, ...] | None:
+    """The Flyte actions whose body runs in this process now (:func:`current_action`); ``None``
+    when unknown.
 
     A local run counts every task that has started and not ended (a parent awaiting its
     children too); a pod counts its one action; a reusable container the actions it runs at
@@ -138,6 +153,20 @@ def _task_context() -> Any | None:
     return ctx if ctx else None
 
 
+def current_action() -> ActionKey | None:
+    """The Flyte action whose code runs here, as (its run's name, its name); ``None`` outside any task.
+
+    Inside a ``flyte.trace`` function this is the task's action, not the trace's (on flyte
+    releases that record it; see :func:`_belongs_here` for the others).
+
+    Example:
+        >>> current_action() is None
+        True
+    """
+    ctx = _task_context()
+    return _action_key(ctx) if ctx is not None else None
+
+
 def current_action_name() -> str | None:
     """The name of the Flyte action whose code runs here, or ``None`` outside any task.
 
@@ -157,6 +186,13 @@ def _action_name(ctx: Any) -> str | None:
     return str(action.name) if action is not None and action.name else None
 
 
+def _action_key(ctx: Any) -> ActionKey | None:
+    action = task_action(ctx) or ctx.action
+    if action is None or not action.name:
+        return None
+    return (str(getattr(action, "run_name", None) or ""), str(action.name))
+
+
 def current_output_path() -> str | None:
     """The output path of the Flyte action whose code runs here: one per action, kept in its traces.
 
@@ -174,7 +210,7 @@ def _belongs_here(active: ActiveRun) -> bool:
     ctx = _task_context()
     if ctx is None:
         return False
-    if _action_name(ctx) == active.action:
+    if _action_key(ctx) == active.action_key:
         return True
     # Flyte releases without TaskContext.task_action put a trace's own action in ctx.action; the
     # trace keeps its task's output path, which no other action shares.
@@ -203,7 +239,7 @@ def _only_live_run(warn: bool = True) -> Any | None:
         # own (a distributed worker started by the launcher): the process's only run.
         return runs[0].run
     if actions is not None and len(actions) == 1:
-        mine = [a for a in runs if a.action is not None and a.action == actions[0]]
+        mine = [a for a in runs if a.action is not None and a.action_key == actions[0]]
         if len(mine) == 1:
             return mine[0].run
         if not mine:
@@ -213,7 +249,7 @@ def _only_live_run(warn: bool = True) -> Any | None:
     return None
 
 
-def _warn_plain_thread(runs: list[ActiveRun], actions: tuple[str | None, ...] | None) -> None:
+def _warn_plain_thread(runs: list[ActiveRun], actions: tuple[ActionKey | None, ...] | None) -> None:
     with _live_lock:
         fresh = [a.identity.id for a in runs if a.identity.id not in _warned_plain_thread]
         _warned_plain_thread.update(fresh)

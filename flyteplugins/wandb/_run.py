@@ -446,11 +446,14 @@ class RunScope:
         action: str | None = None,
         remote: bool = False,
         output_path: str | None = None,
+        action_run: str | None = None,
     ) -> None:
         self.plan = plan
         self.resolved = resolved
-        # The Flyte action this scope runs for (and its output path): the run is visible to it only.
+        # The Flyte action this scope runs for (its name, its run's name, its output path): the
+        # run is visible to it only.
         self.action = action
+        self.action_run = action_run
         self.remote = remote
         self.output_path = output_path
         self.active: ActiveRun | None = None
@@ -477,7 +480,13 @@ class RunScope:
             live = _active.live_run(plan.identity.id)
             if live is not None:
                 self.active = ActiveRun(
-                    live.run, live.identity, False, self.action, self.remote, self.output_path
+                    live.run,
+                    live.identity,
+                    False,
+                    self.action,
+                    self.remote,
+                    self.output_path,
+                    self.action_run,
                 )
                 return
             # The parent's run finished in between: attach like a remote child would.
@@ -493,7 +502,9 @@ class RunScope:
             project=plan.identity.project or (getattr(run, "project", None) or None),
             host=plan.identity.host,
         )
-        self.active = ActiveRun(run, identity, plan.owner, self.action, self.remote, self.output_path)
+        self.active = ActiveRun(
+            run, identity, plan.owner, self.action, self.remote, self.output_path, self.action_run
+        )
         # Only where another task writes into the same run (this task does not own it).
         if (
             plan.shared is not None
@@ -625,7 +636,9 @@ def scope_for_task(
         from ._rehearsal import with_declared_server
 
         plan = with_declared_server(plan, declared_values)
-    return RunScope(plan, resolved, ctx.action.name, remote, _active.current_output_path())
+    return RunScope(
+        plan, resolved, ctx.action.name, remote, _active.current_output_path(), ctx.action.run_name
+    )
 
 
 def scope_for_function(task_layer: Layer | None) -> RunScope:
@@ -636,11 +649,16 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     """
     active = _active.current_active()
     resolved = resolve("run", task=task_layer)
-    action = _active.current_action_name()
+    here = _active.current_action()
+    action, action_run = (here[1], here[0]) if here is not None else (None, None)
     if active is not None:
         output_path = _active.current_output_path()
-        scope = RunScope(TaskRunPlan("reuse", active.identity), resolved, action, active.remote, output_path)
-        scope.active = ActiveRun(active.run, active.identity, False, action, active.remote, output_path)
+        scope = RunScope(
+            TaskRunPlan("reuse", active.identity), resolved, action, active.remote, output_path, action_run
+        )
+        scope.active = ActiveRun(
+            active.run, active.identity, False, action, active.remote, output_path, action_run
+        )
         return scope
     kwargs = _init_kwargs(resolved, "", resolved.get("entity"), resolved.get("project"))
     run_id = resolved.get("id")
@@ -657,4 +675,4 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
         run_id or "", resolved.get("entity"), resolved.get("project"), str(resolved.get("host"))
     )
     plan = TaskRunPlan("init", identity, kwargs, owner=True, finishes=True)
-    return RunScope(plan, resolved, action, output_path=_active.current_output_path())
+    return RunScope(plan, resolved, action, output_path=_active.current_output_path(), action_run=action_run)
