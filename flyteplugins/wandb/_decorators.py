@@ -16,9 +16,9 @@ from ._distributed import ElasticTopology, distributed_links_spec, elastic_topol
 from ._errors import WandbConfigError
 from ._layers import Layer, layer, resolve
 from ._link import Wandb
-from ._rehearsal import declared_env_vars
+from ._rehearsal import DeclaredEnvironment
 from ._run import RunScope, scope_for_function, scope_for_task
-from ._settings import RUN, DeclaredEnv, check_no_credentials, declared_wandb_env
+from ._settings import RUN, check_no_credentials
 from ._signals import arm, guard
 from ._task_override import follow_env_overrides
 from ._types import RankScope, RunMode
@@ -196,10 +196,9 @@ def _wrap_task_function(
     task_layer: Layer,
     download_logs: bool | None,
     topology: ElasticTopology | None = None,
-    declared_env: frozenset[str] = frozenset(),
+    declared: DeclaredEnvironment | None = None,
     lineage: TaskLineage | None = None,
     report: tuple[str, bool] | None = None,
-    declared_values: DeclaredEnv = (),
 ) -> Callable[..., Any]:
     def wants_download(scope: RunScope) -> bool:
         return bool(download_logs if download_logs is not None else scope.resolved.get("download_logs"))
@@ -209,14 +208,12 @@ def _wrap_task_function(
     lineage = lineage or TaskLineage.for_function(fn)
     wrapper = _wrap(
         fn,
-        lambda: scope_for_task(
-            task_layer, topology, declared_env, lineage.task_name or None, declared_values
-        ),
+        lambda: scope_for_task(task_layer, topology, declared, lineage.task_name or None),
         wants_download,
         lineage,
         report,
     )
-    return within_decorated(wrapper, task_layer, declared_env=declared_values)
+    return within_decorated(wrapper, task_layer, declared_env=declared.wandb if declared else ())
 
 
 def _wrap_function(fn: Callable[..., Any], task_layer: Layer) -> Callable[..., Any]:
@@ -235,7 +232,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     topology = elastic_topology(getattr(task, "plugin_config", None))
     lineage = TaskLineage.for_task(task, task_layer.values.get("log_outputs"))
     # The task's container sees its declared variables: its link and its run read them the same.
-    declared = declared_wandb_env(getattr(task, "env_vars", None))
+    declared = DeclaredEnvironment.of(task)
     at_decoration = resolve("run", task=task_layer, context={}, use_current_context=False)
     specs = distributed_links_spec(
         at_decoration.get("run_mode", "auto"), at_decoration.get("rank_scope", "global"), topology
@@ -250,7 +247,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
             name=link_name,
             _is_distributed=bool(topology and topology.is_distributed),
             _worker_index=worker_index,
-        )._with_task_layer(task_layer, declared)
+        )._with_task_layer(task_layer, declared.wandb)
         for link_name, worker_index in specs
     )
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), *links))
@@ -259,7 +256,7 @@ def _decorate_task(task: Any, task_layer: Layer, download_logs: bool | None) -> 
     # The "Weights & Biases" report tab, for tasks declared with report=True.
     report = (str(getattr(task, "short_name", None) or task.name), bool(getattr(task, "report", False)))
     decorated.func = _wrap_task_function(
-        task.func, task_layer, download_logs, topology, declared_env_vars(task), lineage, report, declared
+        task.func, task_layer, download_logs, topology, declared, lineage, report
     )
     # task.override(env_vars=...) gives the container other variables: its link and run follow them.
     return follow_env_overrides(

@@ -21,15 +21,17 @@ import logging
 import os
 import threading
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._layers import Resolved
-from ._settings import DeclaredEnv
+from ._settings import DeclaredEnv, declared_wandb_env
 
 if TYPE_CHECKING:
     from ._run import TaskRunPlan
 
 __all__ = [
+    "DeclaredEnvironment",
     "declared_env_vars",
     "failed_attempt_message",
     "offline_shared_message",
@@ -49,6 +51,33 @@ _ENV_ORIGIN = "env "
 _LOCAL_CHOICES = frozenset({"mode"})
 _warned_lock = threading.Lock()
 _warned: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredEnvironment:
+    """What a task's container gets from the task's declaration, as the plugin reads it.
+
+    ``names``: every variable it declares (``env_vars`` and secrets); in a local run, settings
+    taken from other variables of the process are pointed out (a cluster lacks them). ``wandb``:
+    the W&B settings variables among its ``env_vars``, with their values; its link and its run
+    read them over the process's own, as its container sees them.
+
+    Example:
+        >>> class Task:
+        ...     env_vars = {"WANDB_PROJECT": "p", "OMP_NUM_THREADS": "1"}
+        ...     secrets = None
+        >>> declared = DeclaredEnvironment.of(Task())
+        >>> sorted(declared.names), declared.wandb
+        (['OMP_NUM_THREADS', 'WANDB_PROJECT'], (('WANDB_PROJECT', 'p'),))
+    """
+
+    names: frozenset[str] = field(default_factory=frozenset)
+    wandb: DeclaredEnv = ()
+
+    @classmethod
+    def of(cls, task: Any) -> DeclaredEnvironment:
+        """What ``task`` (a Flyte task template) declares."""
+        return cls(declared_env_vars(task), declared_wandb_env(getattr(task, "env_vars", None)))
 
 
 def declared_env_vars(task: Any) -> frozenset[str]:

@@ -35,7 +35,7 @@ from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
 from ._plan import own_run_id, own_run_place, task_run_target
-from ._settings import DeclaredEnv
+from ._rehearsal import DeclaredEnvironment
 from ._signals import Budget, bound_exit, call_within
 
 __all__ = [
@@ -599,29 +599,28 @@ class RunScope:
 def scope_for_task(
     task_layer: Layer | None,
     topology: ElasticTopology | None = None,
-    declared_env: frozenset[str] = frozenset(),
+    declared: DeclaredEnvironment | None = None,
     task_name: str | None = None,
-    declared_values: DeclaredEnv = (),
 ) -> RunScope:
     """Plan the W&B run of the Flyte task running now.
 
-    ``declared_env`` names the variables the task's container gets from its declaration: in a local
-    run, settings taken from other variables of this process are pointed out (a cluster lacks them).
-    ``task_name`` (the Flyte task's name) is the ``job_type`` of a fan-out child's own run.
-    ``declared_values`` are the W&B variables among them: they are read over this process's, as the
-    task's container (and its link) sees them.
+    ``declared`` is what the task's container gets from its declaration: its W&B variables are read
+    over this process's, and in a local run settings taken from variables it does not declare are
+    pointed out (a cluster lacks them). ``task_name`` (the Flyte task's name) is the ``job_type``
+    of a fan-out child's own run.
     """
     import flyte
 
     ctx = flyte.ctx()
     if not ctx:
         raise WandbRunError("@wandb_init task wrapper called outside a Flyte task")
-    resolved = resolve("run", task=task_layer, declared_env=declared_values)
+    declared = declared or DeclaredEnvironment()
+    resolved = resolve("run", task=task_layer, declared_env=declared.wandb)
     remote = ctx.mode == "remote"
     if not remote:
         from ._rehearsal import warn_environment
 
-        warn_environment(resolved, declared_env)
+        warn_environment(resolved, declared.names)
     plan = plan_task_run(
         resolved,
         run_name=ctx.action.run_name or "local",
@@ -632,10 +631,10 @@ def scope_for_task(
         topology=topology,
     )
     plan = with_fanout_identity(plan, resolved, task_name)
-    if not remote and declared_values:
+    if not remote and declared.wandb:
         from ._rehearsal import with_declared_server
 
-        plan = with_declared_server(plan, declared_values)
+        plan = with_declared_server(plan, declared.wandb)
     return RunScope(
         plan, resolved, ctx.action.name, remote, _active.current_output_path(), ctx.action.run_name
     )
