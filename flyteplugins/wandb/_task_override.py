@@ -5,7 +5,8 @@
 read the environment as the task's container sees it. ``task.override(env_vars=...)`` gives the
 task's container other variables; the overridden task is decorated again from the undecorated
 function, so that its link (rendered by the parent) and its run read the new ones, as its pod
-does. An override that changes no variable keeps the decorated task's wrapper and links.
+does. So is a task whose ``secrets`` are overridden (the local-run warnings read their names). An
+override that changes none of what the plugin reads keeps the decorated task's wrapper and links.
 
 Example:
     ```python
@@ -23,12 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ._rehearsal import DeclaredEnvironment
+
 __all__ = ["follow_env_overrides"]
-
-
-def _env_of(task: Any) -> tuple[tuple[str, str], ...]:
-    env = getattr(task, "env_vars", None) or {}
-    return tuple(sorted((str(name), "" if value is None else str(value)) for name, value in env.items()))
 
 
 def follow_env_overrides(
@@ -43,7 +41,7 @@ def follow_env_overrides(
 
     def override(*args: Any, **kwargs: Any) -> Any:
         new = class_override(decorated, *args, **kwargs)
-        if _env_of(new) == _env_of(decorated):
+        if DeclaredEnvironment.of(new) == DeclaredEnvironment.of(decorated):
             return follow_env_overrides(new, func, ours, redecorate)
         # Its container sees other variables: decorate it afresh, from the undecorated function.
         new.func = func
