@@ -260,3 +260,16 @@ def test_a_cluster_task_writing_into_a_shared_run_offline_is_told_where_its_part
     assert len(warnings) == 1 and "W&B shared mode is online only" in warnings[0]
     (run_dir,) = find_offline_run_dirs(wandb_root, "parent-run")
     assert f"wandb sync {run_dir}" in warnings[0]
+
+
+def test_a_variable_an_override_declares_is_not_pointed_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The container gets WANDB_PROJECT from a secret given with task.override: no warning.
+    monkeypatch.setenv("WANDB_PROJECT", "from-secret")
+    overridden = project_from_environment.override(
+        secrets=[flyte.Secret(key="wandb-project", as_env_var="WANDB_PROJECT")]
+    )
+    with caplog.at_level(logging.WARNING, logger="flyteplugins.wandb"):
+        assert run_local(overridden).outputs == "from-secret"
+    assert not [r for r in caplog.records if "WANDB_PROJECT" in r.getMessage()]
