@@ -199,3 +199,53 @@ def test_the_line_is_printed_once_whatever_handlers_the_user_set() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == "nothing configured\n"
     assert done.stdout == "a handler on the logger\nroot: a root handler\n"
+
+
+FAN_OUT = """\
+import asyncio
+import flyte
+from flyteplugins.wandb import wandb_init
+
+env = flyte.TaskEnvironment(name="console")
+
+@wandb_init(run_mode="new")
+@env.task
+async def child(i: int) -> int:
+    print(f"child {i} says hello", flush=True)
+    await asyncio.sleep(0.5)  # the siblings' runs are live meanwhile
+    return i
+
+@wandb_init(project="console", entity="team")
+@env.task
+async def parent() -> int:
+    return sum(await asyncio.gather(*(child(i) for i in range(3))))
+
+flyte.init()
+flyte.with_runcontext(mode="local").run(parent)
+"""
+
+
+def test_the_line_reaches_the_terminal_and_no_runs_console_log(tmp_path: Path) -> None:
+    # wandb records what the process writes to stderr into every live run's console log: in a local
+    # fan-out, the parent's and the running siblings'. The line about one run belongs in none.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB"))}
+    script = tmp_path / "fan_out.py"
+    script.write_text(FAN_OUT)
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**environ, "WANDB_MODE": "offline"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    said = [m for m in (LINE.match(line) for line in result.stderr.splitlines()) if m is not None]
+    assert len(said) == 4  # the parent's run and each child's
+    parent_id = said[-1].group("id")
+    (parent_dir,) = find_offline_run_dirs(tmp_path / "wandb", parent_id)
+    console = (parent_dir / "files" / "output.log").read_text()
+    # wandb captured the console meanwhile: the children's prints are in the parent's log ...
+    assert "child 0 says hello" in console
+    # ... and no line about a run is.
+    assert "W&B run " not in console

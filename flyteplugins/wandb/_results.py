@@ -60,10 +60,29 @@ class _PrintUnlessConfigured(logging.Handler):
             if logger is not None and logger.handlers:
                 return
         try:
-            sys.stderr.write(self.format(record) + "\n")
-            sys.stderr.flush()
+            _print_past_wandb(self.format(record) + "\n")
         except Exception:  # a closed stderr must not fail the task
             self.handleError(record)
+
+
+def _print_past_wandb(text: str) -> None:
+    """Print ``text`` on stderr, past W&B's console capture.
+
+    wandb records what the process writes through ``sys.stderr.write`` into the console log of
+    every run live in the process (in a local run, the parent's and the running siblings'). The
+    line says where one run's results are: it belongs in none of them, and a fan-out's children
+    would each send theirs into every other live run. Written to the stream's binary buffer (after
+    flushing its text layer, to keep the order), it reaches the terminal and no run's log.
+    """
+    stream = sys.stderr
+    raw = getattr(stream, "buffer", None)
+    if raw is None or not callable(getattr(raw, "write", None)):
+        stream.write(text)  # a stream without a binary layer (a notebook's): as it is
+        stream.flush()
+        return
+    stream.flush()
+    raw.write(text.encode(getattr(stream, "encoding", None) or "utf-8", "backslashreplace"))
+    raw.flush()
 
 
 results_logger = logging.getLogger(RESULTS_LOGGER)
