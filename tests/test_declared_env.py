@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import flyte
 import pytest
@@ -46,6 +47,20 @@ def render(link: Wandb, context: dict[str, str] | None = None) -> str:
 def the_link(task: object) -> Wandb:
     (link,) = [link for link in getattr(task, "links", ()) if isinstance(link, Wandb)]
     return link
+
+
+def assert_written_where_linked(local: Any, project: str) -> None:
+    """``declaring_task`` ran in ``project`` of the declared entity, as its variables say, and its
+    link names that run."""
+    seen = local.outputs
+    assert seen["project"] == project
+    assert seen["origin"].startswith("env WANDB_PROJECT (TaskEnvironment env_vars)")
+    recorded = read_offline_run(Path(seen["dir"]).parent, wait=10)
+    assert (recorded.project, recorded.entity) == (project, "declared-team")
+    assert recorded.column("x") == [1]
+    assert local.links["declaring_task"] == [
+        ("Weights & Biases", f"https://wandb.ai/declared-team/{project}/runs/{seen['run']}")
+    ]
 
 
 def test_only_the_wandb_settings_among_the_declared_variables_count() -> None:
@@ -103,16 +118,7 @@ def test_a_local_run_writes_where_its_link_points_with_the_declared_settings(
 ) -> None:
     monkeypatch.setenv("WANDB_PROJECT", "shell-proj")
     reload_settings()
-    local = run_local(declaring_task)
-    seen = local.outputs
-    assert seen["project"] == "declared-proj"
-    assert seen["origin"].startswith("env WANDB_PROJECT (TaskEnvironment env_vars)")
-    recorded = read_offline_run(Path(seen["dir"]).parent, wait=10)
-    assert (recorded.project, recorded.entity) == ("declared-proj", "declared-team")
-    assert recorded.column("x") == [1]
-    assert local.links["declaring_task"] == [
-        ("Weights & Biases", f"https://wandb.ai/declared-team/declared-proj/runs/{seen['run']}")
-    ]
+    assert_written_where_linked(run_local(declaring_task), "declared-proj")
 
 
 def test_rendering_many_links_builds_the_declared_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,12 +207,4 @@ def test_an_override_of_the_variables_moves_the_link(monkeypatch: pytest.MonkeyP
 
 
 def test_an_overridden_child_runs_where_its_link_points(wandb_root: Path) -> None:
-    local = run_local(overriding_parent)
-    seen = local.outputs
-    assert seen["project"] == "override-proj"
-    assert seen["origin"].startswith("env WANDB_PROJECT (TaskEnvironment env_vars)")
-    recorded = read_offline_run(Path(seen["dir"]).parent, wait=10)
-    assert (recorded.project, recorded.entity) == ("override-proj", "declared-team")
-    assert local.links["declaring_task"] == [
-        ("Weights & Biases", f"https://wandb.ai/declared-team/override-proj/runs/{seen['run']}")
-    ]
+    assert_written_where_linked(run_local(overriding_parent), "override-proj")

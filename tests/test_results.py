@@ -131,18 +131,24 @@ def test_nothing_is_announced_on_a_cluster_for_a_writer_or_without_a_run() -> No
     assert shown is not None and results_line(shown) == "W&B run r (Flyte action a0): folder /w/r"
 
 
-def test_the_quickstart_as_the_docs_run_it_prints_where_results_are_and_no_warning(tmp_path: Path) -> None:
-    # docs/quickstart.md: `WANDB_MODE=offline python examples/quickstart.py`, logging not configured.
+def run_offline(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``WANDB_MODE=offline python SCRIPT`` in ``cwd``, with no other W&B or plugin variable set."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB"))}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
-        cwd=tmp_path,
+        [sys.executable, str(script)],
+        cwd=cwd,
         env={**environ, "WANDB_MODE": "offline"},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_quickstart_as_the_docs_run_it_prints_where_results_are_and_no_warning(tmp_path: Path) -> None:
+    # docs/quickstart.md: `WANDB_MODE=offline python examples/quickstart.py`, logging not configured.
+    result = run_offline(ROOT / "examples" / "quickstart.py", tmp_path)
     lines = [LINE.match(line) for line in result.stderr.splitlines()]
     (line,) = [m for m in lines if m is not None]
     found = parts(line)
@@ -228,18 +234,9 @@ flyte.with_runcontext(mode="local").run(parent)
 def test_the_line_reaches_the_terminal_and_no_runs_console_log(tmp_path: Path) -> None:
     # wandb records what the process writes to stderr into every live run's console log: in a local
     # fan-out, the parent's and the running siblings'. The line about one run belongs in none.
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB"))}
     script = tmp_path / "fan_out.py"
     script.write_text(FAN_OUT)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env={**environ, "WANDB_MODE": "offline"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_offline(script, tmp_path)
     said = [m for m in (LINE.match(line) for line in result.stderr.splitlines()) if m is not None]
     assert len(said) == 4  # the parent's run and each child's
     parent_id = said[-1].group("id")

@@ -168,22 +168,14 @@ def current_action() -> ActionKey | None:
 
 
 def current_action_name() -> str | None:
-    """The name of the Flyte action whose code runs here, or ``None`` outside any task.
-
-    Inside a ``flyte.trace`` function this is the task's action, not the trace's (on flyte
-    releases that record it; see :func:`_belongs_here` for the others).
+    """The name of the Flyte action whose code runs here (:func:`current_action`), or ``None``.
 
     Example:
         >>> current_action_name() is None
         True
     """
-    ctx = _task_context()
-    return _action_name(ctx) if ctx is not None else None
-
-
-def _action_name(ctx: Any) -> str | None:
-    action = task_action(ctx) or ctx.action
-    return str(action.name) if action is not None and action.name else None
+    action = current_action()
+    return action[1] if action is not None else None
 
 
 def _action_key(ctx: Any) -> ActionKey | None:
