@@ -147,11 +147,44 @@ def test_a_setting_newer_than_the_installed_wandb_is_dropped_with_a_warning_nami
     assert _compat.settings_for_installed_wandb({"x_made_up": 1}) == {"x_made_up": 1}
 
 
+def test_a_stuck_service_of_an_older_wandb_is_asked_to_stop_then_ended(
+    pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before wandb 0.28.2 the service never stops after a failed online start, and wandb's
+    # teardown waits for its process for ever. Here a real process that does not stop stands for
+    # it, and a teardown that waits for it as wandb's does.
+    import subprocess
+    import sys
+    import time
+
+    service = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    asked: list[bool] = []
+
+    def teardown_waiting_for_ever() -> None:
+        asked.append(True)
+        service.wait()
+
+    pretend_wandb.setattr(versions, "wandb_version", lambda: "0.28.0")
+    pretend_wandb.setattr(wandb_state, "teardown_wandb", teardown_waiting_for_ever)
+    pretend_wandb.setattr(wandb_state, "service_process", lambda: service)
+    try:
+        started = time.monotonic()
+        assert _compat.restart_service_after_failed_init(10.0) is True
+        assert time.monotonic() - started < 3.0
+        assert asked == [True] and service.poll() is not None  # asked first, then ended
+    finally:
+        service.kill()
+        service.wait()
+    assert not caplog.records
+
+
 def test_no_service_restart_after_a_failed_start_where_wandb_would_wait_forever(
     pretend_wandb: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # An older wandb whose service process cannot be found: nothing is stopped, the error stands.
     torn_down: list[bool] = []
     pretend_wandb.setattr(wandb_state, "teardown_wandb", lambda: torn_down.append(True))
+    pretend_wandb.setattr(wandb_state, "service_process", lambda: None)
     pretend_wandb.setattr(versions, "wandb_version", lambda: "0.28.0")
     assert _compat.restart_service_after_failed_init() is False
     assert torn_down == []

@@ -199,7 +199,7 @@ def _write(path: str, text: str) -> None:
 
 
 def _bounded(fn: Any, seconds: float, what: str) -> bool:
-    from ._signals import call_within
+    from ._deadline import call_within
 
     done, error = call_within(fn, seconds, "fanout-digest")
     if error is not None:

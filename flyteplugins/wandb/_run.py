@@ -29,6 +29,7 @@ from ._active import (
     set_sweep_id,
 )
 from ._codec import RunIdentity, encode_run_identity
+from ._deadline import call_within
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
 from ._errors import WandbConfigError, WandbRunError, is_unreachable
 from ._fanout import with_fanout_identity
@@ -36,7 +37,7 @@ from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
 from ._plan import own_run_id, own_run_place, task_run_target
 from ._rehearsal import DeclaredEnvironment
-from ._signals import Budget, bound_exit, call_within
+from ._signals import Budget, bound_exit
 
 __all__ = [
     "ActiveRun",

@@ -41,10 +41,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from ._deadline import call_within
 
 __all__ = [
     "PREEMPT_SECONDS",
@@ -52,7 +54,6 @@ __all__ = [
     "Preemptible",
     "arm",
     "bound_exit",
-    "call_within",
     "exit_seconds",
     "guard",
     "handled_signals",
@@ -188,34 +189,6 @@ def exit_seconds() -> float:
     with _exit_lock:
         budget = _exit_budget
     return budget.remaining() if budget is not None else 0.0
-
-
-def call_within(fn: Callable[[], Any], seconds: float, name: str) -> tuple[bool, BaseException | None]:
-    """Run ``fn`` in a daemon thread and wait at most ``seconds`` for it.
-
-    Returns ``(done, error)``: ``done`` is false when ``fn`` was still running at the deadline
-    (it keeps running in the background; a daemon thread does not hold the process up).
-
-    Example:
-        >>> call_within(lambda: None, 1.0, "noop")
-        (True, None)
-        >>> call_within(lambda: time.sleep(5), 0.05, "sleep")[0]
-        False
-    """
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            fn()
-        except BaseException as exc:  # handed back to the caller, who decides
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name=f"flyteplugins-wandb-{name}", daemon=True)
-    thread.start()
-    thread.join(max(0.0, seconds))
-    if thread.is_alive():
-        return False, None
-    return True, errors[0] if errors else None
 
 
 class Preemptible(Protocol):

@@ -12,10 +12,12 @@ Example:
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from .._deadline import call_within
 from . import versions
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "process_settings",
     "restart_service_after_failed_init",
     "run_is_finished",
+    "service_process",
     "set_global_run",
     "setup_root_dir",
     "stored_global_run",
@@ -141,35 +144,74 @@ def teardown_wandb() -> None:
     wandb.teardown()
 
 
+def service_process() -> subprocess.Popen[bytes] | None:
+    """The wandb service process (wandb-core) this process started and wandb still holds, if any.
+
+    Example:
+        >>> service_process() is None  # wandb not set up here
+        True
+    """
+    if not wandb_is_set_up():
+        return None
+    # private wandb API: the setup singleton's _connection (ServiceConnection), its _proc
+    # (ServiceProcess) and that one's _process (the Popen of wandb-core)
+    singleton = _setup_module()._singleton  # type: ignore[union-attr]
+    connection = getattr(singleton, "_connection", None)
+    process = getattr(getattr(connection, "_proc", None), "_process", None)
+    return process if isinstance(process, subprocess.Popen) else None
+
+
+# How long a service of a wandb before 0.28.2 gets to stop by itself after a failed start before
+# it is ended: it never does, but a teardown request is sent first, so that it stops cleanly if
+# it can.
+_STUCK_SERVICE_GRACE_S = 1.0
+
+
 def restart_service_after_failed_init(seconds: float | None = None) -> bool:
     """Stop wandb's service after an online ``wandb.init`` failed, to free the run id it keeps.
 
-    Returns whether it did: before wandb 0.28.2 the service never stops after such a failure
-    (``wandb.teardown`` waits forever), so the offline fallback is not tried there, and a warning
-    names the feature and the versions.
+    Call it only while no run is alive in the process: the service is every run's. wandb forgets
+    the stopped service at once and starts a new one at the next ``wandb.init``. ``seconds``
+    bounds the wait (``None``: wait until it stopped). Returns whether the id was freed.
+
+    From wandb 0.28.2 on the service stops when asked (it may take seconds while it still waits
+    on a stalled server: a new one serves the offline start meanwhile). Before, it never stops
+    after such a failure, and ``wandb.teardown`` waits for it for ever, at the process's exit
+    too: it is asked to stop and, after a moment, ended (its process killed). Where that process
+    cannot be found, nothing is stopped, a warning names the feature and the versions, and the
+    error is raised.
 
     Example:
         >>> restart_service_after_failed_init()  # after wandb.init(mode="online") failed  # doctest: +SKIP
         True
     """
-    if not versions.wandb_at_least(versions.TEARDOWN_AFTER_FAILED_INIT):
+    if versions.wandb_at_least(versions.TEARDOWN_AFTER_FAILED_INIT):
+        if seconds is None:
+            teardown_wandb()
+        else:
+            call_within(teardown_wandb, seconds, "teardown")
+        return True
+    service = service_process()
+    if service is None:
         versions.warn_once(
             "teardown",
             "W&B: continuing offline after an online wandb.init failed (a server that accepts but "
-            "never answers) needs wandb>=%s; wandb %s is installed, so the error is raised. "
-            "Upgrade wandb to get it.",
+            "never answers) needs wandb>=%s, or wandb's service process to end; wandb %s is "
+            "installed and its service process was not found, so the error is raised. Upgrade "
+            "wandb to get it.",
             versions.TEARDOWN_AFTER_FAILED_INIT,
             versions.wandb_version(),
         )
         return False
-    if seconds is None:
-        teardown_wandb()
-    else:
-        # The old service may take seconds to shut down (it still waits on a stalled server);
-        # wandb forgets it at once, so a new one serves the offline start while it finishes.
-        from .._signals import call_within
-
-        call_within(teardown_wandb, seconds, "teardown")
+    grace = _STUCK_SERVICE_GRACE_S if seconds is None else min(_STUCK_SERVICE_GRACE_S, seconds)
+    done, _ = call_within(teardown_wandb, grace, "teardown")
+    if not done:
+        # The teardown sent its request and waits for the process, which will not end by itself.
+        service.kill()
+        try:
+            service.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a kill is not refused
+            return False
     return True
 
 
@@ -262,13 +304,18 @@ def stored_global_run() -> Any:
 def bound_account_lookups(seconds: float) -> bool:
     """Let each of wandb's account look-ups (the "logged in as" message, user settings) wait ``seconds``.
 
-    wandb gives each 5 s, before a start's ``init_timeout`` begins. ``False`` when this wandb
-    has no such look-up (older releases ask the server through other paths, within the start).
+    wandb gives each 5 s, before a start's ``init_timeout`` begins: newer releases through their
+    session identity, older ones through the viewer query of ``wandb.sdk.lib.server.Server``.
+    ``False`` when this wandb has neither.
 
     Example:
         >>> bound_account_lookups(5.0) in (True, False)  # doctest: +SKIP
         True
     """
+    return _bound_identity_lookups(seconds) | _bound_viewer_queries(seconds)
+
+
+def _bound_identity_lookups(seconds: float) -> bool:
     # private wandb API: wandb.sdk.lib.identity._RESOLVE_TIMEOUT_SECONDS (read per session), and
     # the session's look-up already made (wandb_setup singleton's _session_identity._service_api)
     try:
@@ -284,4 +331,19 @@ def bound_account_lookups(seconds: float) -> bool:
     service_api = getattr(session, "_service_api", None)
     if service_api is not None and hasattr(service_api, "_timeout"):
         service_api._timeout = seconds
+    return True
+
+
+def _bound_viewer_queries(seconds: float) -> bool:
+    # private wandb API: wandb.sdk.lib.server.Server.query_with_timeout(self, timeout=5), which
+    # older releases call (without a timeout) for the "logged in" message and the user's settings
+    try:
+        from wandb.sdk.lib import server
+    except ImportError:
+        return False
+    query = getattr(getattr(server, "Server", None), "query_with_timeout", None)
+    defaults = getattr(query, "__defaults__", None)
+    if not (isinstance(defaults, tuple) and len(defaults) == 1 and isinstance(defaults[0], (int, float))):
+        return False
+    query.__defaults__ = (seconds,)  # type: ignore[union-attr]
     return True
