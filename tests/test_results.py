@@ -19,7 +19,7 @@ import pytest
 from conftest import run_local, task_run
 
 from flyteplugins.wandb import wandb_init
-from flyteplugins.wandb._offline import find_offline_run_dirs, read_offline_run
+from flyteplugins.wandb._offline import find_offline_run_dirs, iter_records, read_offline_run
 from flyteplugins.wandb._results import RESULTS_LOGGER, plan_results, results_line
 
 pytestmark = pytest.mark.smoke
@@ -241,7 +241,10 @@ def test_the_line_reaches_the_terminal_and_no_runs_console_log(tmp_path: Path) -
     assert len(said) == 4  # the parent's run and each child's
     parent_id = said[-1].group("id")
     (parent_dir,) = find_offline_run_dirs(tmp_path / "wandb", parent_id)
-    console = (parent_dir / "files" / "output.log").read_text()
+    # What reached the run's console log: its transaction log's console records.
+    console = "".join(
+        record.output_raw.line for record in iter_records(parent_dir) if record.HasField("output_raw")
+    )
     # wandb captured the console meanwhile: the children's prints are in the parent's log ...
     assert "child 0 says hello" in console
     # ... and no line about a run is.
