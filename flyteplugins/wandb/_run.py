@@ -649,8 +649,7 @@ def scope_for_function(task_layer: Layer | None) -> RunScope:
     """
     active = _active.current_active()
     resolved = resolve("run", task=task_layer)
-    here = _active.current_action()
-    action, action_run = (here[1], here[0]) if here is not None else (None, None)
+    action_run, action = _active.current_action() or (None, None)
     if active is not None:
         output_path = _active.current_output_path()
         scope = RunScope(

@@ -24,7 +24,8 @@ from ._errors import WandbRunError
 from ._layers import Layer, Resolved, layer, resolve
 from ._link import WandbSweep
 from ._plan import SweepTarget, sweep_target
-from ._settings import SWEEP, DeclaredEnv, check_no_credentials, declared_wandb_env, preserved_environ
+from ._rehearsal import DeclaredEnvironment
+from ._settings import SWEEP, DeclaredEnv, check_no_credentials, preserved_environ
 from ._task_override import follow_env_overrides
 
 __all__ = ["SweepPlan", "SweepTarget", "plan_sweep", "sweep_target", "wandb_sweep"]
@@ -308,7 +309,7 @@ def sweep_layer_from_arguments(origin: str, **arguments: Any) -> Layer:
 def _decorate_sweep_task(task: Any, sweep_layer: Layer, download_logs: bool | None) -> Any:
     values = sweep_layer.values
     # The task's container sees its declared variables: its link and its sweep read them the same.
-    declared = declared_wandb_env(getattr(task, "env_vars", None))
+    declared = DeclaredEnvironment.of(task).wandb
     link = WandbSweep(project=values.get("project"), entity=values.get("entity"))._with_declared_env(declared)
     decorated = task.override(links=(*tuple(getattr(task, "links", ()) or ()), link))
     # Wrapping the task's function (a field of the task) rather than its execute method means
