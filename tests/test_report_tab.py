@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -386,6 +387,7 @@ def test_a_writer_of_its_own_shows_every_step_it_logged_once_its_log_is_complete
 
     import wandb
 
+    from flyteplugins.wandb._history import log_has_exit
     from flyteplugins.wandb._report_tab import ReportTab
 
     run = wandb.init(project="p", id="shared-run", mode="offline")
@@ -393,6 +395,12 @@ def test_a_writer_of_its_own_shows_every_step_it_logged_once_its_log_is_complete
         run.log({"child/value": step})
     written = Path(run.dir).parent
     run.finish()
+    # The whole log, exit record included, is what the late writer below appends: wait for it (the
+    # service writes the end of the log just after run.finish() returns).
+    deadline = time.monotonic() + 30
+    while not log_has_exit(written) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert log_has_exit(written)
     late = tmp_path / written.name
     shutil.copytree(written, late)
     (log,) = late.glob("*.wandb")
