@@ -150,7 +150,7 @@ def test_a_local_run_talks_to_the_server_its_task_declares(
     import logging
     import socket
 
-    from flyteplugins.wandb import _run as run_module
+    from flyteplugins.wandb import _fallback
 
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -168,11 +168,11 @@ def test_a_local_run_talks_to_the_server_its_task_declares(
         return str(run.id)
 
     caplog.set_level(logging.WARNING, logger="flyteplugins.wandb")
-    run_module._probe_cache.clear()
+    _fallback._probe_cache.clear()
     try:
         local = run_local(served)
     finally:
-        run_module._probe_cache.clear()
+        _fallback._probe_cache.clear()
     warnings = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].startswith(f"W&B server {server} unreachable"), warnings
     assert local.links["served"] == [("Weights & Biases", f"{server}/team/proj/runs/{local.outputs}")]

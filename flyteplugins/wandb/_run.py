@@ -31,7 +31,7 @@ from ._active import (
 from ._codec import RunIdentity, encode_run_identity
 from ._deadline import call_within
 from ._distributed import DistributedInfo, ElasticTopology, plan_distributed_run, task_distributed_info
-from ._errors import WandbConfigError, WandbRunError, is_unreachable
+from ._errors import WandbConfigError, WandbRunError
 from ._fanout import with_fanout_identity
 from ._layers import Layer, Resolved, resolve
 from ._names import init_argument_hint
@@ -235,137 +235,16 @@ def _merge_settings(kwargs: dict[str, Any], shared: Mapping[str, Any] | None) ->
     kwargs["settings"] = wandb.Settings(**_compat.settings_for_installed_wandb(merged))
 
 
-# How long a connection attempt may take before the server counts as unreachable, and how long a
-# verdict is reused (many tasks of one workflow start runs within seconds of each other).
-_PROBE_TIMEOUT = 3.0
-_PROBE_TTL = 30.0
-_probe_lock = threading.Lock()
-_probe_cache: dict[tuple[str, int], tuple[float, str | None]] = {}
 _DEFAULT_TIMEOUT = 30.0
-
-
-def bound_timeouts(kwargs: dict[str, Any], budget: Budget) -> None:
-    """Cap wandb's own ``init_timeout`` / ``finish_timeout`` by the budget (see ``Budget``)."""
-    import wandb
-
-    settings = kwargs.get("settings") or wandb.Settings()
-    explicit = _compat.settings_fields_set(settings) or frozenset()
-    timeouts = budget.wandb_timeouts(
-        getattr(settings, "init_timeout", None) if "init_timeout" in explicit else None,
-        getattr(settings, "finish_timeout", None) if "finish_timeout" in explicit else None,
-    )
-    for name, value in timeouts.items():
-        if _compat.wandb_supports_setting(name):  # finish_timeout is not in every wandb
-            setattr(settings, name, value)
-    # wandb's account look-ups come before init_timeout starts: bounded apart (see Budget).
-    _compat.bound_account_lookups(budget.lookup_timeout())
-    kwargs["settings"] = settings
-
-
-def _server_to_probe(kwargs: Mapping[str, Any]) -> tuple[str, str, int | None] | None:
-    """``(shown url, host, port)`` of the server ``wandb.init(**kwargs)`` would contact.
-
-    ``None`` when it contacts none (offline, disabled); port ``None`` when a proxy stands in
-    between (a direct connection then says nothing about the server).
-    """
-    import urllib.parse
-    import urllib.request
-
-    import wandb
-
-    settings: Any = kwargs.get("settings")
-    explicit = _compat.settings_fields_set(settings) or frozenset()
-    process = wandb.setup().settings
-    mode = kwargs.get("mode") or (settings.mode if "mode" in explicit else None) or process.mode
-    if mode in ("offline", "dryrun", "disabled"):
-        return None
-    base_url = str(settings.base_url if "base_url" in explicit else process.base_url)
-    url = urllib.parse.urlsplit(base_url)
-    host = url.hostname or ""
-    port = url.port or (443 if url.scheme == "https" else 80)
-    # Only scheme, host and port are ever shown: a base URL may carry credentials.
-    shown = f"{url.scheme}://{host}:{port}"
-    proxied = bool(getattr(process, "https_proxy", None) or getattr(process, "http_proxy", None)) or (
-        url.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)
-    )
-    if url.scheme not in ("http", "https") or not host or proxied:
-        return shown, host, None
-    return shown, host, port
-
-
-def _probe(host: str, port: int, timeout: float = _PROBE_TIMEOUT) -> str | None:
-    """Why a TCP connection to ``host:port`` fails, or ``None`` when it succeeds."""
-    import socket
-    import time
-
-    now = time.monotonic()
-    with _probe_lock:
-        cached = _probe_cache.get((host, port))
-    if cached is not None and now - cached[0] < _PROBE_TTL:
-        return cached[1]
-    try:
-        socket.create_connection((host, port), timeout=max(0.1, min(timeout, _PROBE_TIMEOUT))).close()
-        reason = None
-    except OSError as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-    with _probe_lock:
-        _probe_cache[(host, port)] = (now, reason)
-    return reason
-
-
-def _offline_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    import wandb
-
-    offline = dict(kwargs, mode="offline")
-    settings_obj = offline.get("settings")
-    if settings_obj is not None and getattr(settings_obj, "mode", None) == "shared":
-        offline["settings"] = wandb.Settings(**{**_explicit_settings(settings_obj), "mode": "offline"})
-    return offline
-
-
-def _init_offline(kwargs: Mapping[str, Any], server: str, reason: str) -> Any:
-    import wandb
-
-    run = wandb.init(**_offline_kwargs(kwargs))
-    run_dir = os.path.dirname(run.dir)
-    logger.warning(
-        "W&B server %s unreachable (%s): run %s continues offline in %s; upload it later with: wandb sync %s",
-        server,
-        reason,
-        run.id,
-        run_dir,
-        run_dir,
-    )
-    return run
-
-
-def _free_failed_run_ids(seconds: float = _DEFAULT_TIMEOUT) -> bool:
-    """Whether the run id of a failed online start could be freed for an offline start.
-
-    wandb's service keeps the id of an online start that failed, and only a new service frees
-    it. The service is restarted only when no run is alive in this process (whatever actions it
-    runs: a pod's one, a reusable container's several): restarting it would end the other runs.
-    """
-    try:
-        if _active.any_live() or _compat.most_recent_active_run() is not None:
-            return False
-        return _compat.restart_service_after_failed_init(seconds)
-    except Exception:  # pragma: no cover - a wandb without these helpers
-        logger.debug("could not restart the wandb service", exc_info=True)
-        return False
 
 
 def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     """``wandb.init`` that does not kill the task when the W&B server cannot be reached.
 
-    The server is probed with a short TCP connection first: an online ``wandb.init`` against a
-    dead server retries for ``init_timeout`` (90 s by default) before it fails, and the failed
-    run keeps its id reserved in wandb's service, so that the same id cannot start offline after.
-    A server that accepts connections but does not answer is only found out by ``wandb.init``
-    itself (after ``init_timeout``); the run then continues offline if the id can be freed.
+    The run starts within ``budget``, and continues offline when the server cannot be reached
+    (see :mod:`._fallback`).
     """
-    import wandb
-
+    from ._fallback import start_run
     from ._requirements import after_init, settings_overrides
 
     _compat.prepare_wandb()
@@ -376,21 +255,7 @@ def _wandb_init(kwargs: dict[str, Any], budget: Budget | None = None) -> Any:
     settings = dict(settings_overrides(kwargs.get("settings")))
     _merge_settings(kwargs, settings if kwargs.get("mode") != "disabled" else None)
     kwargs.setdefault("reinit", "create_new")
-    target = _server_to_probe(kwargs)
-    if target is not None:
-        bound_timeouts(kwargs, budget)
-    reason = None
-    if target is not None and target[2] is not None:
-        reason = _probe(target[1], target[2], budget.remaining())
-    if target is not None and reason is not None:
-        run = _init_offline(kwargs, target[0], reason)
-    else:
-        try:
-            run = wandb.init(**kwargs)
-        except Exception as exc:
-            if target is None or not is_unreachable(exc) or not _free_failed_run_ids(budget.remaining()):
-                raise
-            run = _init_offline(kwargs, target[0], type(exc).__name__)
+    run = start_run(kwargs, budget)
     after_init(run)
     return run
 

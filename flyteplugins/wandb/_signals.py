@@ -57,6 +57,7 @@ __all__ = [
     "exit_seconds",
     "guard",
     "handled_signals",
+    "nothing_at_exit",
 ]
 
 logger = logging.getLogger("flyteplugins.wandb")
@@ -179,14 +180,36 @@ def bound_exit(budget: Budget) -> None:
         _compat.bound_exit_telemetry(exit_seconds)
 
 
+_server_unreachable = False
+
+
+def nothing_at_exit() -> None:
+    """W&B's exit-time work gets no time from now on: its server was found unreachable.
+
+    What wandb sends when the process exits (its usage telemetry) goes to the server that runs
+    could not reach: it would only wait there, whatever budget a later run of the process has.
+
+    Example:
+        >>> nothing_at_exit()  # doctest: +SKIP
+        >>> exit_seconds()  # doctest: +SKIP
+        0.0
+    """
+    global _server_unreachable
+    with _exit_lock:
+        _server_unreachable = True
+
+
 def exit_seconds() -> float:
-    """Seconds W&B's exit-time work may still take: what the last run's budget has left.
+    """Seconds W&B's exit-time work may still take: what the last run's budget has left, nothing
+    once the server was found unreachable (:func:`nothing_at_exit`).
 
     Example:
         >>> exit_seconds() >= 0.0
         True
     """
     with _exit_lock:
+        if _server_unreachable:
+            return 0.0
         budget = _exit_budget
     return budget.remaining() if budget is not None else 0.0
 

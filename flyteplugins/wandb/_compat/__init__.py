@@ -89,6 +89,8 @@ from .wandb_helpers import (
 )
 from .wandb_state import (
     bound_account_lookups,
+    end_service_at_exit,
+    failed_start_wedges_service,
     follow_global_run,
     most_recent_active_run,
     next_local_step,
@@ -117,7 +119,9 @@ __all__ = [
     "bound_exit_telemetry",
     "can_record_traces",
     "control_plane_available",
+    "end_service_at_exit",
     "explicit_settings",
+    "failed_start_wedges_service",
     "flat_records",
     "flyte_client",
     "flyte_initialized",

@@ -48,6 +48,11 @@ def bound_exit_telemetry(seconds: Callable[[], float]) -> bool:
     @functools.wraps(original)
     def shutdown(self: Any, *args: Any, **kwargs: Any) -> None:
         limit = max(0.0, seconds())
+        if limit <= 0.0:
+            # No time left (or the server was found unreachable): nothing is sent, and nothing
+            # is left flushing behind the exit's other shutdowns.
+            self._server_supports_proxy = False  # private wandb API, as below
+            return
         finished = threading.Event()
 
         def flush() -> None:

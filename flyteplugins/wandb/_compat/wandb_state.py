@@ -11,9 +11,11 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,8 @@ from . import versions
 
 __all__ = [
     "bound_account_lookups",
+    "end_service_at_exit",
+    "failed_start_wedges_service",
     "follow_global_run",
     "most_recent_active_run",
     "next_local_step",
@@ -144,6 +148,17 @@ def teardown_wandb() -> None:
     wandb.teardown()
 
 
+def failed_start_wedges_service() -> bool:
+    """Whether a failed online ``wandb.init`` leaves this wandb's service unable to serve any
+    other start, and unable to stop when asked (releases before 0.28.2).
+
+    Example:
+        >>> failed_start_wedges_service() in (True, False)
+        True
+    """
+    return not versions.wandb_at_least(versions.TEARDOWN_AFTER_FAILED_INIT)
+
+
 def service_process() -> subprocess.Popen[bytes] | None:
     """The wandb service process (wandb-core) this process started and wandb still holds, if any.
 
@@ -167,6 +182,50 @@ def service_process() -> subprocess.Popen[bytes] | None:
 _STUCK_SERVICE_GRACE_S = 1.0
 
 
+_at_exit_lock = threading.Lock()
+_at_exit = False
+
+
+def end_service_at_exit() -> None:
+    """At the process's exit, ask wandb's service to stop and end it after a moment.
+
+    For a process in which an online start failed and its service could not be restarted (other
+    runs were alive): the failed start is still in the service, which waits on the server that
+    did not answer. Before wandb 0.28.2 it never stops, and wandb's own exit hook waits for it for
+    ever; later releases stop it only once the server gives up. Registered after wandb's hook,
+    this one runs first: every run has been finished by then, and only the failed start is lost.
+
+    Example:
+        >>> end_service_at_exit()  # doctest: +SKIP
+    """
+    global _at_exit
+    with _at_exit_lock:
+        if _at_exit:
+            return
+        _at_exit = True
+    atexit.register(_end_service)
+
+
+def _end_service() -> None:
+    service = service_process()
+    if service is not None and service.poll() is None:
+        _ask_then_end(service, _STUCK_SERVICE_GRACE_S)
+
+
+def _ask_then_end(service: subprocess.Popen[bytes], grace: float) -> bool:
+    """Ask wandb's service to stop (``wandb.teardown``); end its process if it has not within
+    ``grace`` seconds (the teardown then returns). Whether the service is gone."""
+    done, _ = call_within(teardown_wandb, grace, "teardown")
+    if done:
+        return True
+    service.kill()
+    try:
+        service.wait(timeout=5.0)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a kill is not refused
+        return False
+    return True
+
+
 def restart_service_after_failed_init(seconds: float | None = None) -> bool:
     """Stop wandb's service after an online ``wandb.init`` failed, to free the run id it keeps.
 
@@ -185,7 +244,7 @@ def restart_service_after_failed_init(seconds: float | None = None) -> bool:
         >>> restart_service_after_failed_init()  # after wandb.init(mode="online") failed  # doctest: +SKIP
         True
     """
-    if versions.wandb_at_least(versions.TEARDOWN_AFTER_FAILED_INIT):
+    if not failed_start_wedges_service():
         if seconds is None:
             teardown_wandb()
         else:
@@ -203,16 +262,9 @@ def restart_service_after_failed_init(seconds: float | None = None) -> bool:
             versions.wandb_version(),
         )
         return False
+    # The teardown sends its request and waits for the process, which will not end by itself.
     grace = _STUCK_SERVICE_GRACE_S if seconds is None else min(_STUCK_SERVICE_GRACE_S, seconds)
-    done, _ = call_within(teardown_wandb, grace, "teardown")
-    if not done:
-        # The teardown sent its request and waits for the process, which will not end by itself.
-        service.kill()
-        try:
-            service.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a kill is not refused
-            return False
-    return True
+    return _ask_then_end(service, grace)
 
 
 def set_global_run(run: Any) -> None:
