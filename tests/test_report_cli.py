@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 from typing import Any
 
-from browser import OFFLINE_FLAGS, base_flags, require_browser
+from browser import png_pixels, require_browser, screenshot
 from click.testing import CliRunner
 
 from flyteplugins.wandb._cli import wandb_group
@@ -73,62 +71,14 @@ def test_without_the_drawing_library_the_command_says_how_to_install_it(wandb_ro
     assert "pip install 'flyteplugins-wandb[report]'" in done.stderr
 
 
-def _png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
-    """Width, height and rows of RGB(A) pixels of an 8-bit, non-interlaced PNG (Chromium's)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat, width, height, channels = 8, b"", 0, 0, 0
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, color = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and color in (2, 6)
-            channels = 3 if color == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw, stride, rows, previous = zlib.decompress(idat), width * channels, [], bytearray(width * channels)
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
-        for i in range(stride):
-            left = line[i - channels] if i >= channels else 0
-            up, corner = previous[i], previous[i - channels] if i >= channels else 0
-            if kind == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif kind == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif kind == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif kind == 4:
-                p = left + up - corner
-                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
-        rows.append(bytes(line))
-        previous = line
-    return width, height, [bytes(row[i : i + 3]) for row in rows for i in range(0, stride, channels)]
-
-
 def test_the_page_renders_in_a_real_browser(wandb_root: Path, tmp_path: Path) -> None:
     browser = require_browser()
     _, run_dir = _make_run(wandb_root)
     page = tmp_path / "page.html"
     assert _invoke(str(run_dir), "-o", str(page)).exit_code == 0
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            *base_flags(tmp_path / "profile"),
-            *OFFLINE_FLAGS,
-            f"--screenshot={shot}",
-            "--window-size=800,900",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=90,
-        check=True,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    width, height, pixels = _png_pixels(shot.read_bytes())
+    screenshot(browser, page, shot, 800, 900, tmp_path)
+    width, height, pixels = png_pixels(shot.read_bytes())
     assert (width, height) == (800, 900)
     background = max(set(pixels[::97]), key=pixels[::97].count)
     drawn = sum(1 for p in pixels if p != background)

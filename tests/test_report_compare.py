@@ -261,16 +261,11 @@ def test_the_runs_colours_outrank_the_single_run_pages_styles_in_one_tab() -> No
 
 
 def test_in_a_real_browser_each_run_has_its_colour_next_to_a_single_run_section(tmp_path: Path) -> None:
-    import os
-    import shutil
-
-    from test_report_cli import _png_pixels
+    from browser import png_pixels, require_browser, screenshot
 
     from flyteplugins.wandb._report import render_page, render_report
 
-    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-    if browser is None:
-        pytest.skip("no headless browser installed (Debian package: chromium); the page is not rendered")
+    browser = require_browser()
     ramp = [[1.0 - step / (40 + 40 * i) for step in range(40)] for i in range(2)]
     comparison = plan_comparison([digest("a", {"loss": ramp[0]}), digest("b", {"loss": ramp[1]})])
     # A parent's tab: the comparison, then a single-run section whose styles come later.
@@ -283,25 +278,8 @@ def test_in_a_real_browser_each_run_has_its_colour_next_to_a_single_run_section(
     page = tmp_path / "tab.html"
     page.write_text(render_page(render_comparison(comparison) + single))
     shot = tmp_path / "shot.png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={shot}",
-            "--window-size=900,900",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=90,
-        check=True,
-        env={**os.environ, "HOME": str(tmp_path)},
-    )
-    _, _, pixels = _png_pixels(shot.read_bytes())
+    screenshot(browser, page, shot, 900, 900, tmp_path)
+    _, _, pixels = png_pixels(shot.read_bytes())
 
     def near(colour: str) -> int:
         rgb = bytes.fromhex(colour[1:])
