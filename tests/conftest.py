@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,3 +140,20 @@ def requires_wandb(version: str, why: str) -> pytest.MarkDecorator:
         not _compat.wandb_at_least(version),
         reason=f"needs wandb>={version} ({why}); wandb {_compat.wandb_version()} is installed",
     )
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One run of ``python -m flyteplugins.wandb.demo`` from a fresh directory, as ``make demo`` does,
+    shared by the tests that read what it printed and wrote (none of them writes there)."""
+    cwd = tmp_path_factory.mktemp("demo")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "flyteplugins.wandb.demo"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return result, cwd

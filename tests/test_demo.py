@@ -58,19 +58,11 @@ def run_demo_process(cwd: Path, *args: str, **env: str) -> subprocess.CompletedP
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """One run of ``python -m flyteplugins.wandb.demo`` from a fresh directory, as ``make demo`` does."""
-    cwd = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "flyteplugins.wandb.demo"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result, cwd
+def demo(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The demo's one run in this test session (``demo_run``)."""
+    return demo_run
 
 
 def recorded(cwd: Path, run_id: str) -> OfflineRun:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,18 +15,9 @@ pytest.importorskip("pygal")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """One run of ``python -m flyteplugins.wandb.demo`` from a fresh directory, as ``make demo`` does."""
-    cwd = tmp_path_factory.mktemp("demo")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "FLYTEPLUGINS_WANDB_"))}
-    done = subprocess.run(
-        [sys.executable, "-m", "flyteplugins.wandb.demo"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def demo(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> tuple[str, Path]:
+    """The fan-out section of the demo's one run in this test session (``demo_run``), and its directory."""
+    done, cwd = demo_run
     assert done.returncode == 0, done.stderr
     return done.stdout.split("A fan-out compared", 1)[1], cwd
 
